@@ -1,0 +1,39 @@
+/*
+ * Small shared macros for runtime/ and io/: nothing here owns state.
+ */
+#ifndef WEFT_COMMON_H
+#define WEFT_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define container_of(ptr, type, member) \
+    ((type *)((char *)(ptr) - offsetof(type, member)))
+
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
+#define WEFT_CACHELINE 64
+#define WEFT_ALIGNED __attribute__((aligned(WEFT_CACHELINE)))
+
+#define WEFT_INTERNAL __attribute__((visibility("hidden")))
+
+/* Reports corrupted internal state (a weft bug, not a caller mistake). */
+_Noreturn void weft__panic(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+
+#define WEFT_ASSERT(cond)                                                     \
+    do {                                                                      \
+        if (unlikely(!(cond)))                                                \
+            weft__panic("%s: assertion '%s' failed (%s:%d)", __func__, #cond, \
+                        __FILE__, __LINE__);                                  \
+    } while (0)
+
+#define WEFT_NS_PER_MS INT64_C(1000000)
+#define WEFT_NS_PER_SEC INT64_C(1000000000)
+#define WEFT_NEVER INT64_MAX
+
+/* CLOCK_MONOTONIC in nanoseconds (vDSO, no syscall). */
+int64_t weft__now(void);
+
+#endif

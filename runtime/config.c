@@ -1,0 +1,230 @@
+/*
+ * Configuration parsing. Env var WEFT_FOO maps to weft_config_t field .foo;
+ * a set field wins over the variable. A bad value is an error naming it,
+ * never a silent default.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <sched.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int bad(const char *name, const char *value, const char *why)
+{
+    fprintf(stderr, "weft: invalid %s=\"%s\": %s\n", name, value, why);
+    return -EINVAL;
+}
+
+/* Parses a decimal unsigned integer with an optional K/M/G suffix. */
+static int parse_size(const char *s, bool suffixes, uint64_t *out)
+{
+    char *end;
+    unsigned long long v;
+
+    if (!*s || *s == '-' || *s == '+')
+        return -EINVAL;
+    errno = 0;
+    v = strtoull(s, &end, 10);
+    if (errno || end == s)
+        return -EINVAL;
+    if (suffixes && *end) {
+        unsigned shift = 0;
+
+        switch (*end) {
+        case 'k': case 'K': shift = 10; break;
+        case 'm': case 'M': shift = 20; break;
+        case 'g': case 'G': shift = 30; break;
+        default: return -EINVAL;
+        }
+        end++;
+        if (*end == 'i' || *end == 'I')
+            end++;
+        if (*end == 'b' || *end == 'B')
+            end++;
+        if (v > (UINT64_MAX >> shift))
+            return -EINVAL;
+        v <<= shift;
+    }
+    if (*end)
+        return -EINVAL;
+    *out = v;
+    return 0;
+}
+
+static int env_uint(const char *name, uint64_t lo, uint64_t hi,
+                    bool suffixes, uint64_t *out)
+{
+    const char *s = getenv(name);
+    uint64_t v;
+
+    if (!s)
+        return 0;
+    if (parse_size(s, suffixes, &v) < 0)
+        return bad(name, s, "not a non-negative integer");
+    if (v < lo || v > hi) {
+        char why[96];
+
+        snprintf(why, sizeof(why), "out of range [%llu, %llu]",
+                 (unsigned long long)lo, (unsigned long long)hi);
+        return bad(name, s, why);
+    }
+    *out = v;
+    return 0;
+}
+
+static int env_bool(const char *name, bool *out)
+{
+    const char *s = getenv(name);
+
+    if (!s)
+        return 0;
+    if (!strcmp(s, "1") || !strcasecmp(s, "true") || !strcasecmp(s, "yes") ||
+        !strcasecmp(s, "on")) {
+        *out = true;
+        return 0;
+    }
+    if (!strcmp(s, "0") || !strcasecmp(s, "false") || !strcasecmp(s, "no") ||
+        !strcasecmp(s, "off") || !*s) {
+        *out = false;
+        return 0;
+    }
+    return bad(name, s, "expected 1/0, true/false, yes/no or on/off");
+}
+
+static int parse_io(const char *name, const char *s, enum weft__io_kind *out)
+{
+    if (!strcmp(s, "uring") || !strcmp(s, "io_uring"))
+        *out = IO_URING;
+    else if (!strcmp(s, "epoll"))
+        *out = IO_EPOLL;
+    else
+        return bad(name, s, "expected \"uring\" or \"epoll\"");
+    return 0;
+}
+
+unsigned weft__config_cpus(void)
+{
+    cpu_set_t set;
+    int n;
+
+    if (sched_getaffinity(0, sizeof(set), &set) != 0)
+        return 1;
+    n = CPU_COUNT(&set);
+    return n > 0 ? (unsigned)n : 1;
+}
+
+static void set_defaults(struct weft__config *c)
+{
+    *c = (struct weft__config){
+        .workers = weft__config_cpus(),
+        .stack_size = 256 * 1024,
+        .io = IO_URING,
+        .ring_entries = 256,
+        .blocking_threads = 64,
+        .blocking_keepalive_ms = 10000,
+    };
+}
+
+static int read_env(struct weft__config *c)
+{
+    uint64_t v;
+    const char *io = getenv("WEFT_IO");
+    int ret = 0;
+
+    v = c->workers;
+    ret = ret ?: env_uint("WEFT_WORKERS", 1, WEFT_MAX_WORKERS, false, &v);
+    c->workers = (unsigned)v;
+    v = c->stack_size;
+    ret = ret ?: env_uint("WEFT_STACK_SIZE", WEFT_MIN_STACK, 1ull << 30, true,
+                          &v);
+    c->stack_size = (size_t)v;
+    v = c->ring_entries;
+    ret = ret ?: env_uint("WEFT_RING_ENTRIES", 1, 32768, false, &v);
+    if (!ret && (v & (v - 1)))
+        ret = bad("WEFT_RING_ENTRIES", getenv("WEFT_RING_ENTRIES"),
+                  "not a power of two");
+    c->ring_entries = (unsigned)v;
+    v = c->blocking_threads;
+    ret = ret ?: env_uint("WEFT_BLOCKING_THREADS", 1, 65536, false, &v);
+    c->blocking_threads = (unsigned)v;
+    v = c->blocking_keepalive_ms;
+    ret = ret ?: env_uint("WEFT_BLOCKING_KEEPALIVE_MS", 0, INT32_MAX, false,
+                          &v);
+    c->blocking_keepalive_ms = (unsigned)v;
+    ret = ret ?: env_bool("WEFT_PIN", &c->pin);
+    ret = ret ?: env_bool("WEFT_DEBUG", &c->debug);
+    ret = ret ?: env_bool("WEFT_SQPOLL", &c->sqpoll);
+    if (!ret && io)
+        ret = parse_io("WEFT_IO", io, &c->io);
+    return ret;
+}
+
+static bool flag_of(enum weft_flag f, bool dflt)
+{
+    return f == WEFT_FLAG_UNSET ? dflt : f == WEFT_FLAG_ON;
+}
+
+static int check_field(const char *name, uint64_t v, uint64_t lo, uint64_t hi)
+{
+    char val[32];
+
+    if (v >= lo && v <= hi)
+        return 0;
+    snprintf(val, sizeof(val), "%llu", (unsigned long long)v);
+    return bad(name, val, "out of range");
+}
+
+static int apply_user(struct weft__config *c, const weft_config_t *u)
+{
+    int ret = 0;
+
+    if (u->workers)
+        ret = ret ?: check_field("config.workers", u->workers, 1,
+                                 WEFT_MAX_WORKERS);
+    if (u->stack_size)
+        ret = ret ?: check_field("config.stack_size", u->stack_size,
+                                 WEFT_MIN_STACK, 1ull << 30);
+    if (u->ring_entries)
+        ret = ret ?: check_field("config.ring_entries", u->ring_entries, 1,
+                                 32768);
+    if (!ret && u->ring_entries & (u->ring_entries - 1))
+        ret = check_field("config.ring_entries", u->ring_entries, 1, 0);
+    if (u->io)
+        ret = ret ?: parse_io("config.io", u->io, &c->io);
+    if (u->pin > WEFT_FLAG_OFF || u->debug > WEFT_FLAG_OFF ||
+        u->sqpoll > WEFT_FLAG_OFF)
+        ret = ret ?: bad("config", "flag", "a weft_flag is out of range");
+    if (ret)
+        return ret;
+    c->workers = u->workers ?: c->workers;
+    c->stack_size = u->stack_size ?: c->stack_size;
+    c->ring_entries = u->ring_entries ?: c->ring_entries;
+    c->blocking_threads = u->blocking_threads ?: c->blocking_threads;
+    c->blocking_keepalive_ms = u->blocking_keepalive_ms ?:
+                               c->blocking_keepalive_ms;
+    c->pin = flag_of(u->pin, c->pin);
+    c->debug = flag_of(u->debug, c->debug);
+    c->sqpoll = flag_of(u->sqpoll, c->sqpoll);
+    return 0;
+}
+
+int weft__config_resolve(struct weft__config *out, const weft_config_t *user)
+{
+    int ret;
+
+    set_defaults(out);
+    ret = read_env(out);
+    if (!ret && user)
+        ret = apply_user(out, user);
+    return ret;
+}
+
+void weft_config_init(weft_config_t *cfg)
+{
+    if (cfg)
+        memset(cfg, 0, sizeof(*cfg));
+}

@@ -1,0 +1,41 @@
+/*
+ * The resolved configuration of a runtime: defaults, then WEFT_* environment
+ * variables, then the fields a caller set in weft_config_t. Read once at
+ * start; read-only afterwards.
+ */
+#ifndef WEFT_CONFIG_H
+#define WEFT_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "weft.h"
+
+enum weft__io_kind { IO_URING, IO_EPOLL };
+
+struct weft__config {
+    unsigned workers;
+    size_t stack_size;
+    bool pin;
+    bool debug;
+    enum weft__io_kind io;
+    unsigned ring_entries;
+    bool sqpoll;
+    unsigned blocking_threads;
+    unsigned blocking_keepalive_ms;
+};
+
+#define WEFT_MIN_STACK (16u * 1024)
+#define WEFT_MAX_WORKERS 1024u
+
+/*
+ * Fills out from the environment and user (which may be NULL). An invalid
+ * value prints a message naming the variable (or field) and the value, and
+ * returns -EINVAL.
+ */
+int weft__config_resolve(struct weft__config *out, const weft_config_t *user);
+
+/* The CPUs in the calling thread's affinity mask (at least 1). */
+unsigned weft__config_cpus(void);
+
+#endif

@@ -1,0 +1,138 @@
+/*
+ * Local run queue; see runq.h for who may touch what.
+ *
+ * Indexes are free-running uint32 counters; slot = index % CAP. tail - head
+ * is the length as long as it never exceeds CAP, which push guarantees by
+ * reading head with acquire before writing a slot: a slot is reused only after
+ * the CAS that moved head past it, so no stealer still needs its old value
+ * (one that does will fail its CAS and retry).
+ */
+#include "runq.h"
+
+#include "task.h"
+
+#define MASK (WEFT_RUNQ_CAP - 1)
+
+_Static_assert((WEFT_RUNQ_CAP & MASK) == 0, "WEFT_RUNQ_CAP: power of two");
+
+void weft__runq_init(struct weft__runq *q)
+{
+    atomic_init(&q->head, 0);
+    atomic_init(&q->tail, 0);
+    for (uint32_t i = 0; i < WEFT_RUNQ_CAP; i++)
+        atomic_init(&q->buf[i], NULL);
+}
+
+bool weft__runq_push(struct weft__runq *q, struct weft_task *t)
+{
+    /* acquire: pairs with the head CAS in pop/steal, so the slot is free. */
+    uint32_t h = atomic_load_explicit(&q->head, memory_order_acquire);
+    uint32_t tl = atomic_load_explicit(&q->tail, memory_order_relaxed);
+
+    if (tl - h >= WEFT_RUNQ_CAP)
+        return false;
+    atomic_store_explicit(&q->buf[tl & MASK], t, memory_order_relaxed);
+    /* release: publishes the slot to stealers' acquire load of tail. */
+    atomic_store_explicit(&q->tail, tl + 1, memory_order_release);
+    return true;
+}
+
+uint32_t weft__runq_spill(struct weft__runq *q, struct weft_task *t,
+                          struct weft_task **first, struct weft_task **last)
+{
+    uint32_t h = atomic_load_explicit(&q->head, memory_order_acquire);
+    uint32_t tl = atomic_load_explicit(&q->tail, memory_order_relaxed);
+    uint32_t n = (tl - h) / 2;
+    struct weft_task *batch[WEFT_RUNQ_CAP / 2 + 1];
+
+    if (n == 0)
+        return 0;
+    for (uint32_t i = 0; i < n; i++)
+        batch[i] = atomic_load_explicit(&q->buf[(h + i) & MASK],
+                                        memory_order_relaxed);
+    /* The CAS claims the batch against stealers racing for the same slots. */
+    if (!atomic_compare_exchange_strong_explicit(&q->head, &h, h + n,
+                                                 memory_order_acq_rel,
+                                                 memory_order_acquire))
+        return 0;
+    batch[n] = t;
+    for (uint32_t i = 0; i < n; i++)
+        batch[i]->next = batch[i + 1];
+    t->next = NULL;
+    *first = batch[0];
+    *last = t;
+    return n + 1;
+}
+
+struct weft_task *weft__runq_pop(struct weft__runq *q)
+{
+    uint32_t h = atomic_load_explicit(&q->head, memory_order_acquire);
+
+    for (;;) {
+        uint32_t tl = atomic_load_explicit(&q->tail, memory_order_relaxed);
+        struct weft_task *t;
+
+        if (h == tl)
+            return NULL;
+        t = atomic_load_explicit(&q->buf[h & MASK], memory_order_relaxed);
+        /* acq_rel: the owner races stealers for slot h. */
+        if (atomic_compare_exchange_weak_explicit(&q->head, &h, h + 1,
+                                                  memory_order_acq_rel,
+                                                  memory_order_acquire))
+            return t;
+    }
+}
+
+/* Copies half of src into dst's free slots; returns the count claimed. */
+static uint32_t grab_half(struct weft__runq *src, struct weft__runq *dst,
+                          uint32_t dst_tail)
+{
+    for (;;) {
+        uint32_t h = atomic_load_explicit(&src->head, memory_order_acquire);
+        /* acquire: pairs with the release store of tail in push. */
+        uint32_t tl = atomic_load_explicit(&src->tail, memory_order_acquire);
+        uint32_t n = tl - h;
+
+        n -= n / 2;
+        if (n == 0)
+            return 0;
+        if (n > WEFT_RUNQ_CAP / 2 + 1)
+            continue; /* h and tl read at different times; retry */
+        for (uint32_t i = 0; i < n; i++) {
+            struct weft_task *t = atomic_load_explicit(
+                &src->buf[(h + i) & MASK], memory_order_relaxed);
+
+            atomic_store_explicit(&dst->buf[(dst_tail + i) & MASK], t,
+                                  memory_order_relaxed);
+        }
+        if (atomic_compare_exchange_strong_explicit(&src->head, &h, h + n,
+                                                    memory_order_acq_rel,
+                                                    memory_order_acquire))
+            return n;
+    }
+}
+
+struct weft_task *weft__runq_steal(struct weft__runq *src,
+                                   struct weft__runq *dst)
+{
+    uint32_t tl = atomic_load_explicit(&dst->tail, memory_order_relaxed);
+    uint32_t n = grab_half(src, dst, tl);
+    struct weft_task *t;
+
+    if (n == 0)
+        return NULL;
+    n--;
+    t = atomic_load_explicit(&dst->buf[(tl + n) & MASK], memory_order_relaxed);
+    if (n)
+        /* release: publishes the copied slots, as in push. */
+        atomic_store_explicit(&dst->tail, tl + n, memory_order_release);
+    return t;
+}
+
+uint32_t weft__runq_len(const struct weft__runq *q)
+{
+    uint32_t h = atomic_load_explicit(&q->head, memory_order_acquire);
+    uint32_t tl = atomic_load_explicit(&q->tail, memory_order_acquire);
+
+    return tl - h;
+}

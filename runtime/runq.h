@@ -1,0 +1,61 @@
+/*
+ * A worker's local run queue: a bounded ring that only its owner pushes to
+ * and that any worker may steal half of (the design of Go's runq and Tokio's
+ * local queue).
+ *
+ * Who touches what:
+ *   tail: written by the owner only (release), read by stealers (acquire).
+ *   head: advanced by CAS by the owner (pop) and by stealers (steal).
+ *   buf:  slot i is written by the owner only while i is outside
+ *         [head, tail); stealers read [head, tail) before their CAS on head
+ *         validates the read. Slots are relaxed atomics because a stealer
+ *         whose CAS is about to fail may read a slot the owner is reusing.
+ */
+#ifndef WEFT_RUNQ_H
+#define WEFT_RUNQ_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common.h"
+
+#ifndef WEFT_RUNQ_CAP
+#define WEFT_RUNQ_CAP 256 /* a power of two; test builds shrink it */
+#endif
+
+struct weft_task;
+
+struct weft__runq {
+    _Atomic uint32_t head WEFT_ALIGNED;
+    _Atomic uint32_t tail WEFT_ALIGNED;
+    _Atomic(struct weft_task *) buf[WEFT_RUNQ_CAP];
+};
+
+void weft__runq_init(struct weft__runq *q);
+
+/* Owner only. False when full: the caller spills with weft__runq_spill. */
+bool weft__runq_push(struct weft__runq *q, struct weft_task *t);
+
+/*
+ * Owner only, when push failed: takes half of the queue plus t and links them
+ * through task->next into a batch for the injection queue. Returns the
+ * count, or 0 if a stealer emptied the queue meanwhile (then push again).
+ */
+uint32_t weft__runq_spill(struct weft__runq *q, struct weft_task *t,
+                          struct weft_task **first, struct weft_task **last);
+
+/* Owner only. */
+struct weft_task *weft__runq_pop(struct weft__runq *q);
+
+/*
+ * Called by `dst`'s owner with dst empty: moves half of src (rounded up)
+ * into dst and returns one of the moved tasks to run now, or NULL.
+ */
+struct weft_task *weft__runq_steal(struct weft__runq *src,
+                                   struct weft__runq *dst);
+
+/* Any thread; a snapshot. */
+uint32_t weft__runq_len(const struct weft__runq *q);
+
+#endif

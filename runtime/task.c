@@ -1,0 +1,440 @@
+/*
+ * Tasks: spawning, the state machine of task.h, joining, detaching and
+ * cancelling.
+ *
+ * Lifetime: a task struct is released when both its run has finished and its
+ * handle (if one was given out) has been joined or detached. HANDLE_HELD and
+ * HANDLE_DONE in t->handle record the two; whoever sets the second bit frees
+ * the struct. A task spawned without a handle skips that RMW entirely.
+ *
+ * Cancellation is edge-triggered, as in asyncio: weft_cancel() sets
+ * t->cancel and wakes t; the first suspension point that takes the request
+ * returns -ECANCELED. A task that never started finishes with -ECANCELED
+ * without running.
+ */
+#include "task.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "config.h"
+#include "mem.h"
+#include "runtime.h"
+#include "stack.h"
+#include "worker.h"
+
+struct weft_task *weft__task_current(void)
+{
+    struct worker *w = weft__worker_current();
+
+    return w ? w->current : NULL;
+}
+
+void weft__task_park(struct weft_task *t, enum weft__why why,
+                     const void *where)
+{
+    uint32_t s = TASK_RUNNING | TASK_NOTIFIED;
+
+    t->why = (uint8_t)why;
+    t->where = where;
+    /* Already woken since it last ran: consume the wake without a switch.
+     * acquire: pairs with the release in weft__task_wake(). */
+    if (!atomic_compare_exchange_strong_explicit(&t->state, &s, TASK_RUNNING,
+                                                 memory_order_acquire,
+                                                 memory_order_relaxed))
+        weft__worker_switch_out(weft__worker_current(), SWITCH_PARK);
+    t->why = WHY_NONE;
+}
+
+void weft__task_wake(struct weft_task *t)
+{
+    uint32_t s = atomic_load_explicit(&t->state, memory_order_acquire);
+
+    for (;;) {
+        if (s == TASK_IDLE) {
+            /* acq_rel: acquire pairs with the release CAS to IDLE in the
+             * worker (the fiber is fully switched out); release publishes
+             * our own writes to the task. */
+            if (atomic_compare_exchange_weak_explicit(
+                    &t->state, &s, TASK_SCHED, memory_order_acq_rel,
+                    memory_order_acquire)) {
+                weft__worker_enqueue(weft__worker_current(), t, true);
+                return;
+            }
+        } else if (s == TASK_RUNNING) {
+            /* release: pairs with the acquire in weft__task_park() or the
+             * worker's failed CAS to IDLE. */
+            if (atomic_compare_exchange_weak_explicit(
+                    &t->state, &s, TASK_RUNNING | TASK_NOTIFIED,
+                    memory_order_release, memory_order_acquire))
+                return;
+        } else {
+            return; /* queued, already notified, done or free */
+        }
+    }
+}
+
+bool weft__task_take_cancel(struct weft_task *t)
+{
+    if (likely(!atomic_load_explicit(&t->cancel, memory_order_relaxed)))
+        return false;
+    /* acquire: pairs with the release in weft_cancel(). */
+    return atomic_exchange_explicit(&t->cancel, false, memory_order_acquire);
+}
+
+void weft__task_restore_cancel(struct weft_task *t)
+{
+    atomic_store_explicit(&t->cancel, true, memory_order_relaxed);
+}
+
+int weft__task_block(struct weft_task *t, bool (*done)(void *), void *arg,
+                     int64_t deadline, enum weft__why why, const void *where)
+{
+    bool armed = false;
+    int ret = 0;
+
+    for (;;) {
+        if (done(arg))
+            break;
+        if (weft__task_take_cancel(t)) {
+            ret = -ECANCELED;
+            break;
+        }
+        if (deadline != WEFT_NEVER && !armed) {
+            if (weft__now() >= deadline) {
+                ret = -ETIMEDOUT;
+                break;
+            }
+            ret = weft__timer_arm(&weft__worker_current()->timers, t,
+                                  deadline);
+            if (ret < 0)
+                break;
+            armed = true;
+        } else if (armed && atomic_load_explicit(&t->timer.fired,
+                                                 memory_order_acquire)) {
+            ret = -ETIMEDOUT;
+            break;
+        }
+        weft__task_park(t, why, where);
+    }
+    if (armed)
+        weft__timer_disarm(t);
+    return ret;
+}
+
+/* ---- allocation ---------------------------------------------------------- */
+
+static struct weft_task *task_alloc(struct worker *w)
+{
+    struct weft_task *t = w->free_tasks;
+
+    if (likely(t)) {
+        w->free_tasks = t->next;
+        w->nfree_tasks--;
+        return t;
+    }
+    t = weft__zalloc(sizeof(*t));
+    if (!t)
+        return NULL;
+    weft__spin_init(&t->join_lock);
+    t->timer.index = TIMER_UNQUEUED;
+    weft__runtime_register(w->rt, t);
+    return t;
+}
+
+void weft__task_free(struct weft_task *t)
+{
+    struct worker *w = weft__worker_current();
+
+    atomic_store_explicit(&t->state, TASK_FREE, memory_order_relaxed);
+    if (w && w->rt == t->rt) {
+        t->next = w->free_tasks;
+        w->free_tasks = t;
+        w->nfree_tasks++;
+        return;
+    }
+    pthread_mutex_lock(&t->rt->reg_lock);
+    t->next = t->rt->orphans;
+    t->rt->orphans = t;
+    pthread_mutex_unlock(&t->rt->reg_lock);
+}
+
+static void task_init(struct weft_task *t, struct runtime *rt, weft_fn_t fn,
+                      void *arg, const weft_spawn_opts_t *opts)
+{
+    t->fn = fn;
+    t->arg = arg;
+    t->rt = rt;
+    t->stack = NULL;
+    t->result = 0;
+    t->started = false;
+    t->why = WHY_NONE;
+    t->where = NULL;
+    t->scope_deadline = WEFT_NEVER;
+    t->stack_size = opts ? opts->stack_size : 0;
+    t->name[0] = '\0';
+    if (opts && opts->name)
+        snprintf(t->name, sizeof(t->name), "%s", opts->name);
+    t->joiners = NULL;
+    atomic_store_explicit(&t->cancel, false, memory_order_relaxed);
+    atomic_store_explicit(&t->shutdown_seen, false, memory_order_relaxed);
+    atomic_store_explicit(&t->state, TASK_SCHED, memory_order_relaxed);
+}
+
+/* ---- the task body and its end ------------------------------------------- */
+
+void weft__task_entry(void *arg)
+{
+    struct weft_task *t = arg;
+    struct worker *w;
+
+    weft__fiber_entered(&t->fiber);
+    t->result = t->fn(t->arg);
+    w = weft__worker_current();
+    w->reason = SWITCH_EXIT;
+    weft__fiber_exit_to(&t->fiber, &w->sched);
+}
+
+static void report_failure(const struct weft_task *t, const char *how)
+{
+    if (!t->rt->cfg.debug || t->result >= 0 || t->result == -ECANCELED)
+        return;
+    fprintf(stderr,
+            "weft: task '%s' (%p) failed with %d (%s) and %s\n",
+            t->name, (const void *)t, t->result, strerror(-t->result), how);
+}
+
+static void wake_joiners(struct weft_task *t)
+{
+    struct weft__join_waiter *j;
+
+    weft__spin_lock(&t->join_lock);
+    /* release: pairs with the acquire load of state in join. */
+    atomic_store_explicit(&t->state, TASK_DONE, memory_order_release);
+    j = t->joiners;
+    t->joiners = NULL;
+    weft__spin_unlock(&t->join_lock);
+    while (j) {
+        struct weft__join_waiter *next = j->next;
+        struct weft_task *jt = j->task;
+
+        /* After this store the waiter's stack frame may be gone. */
+        atomic_store_explicit(&j->done, true, memory_order_release);
+        weft__task_wake(jt);
+        j = next;
+    }
+}
+
+void weft__task_finish(struct worker *w, struct weft_task *t)
+{
+    uint32_t prev;
+
+    if (t->stack) {
+        weft__fiber_destroy(&t->fiber);
+        weft__stack_put(&w->rt->stacks, &w->stacks, t->stack);
+        t->stack = NULL;
+    }
+    atomic_store_explicit(&w->stats.finished,
+                          atomic_load_explicit(&w->stats.finished,
+                                               memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    if (t->detached_at_spawn) {
+        report_failure(t, "was detached");
+        weft__task_free(t);
+        return;
+    }
+    wake_joiners(t);
+    /* acq_rel: pairs with the RMW in release_handle(). */
+    prev = atomic_fetch_or_explicit(&t->handle, HANDLE_DONE,
+                                    memory_order_acq_rel);
+    if (!(prev & HANDLE_HELD)) {
+        report_failure(t, "was detached");
+        weft__task_free(t);
+    }
+}
+
+/* Drops the handle; frees t if its run has also ended. */
+static void release_handle(struct weft_task *t, bool report)
+{
+    uint32_t prev = atomic_fetch_and_explicit(&t->handle, ~HANDLE_HELD,
+                                              memory_order_acq_rel);
+
+    if (prev & HANDLE_DONE) {
+        if (report)
+            report_failure(t, "was detached");
+        weft__task_free(t);
+    }
+}
+
+/* ---- public API ---------------------------------------------------------- */
+
+int weft_spawn_ex(weft_task_t **out, weft_fn_t fn, void *arg,
+                  const weft_spawn_opts_t *opts)
+{
+    struct worker *w = weft__worker_current();
+    struct weft_task *t;
+
+    if (!w || !w->current)
+        return -EPERM;
+    if (!fn || (opts && opts->stack_size && opts->stack_size < WEFT_MIN_STACK))
+        return -EINVAL;
+    t = task_alloc(w);
+    if (!t)
+        return -ENOMEM;
+    task_init(t, w->rt, fn, arg, opts);
+    t->detached_at_spawn = !out;
+    atomic_store_explicit(&t->handle, out ? HANDLE_HELD : 0,
+                          memory_order_relaxed);
+    atomic_store_explicit(&w->stats.spawned,
+                          atomic_load_explicit(&w->stats.spawned,
+                                               memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    if (out)
+        *out = t;
+    weft__worker_enqueue(w, t, true);
+    return 0;
+}
+
+int weft_spawn(weft_task_t **out, weft_fn_t fn, void *arg)
+{
+    return weft_spawn_ex(out, fn, arg, NULL);
+}
+
+bool weft__task_add_joiner(struct weft_task *t, struct weft__join_waiter *j)
+{
+    bool added = false;
+
+    weft__spin_lock(&t->join_lock);
+    if (atomic_load_explicit(&t->state, memory_order_relaxed) != TASK_DONE) {
+        j->next = t->joiners;
+        t->joiners = j;
+        added = true;
+    }
+    weft__spin_unlock(&t->join_lock);
+    return added;
+}
+
+bool weft__task_remove_joiner(struct weft_task *t, struct weft__join_waiter *j)
+{
+    struct weft__join_waiter **p;
+    bool removed = false;
+
+    weft__spin_lock(&t->join_lock);
+    for (p = &t->joiners; *p; p = &(*p)->next) {
+        if (*p == j) {
+            *p = j->next;
+            removed = true;
+            break;
+        }
+    }
+    weft__spin_unlock(&t->join_lock);
+    return removed;
+}
+
+static bool joiner_done(void *arg)
+{
+    struct weft__join_waiter *j = arg;
+
+    /* acquire: pairs with the release in wake_joiners(). */
+    return atomic_load_explicit(&j->done, memory_order_acquire);
+}
+
+bool weft__task_is_done(const struct weft_task *t)
+{
+    return atomic_load_explicit(&((struct weft_task *)t)->state,
+                                memory_order_acquire) == TASK_DONE;
+}
+
+int weft__task_wait_done(struct weft_task *self, struct weft_task *t,
+                         int64_t deadline, bool pass_cancel,
+                         const void *where)
+{
+    struct weft__join_waiter j = { .task = self };
+    int ret;
+
+    atomic_init(&j.done, false);
+    if (weft__task_is_done(t) || !weft__task_add_joiner(t, &j))
+        return 0;
+    for (;;) {
+        ret = weft__task_block(self, joiner_done, &j, deadline, WHY_JOIN,
+                               where);
+        if (ret == 0 || !pass_cancel)
+            break;
+        /* Awaiting a task passes our cancellation (or an expired scope)
+         * on to it, and still waits for it to end. */
+        weft_cancel(t);
+        deadline = WEFT_NEVER;
+    }
+    if (ret < 0 && !weft__task_remove_joiner(t, &j)) {
+        /* t finished while we gave up: the wait succeeded after all. */
+        while (!joiner_done(&j))
+            weft__cpu_relax();
+        if (ret == -ECANCELED)
+            weft__task_restore_cancel(self);
+        ret = 0;
+    }
+    return ret;
+}
+
+int weft_join(weft_task_t *t)
+{
+    struct weft_task *self = weft__task_current();
+    int result;
+
+    if (!self)
+        return -EPERM;
+    if (!t)
+        return -EINVAL;
+    if (t == self)
+        return -EDEADLK;
+    weft__task_wait_done(self, t, WEFT_NEVER, true,
+                         __builtin_return_address(0));
+    result = t->result;
+    release_handle(t, false);
+    return result;
+}
+
+int weft_detach(weft_task_t *t)
+{
+    if (!t)
+        return -EINVAL;
+    release_handle(t, true);
+    return 0;
+}
+
+int weft_cancel(weft_task_t *t)
+{
+    if (!t)
+        return -EINVAL;
+    /* release: pairs with the acquire in weft__task_take_cancel(). */
+    atomic_store_explicit(&t->cancel, true, memory_order_release);
+    weft__task_wake(t);
+    return 0;
+}
+
+int weft_yield(void)
+{
+    struct worker *w = weft__worker_current();
+    struct weft_task *t = w ? w->current : NULL;
+
+    if (!t)
+        return -EPERM;
+    t->why = WHY_YIELD;
+    t->where = __builtin_return_address(0);
+    weft__worker_switch_out(w, SWITCH_YIELD);
+    t->why = WHY_NONE;
+    return weft__task_take_cancel(t) ? -ECANCELED : 0;
+}
+
+weft_task_t *weft_self(void)
+{
+    return weft__task_current();
+}
+
+const char *weft_task_name(const weft_task_t *t)
+{
+    if (!t)
+        t = weft__task_current();
+    return t ? t->name : "";
+}

@@ -1,0 +1,181 @@
+/*
+ * Tasks: a fiber plus the state machine that decides who may run it.
+ *
+ * This header is also the whole interface io/ and the sync primitives use to
+ * suspend and resume tasks: weft__task_park(), weft__task_wake() and the
+ * weft__task_block() loop built on them.
+ *
+ * The suspend/wake protocol (the race it prevents: a waker pushing a task
+ * into a run queue while its fiber is still executing on the old worker's
+ * stack, so that two threads run on one stack):
+ *
+ *   state   meaning                                  who moves it on
+ *   SCHED   in a run queue (or being handed to one)  the worker that runs it
+ *   RUNNING on a worker's CPU, its stack in use      the task, its worker
+ *   IDLE    parked, switched off its stack           weft__task_wake()
+ *   DONE    finished                                 nobody
+ *   RUNNING|NOTIFIED: woken while still running      its worker after switch
+ *
+ * A task parks by switching to its worker's scheduler fiber; only there, off
+ * the task's stack, does the worker CAS RUNNING -> IDLE (release). A waker
+ * that sees IDLE wins the CAS IDLE -> SCHED (acquire) and alone enqueues the
+ * task; a waker that sees RUNNING sets NOTIFIED instead, and the worker's CAS
+ * to IDLE then fails and it requeues the task itself. So a wake is never
+ * lost and a task is in at most one run queue. Wakes may be spurious (a
+ * stale waker, a recycled task struct): every wait loops on its condition.
+ *
+ * Task structs are never unmapped while their runtime lives (they are kept
+ * in a registry and recycled through per-worker caches), which is what makes
+ * a stale wake harmless.
+ */
+#ifndef WEFT_TASK_H
+#define WEFT_TASK_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common.h"
+#include "fiber.h"
+#include "spin.h"
+#include "timer.h"
+#include "weft.h"
+
+struct worker;
+struct runtime;
+struct stack;
+
+enum task_state {
+    TASK_FREE = 0,
+    TASK_SCHED = 1,
+    TASK_RUNNING = 2,
+    TASK_IDLE = 3,
+    TASK_DONE = 4,
+    TASK_NOTIFIED = 8, /* or'ed onto RUNNING */
+};
+
+/* Why a task is suspended: shown in task dumps. */
+enum weft__why {
+    WHY_NONE = 0,
+    WHY_YIELD,
+    WHY_SLEEP,
+    WHY_JOIN,
+    WHY_IO,
+    WHY_SYNC,
+    WHY_QUEUE,
+    WHY_FUTURE,
+    WHY_BLOCKING,
+    WHY_SIGNAL,
+};
+
+/* Handle bits in weft_task.handle. */
+#define HANDLE_HELD 1u  /* a weft_task_t handle is outstanding */
+#define HANDLE_DONE 2u  /* the task has finished */
+
+/* One joiner; lives on the joiner's stack while it waits. */
+struct weft__join_waiter {
+    struct weft__join_waiter *next;
+    struct weft_task *task;
+    atomic_bool done;
+};
+
+#define TASK_NAME_MAX 32
+
+struct weft_task {
+    /* Whoever runs the task (the worker that moved it to RUNNING). */
+    struct fiber fiber;
+    struct stack *stack;
+    int result;
+    bool started;
+    uint8_t why;             /* enum weft__why of the current suspension */
+    const void *where;       /* return address of the suspending call */
+    int64_t scope_deadline;  /* innermost timeout scope, WEFT_NEVER if none */
+
+    /* Set at spawn, read-only while the task lives. */
+    weft_fn_t fn;
+    void *arg;
+    struct runtime *rt;
+    size_t stack_size;       /* 0: the runtime default */
+    bool detached_at_spawn;  /* no handle was ever given out */
+    char name[TASK_NAME_MAX];
+
+    /* Queue link: run queue spill batches, injection queue, free caches. */
+    struct weft_task *next;
+
+    /* Any thread, atomic. */
+    _Atomic uint32_t state;  /* enum task_state, see the protocol above */
+    _Atomic uint32_t handle; /* HANDLE_* bits */
+    atomic_bool cancel;      /* a cancellation request not yet delivered */
+    atomic_bool shutdown_seen; /* cancelled once by the runtime's shutdown */
+
+    /* Joiners, under join_lock. */
+    struct weft__spin join_lock;
+    struct weft__join_waiter *joiners;
+
+    struct weft__timer timer;
+
+    /* Registry of every task struct of the runtime; under its lock. */
+    struct weft_task *all_next;
+};
+
+/* The running task, or NULL outside a task. */
+struct weft_task *weft__task_current(void);
+
+/*
+ * Suspends the running task until someone calls weft__task_wake() on it.
+ * May return spuriously: callers loop on their own condition.
+ */
+void weft__task_park(struct weft_task *t, enum weft__why why,
+                     const void *where);
+
+/* Makes t runnable if it is parked; any thread, any time. */
+void weft__task_wake(struct weft_task *t);
+
+/* Consumes t's pending cancellation request, if any. */
+bool weft__task_take_cancel(struct weft_task *t);
+
+/* Puts back a request taken by a wait that completed anyway. */
+void weft__task_restore_cancel(struct weft_task *t);
+
+/*
+ * The suspension loop every wait is built on: parks t until done(arg) is
+ * true, the deadline (or an enclosing timeout scope) passes, or t is
+ * cancelled. Returns 0, -ETIMEDOUT or -ECANCELED. On -ETIMEDOUT or
+ * -ECANCELED the caller must still withdraw from whatever it waited on, and
+ * treat a wait that completed meanwhile as a success (restoring the cancel).
+ */
+int weft__task_block(struct weft_task *t, bool (*done)(void *), void *arg,
+                     int64_t deadline, enum weft__why why, const void *where);
+
+/* True once t has finished. Any thread. */
+bool weft__task_is_done(const struct weft_task *t);
+
+/*
+ * Joiner lists, for waits on several tasks: add returns false if t already
+ * finished (j will not fire); remove returns false if j already fired or is
+ * about to (its `done` becomes true shortly).
+ */
+bool weft__task_add_joiner(struct weft_task *t, struct weft__join_waiter *j);
+bool weft__task_remove_joiner(struct weft_task *t,
+                              struct weft__join_waiter *j);
+
+/*
+ * Waits until t finishes, the deadline passes (-ETIMEDOUT) or self is
+ * cancelled (-ECANCELED). With pass_cancel, a cancellation or expiry is
+ * passed on to t with weft_cancel and the wait goes on until t ends (returns
+ * 0). Does not release the handle.
+ */
+int weft__task_wait_done(struct weft_task *self, struct weft_task *t,
+                         int64_t deadline, bool pass_cancel,
+                         const void *where);
+
+/* Called by the scheduler: the task body, run on the task's fiber. */
+void weft__task_entry(void *arg);
+
+/* Called by the scheduler after t switched off its stack for the last time. */
+void weft__task_finish(struct worker *w, struct weft_task *t);
+
+/* Releases a task struct whose handle and run have both ended. */
+void weft__task_free(struct weft_task *t);
+
+#endif

@@ -1,0 +1,218 @@
+/*
+ * Per-worker timer heaps and the sleep calls; see timer.h for the protocol.
+ */
+#include "timer.h"
+
+#include <errno.h>
+
+#include "common.h"
+#include "mem.h"
+#include "task.h"
+#include "worker.h"
+
+int weft__timers_init(struct weft__timers *h)
+{
+    weft__spin_init(&h->lock);
+    h->n = 0;
+    h->cap = 64;
+    h->heap = weft__alloc(h->cap * sizeof(*h->heap));
+    atomic_init(&h->earliest, WEFT_NEVER);
+    return h->heap ? 0 : -ENOMEM;
+}
+
+void weft__timers_fini(struct weft__timers *h)
+{
+    weft__free(h->heap, h->cap * sizeof(*h->heap));
+    h->heap = NULL;
+}
+
+static void place(struct weft__timers *h, uint32_t i, struct weft__timer *tm)
+{
+    h->heap[i] = tm;
+    tm->index = i;
+}
+
+static void sift_up(struct weft__timers *h, uint32_t i)
+{
+    struct weft__timer *tm = h->heap[i];
+
+    while (i > 0) {
+        uint32_t parent = (i - 1) / 2;
+
+        if (h->heap[parent]->deadline <= tm->deadline)
+            break;
+        place(h, i, h->heap[parent]);
+        i = parent;
+    }
+    place(h, i, tm);
+}
+
+static void sift_down(struct weft__timers *h, uint32_t i)
+{
+    struct weft__timer *tm = h->heap[i];
+
+    for (;;) {
+        uint32_t c = 2 * i + 1;
+
+        if (c >= h->n)
+            break;
+        if (c + 1 < h->n && h->heap[c + 1]->deadline < h->heap[c]->deadline)
+            c++;
+        if (tm->deadline <= h->heap[c]->deadline)
+            break;
+        place(h, i, h->heap[c]);
+        i = c;
+    }
+    place(h, i, tm);
+}
+
+static void update_earliest(struct weft__timers *h)
+{
+    atomic_store_explicit(&h->earliest, h->n ? h->heap[0]->deadline :
+                          WEFT_NEVER, memory_order_relaxed);
+}
+
+static int grow(struct weft__timers *h)
+{
+    uint32_t cap = h->cap * 2;
+    struct weft__timer **heap = weft__alloc(cap * sizeof(*heap));
+
+    if (!heap)
+        return -ENOMEM;
+    for (uint32_t i = 0; i < h->n; i++)
+        heap[i] = h->heap[i];
+    weft__free(h->heap, h->cap * sizeof(*h->heap));
+    h->heap = heap;
+    h->cap = cap;
+    return 0;
+}
+
+/* Removes heap slot i; under h->lock. */
+static void remove_at(struct weft__timers *h, uint32_t i)
+{
+    struct weft__timer *last = h->heap[--h->n];
+
+    h->heap[i]->index = TIMER_UNQUEUED;
+    if (i < h->n) {
+        place(h, i, last);
+        sift_down(h, i);
+        if (h->heap[i] == last)
+            sift_up(h, i);
+    }
+}
+
+int weft__timer_arm(struct weft__timers *h, struct weft_task *t,
+                    int64_t deadline)
+{
+    struct weft__timer *tm = &t->timer;
+    int ret = 0;
+
+    atomic_store_explicit(&tm->fired, false, memory_order_relaxed);
+    tm->home = h;
+    weft__spin_lock(&h->lock);
+    if (h->n == h->cap)
+        ret = grow(h);
+    if (ret == 0) {
+        tm->deadline = deadline;
+        h->heap[h->n] = tm;
+        tm->index = h->n++;
+        sift_up(h, tm->index);
+        update_earliest(h);
+    }
+    weft__spin_unlock(&h->lock);
+    return ret;
+}
+
+void weft__timer_disarm(struct weft_task *t)
+{
+    struct weft__timer *tm = &t->timer;
+    struct weft__timers *h = tm->home;
+
+    if (!h)
+        return;
+    weft__spin_lock(&h->lock);
+    if (tm->index != TIMER_UNQUEUED) {
+        remove_at(h, tm->index);
+        update_earliest(h);
+    }
+    weft__spin_unlock(&h->lock);
+    tm->home = NULL;
+}
+
+unsigned weft__timers_fire(struct weft__timers *h, int64_t now)
+{
+    unsigned fired = 0;
+
+    if (weft__timers_next(h) > now)
+        return 0;
+    weft__spin_lock(&h->lock);
+    while (h->n && h->heap[0]->deadline <= now) {
+        struct weft__timer *tm = h->heap[0];
+
+        remove_at(h, 0);
+        /* release: pairs with the acquire in weft__task_block(). The wake
+         * happens under the lock: once disarm() has taken it, the node is
+         * no longer ours to touch. */
+        atomic_store_explicit(&tm->fired, true, memory_order_release);
+        weft__task_wake(container_of(tm, struct weft_task, timer));
+        fired++;
+    }
+    update_earliest(h);
+    weft__spin_unlock(&h->lock);
+    return fired;
+}
+
+/* ---- sleeping ------------------------------------------------------------ */
+
+static bool never(void *arg)
+{
+    (void)arg;
+    return false;
+}
+
+static int sleep_until(int64_t deadline, const void *where)
+{
+    struct weft_task *t = weft__task_current();
+    int64_t d;
+    int ret;
+
+    if (!t)
+        return -EPERM;
+    if (deadline <= weft__now())
+        return weft_yield();
+    d = deadline < t->scope_deadline ? deadline : t->scope_deadline;
+    ret = weft__task_block(t, never, NULL, d, WHY_SLEEP, where);
+    if (ret == -ETIMEDOUT && deadline <= t->scope_deadline)
+        return 0;
+    return ret;
+}
+
+int weft_sleep_until(int64_t deadline_ns)
+{
+    return sleep_until(deadline_ns, __builtin_return_address(0));
+}
+
+/* now + ns, saturating at WEFT_NEVER. */
+static int64_t deadline_after(int64_t ns)
+{
+    int64_t now = weft__now();
+
+    return ns >= WEFT_NEVER - now ? WEFT_NEVER : now + ns;
+}
+
+int weft_sleep_ns(int64_t ns)
+{
+    if (ns < 0)
+        return -EINVAL;
+    return sleep_until(deadline_after(ns), __builtin_return_address(0));
+}
+
+int weft_sleep_ms(int64_t ms)
+{
+    if (ms < 0)
+        return -EINVAL;
+    if (ms >= WEFT_NEVER / WEFT_NS_PER_MS)
+        return sleep_until(WEFT_NEVER, __builtin_return_address(0));
+    return sleep_until(deadline_after(ms * WEFT_NS_PER_MS),
+                       __builtin_return_address(0));
+}

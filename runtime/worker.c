@@ -1,0 +1,459 @@
+/*
+ * The worker: a scheduler loop that finds a runnable task, switches into it,
+ * and when there is none steals or parks in its I/O backend.
+ *
+ * One turn of the loop (find_task) reads as phases, in this order:
+ *   1. every GLOBAL_TICKS ticks: due timers, I/O completions and the
+ *      injection queue first, so neither starves behind a busy local queue;
+ *   2. the LIFO slot (the task most recently woken or spawned by the running
+ *      one: message-passing locality), at most LIFO_MAX times in a row;
+ *   3. the local run queue, then the injection queue;
+ *   4. due timers and ready I/O, without blocking;
+ *   5. stealing half of a random victim's queue (a bounded number of
+ *      workers search at once);
+ *   6. parking (idle()).
+ *
+ * Parking without lost wakeups. The race: worker P finds every queue empty
+ * and decides to sleep; meanwhile waker W pushes a task and looks for a
+ * sleeper to wake. If W looks before P announces itself and P checks the
+ * queues before W's push is visible, both move on and the task sits in a
+ * queue while every worker sleeps. The protocol is Dekker's:
+ *
+ *   W: push task (atomic store) ; seq_cst fence ; load nsearching, nidle
+ *   P: nidle++ (and join sleepers) ; seq_cst fence ; load every queue
+ *
+ * With a fence between each side's store and load, at least one side sees
+ * the other: either W sees P idle and wakes a sleeper (through its backend:
+ * an eventfd write that the sleeper's wait() returns on, even if it has not
+ * blocked yet), or P sees the task and does not sleep. A searching worker
+ * that gives up decrements nsearching before the same fence and re-check, so
+ * "a searcher exists, it will find the task" (W skipping the wake) is safe
+ * too. A woken worker is counted as searching by its waker; when the last
+ * searcher finds work it wakes another if work remains, so a burst spreads
+ * across workers one wake at a time (Go's spinning-M rule).
+ *
+ * Parks never use a periodic timeout: the wait's timeout is only the
+ * worker's next timer, so a lost wakeup shows up as a hang, not as latency.
+ */
+#include "worker.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+
+#include "../io/backend.h"
+#include "mem.h"
+#include "overflow.h"
+#include "runtime.h"
+#include "task.h"
+
+#define GLOBAL_TICKS 61
+#define LIFO_MAX 3
+#define STACK_CACHE_KEEP 64
+
+static __thread struct worker *tls_worker
+    __attribute__((tls_model("initial-exec")));
+
+__attribute__((noinline)) struct worker *weft__worker_current(void)
+{
+    /* The empty asm keeps the compiler from treating this as a pure
+     * function whose result could be reused across a fiber switch. */
+    __asm__ volatile("" ::: "memory");
+    return tls_worker;
+}
+
+static void count(_Atomic uint64_t *c)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+}
+
+static uint32_t next_random(struct worker *w)
+{
+    /* xorshift32: victim selection only needs to be cheap and spread. */
+    uint32_t x = w->rng;
+
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    return w->rng = x;
+}
+
+/* ---- queues -------------------------------------------------------------- */
+
+static void push_local(struct worker *w, struct weft_task *t)
+{
+    struct weft_task *first, *last;
+    uint32_t n;
+
+    while (!weft__runq_push(&w->runq, t)) {
+        n = weft__runq_spill(&w->runq, t, &first, &last);
+        if (n) {
+            weft__inject_push(&w->rt->inject, first, last, n);
+            break;
+        }
+    }
+    weft__runtime_notify_work(w->rt);
+}
+
+void weft__worker_enqueue(struct worker *w, struct weft_task *t, bool lifo)
+{
+    struct weft_task *prev;
+
+    if (!w || w->rt != t->rt) {
+        weft__inject_push(&t->rt->inject, t, t, 1);
+        weft__runtime_notify_work(t->rt);
+        return;
+    }
+    if (!lifo || !w->current) {
+        push_local(w, t);
+        return;
+    }
+    prev = w->lifo;
+    w->lifo = t;
+    if (prev)
+        push_local(w, prev);
+}
+
+static struct weft_task *take_lifo(struct worker *w)
+{
+    struct weft_task *t = w->lifo;
+
+    if (!t)
+        return NULL;
+    w->lifo = NULL;
+    if (w->lifo_streak++ < LIFO_MAX)
+        return t;
+    /* Two tasks waking each other would starve the queue: go to its tail. */
+    w->lifo_streak = 0;
+    push_local(w, t);
+    return NULL;
+}
+
+/* Takes a fair share of the injection queue: runs one, queues the rest. */
+static struct weft_task *take_injected(struct worker *w)
+{
+    struct runtime *rt = w->rt;
+    uint32_t len = weft__inject_len(&rt->inject);
+    uint32_t max = len / rt->nworkers + 1;
+    struct weft_task *first, *t;
+    uint32_t n;
+
+    if (len == 0)
+        return NULL;
+    if (max > WEFT_RUNQ_CAP / 2)
+        max = WEFT_RUNQ_CAP / 2;
+    n = weft__inject_pop(&rt->inject, max, &first);
+    if (n == 0)
+        return NULL;
+    for (t = first->next; t;) {
+        struct weft_task *next = t->next;
+
+        if (!weft__runq_push(&w->runq, t))
+            weft__inject_push(&rt->inject, t, t, 1);
+        t = next;
+    }
+    if (n > 1)
+        weft__runtime_notify_work(rt);
+    return first;
+}
+
+/* Due timers and ready I/O, without blocking. */
+static void poll_events(struct worker *w)
+{
+    if (weft__timers_next(&w->timers) != WEFT_NEVER)
+        weft__timers_fire(&w->timers, weft__now());
+    w->rt->io_ops->wait(w->io, 0);
+}
+
+/* ---- searching ----------------------------------------------------------- */
+
+static bool begin_search(struct worker *w)
+{
+    struct idle *idle = &w->rt->idle;
+    uint32_t searching, busy;
+
+    if (w->searching)
+        return true;
+    searching = atomic_load_explicit(&idle->nsearching, memory_order_relaxed);
+    busy = w->rt->nworkers -
+           atomic_load_explicit(&idle->nidle, memory_order_relaxed);
+    /* Bound the searchers so that idle workers do not all hammer the busy
+     * ones' queues (Tokio's rule). */
+    if (2 * searching >= busy)
+        return false;
+    atomic_fetch_add_explicit(&idle->nsearching, 1, memory_order_seq_cst);
+    w->searching = true;
+    return true;
+}
+
+static void end_search(struct worker *w)
+{
+    struct runtime *rt = w->rt;
+
+    w->searching = false;
+    if (atomic_fetch_sub_explicit(&rt->idle.nsearching, 1,
+                                  memory_order_seq_cst) == 1)
+        weft__runtime_notify_work(rt);
+}
+
+static struct weft_task *steal(struct worker *w)
+{
+    struct runtime *rt = w->rt;
+    uint32_t start;
+
+    if (rt->nworkers == 1 || !begin_search(w))
+        return NULL;
+    start = next_random(w) % rt->nworkers;
+    for (unsigned i = 0; i < rt->nworkers; i++) {
+        struct worker *v = rt->workers[(start + i) % rt->nworkers];
+        struct weft_task *t;
+
+        if (v == w)
+            continue;
+        t = weft__runq_steal(&v->runq, &w->runq);
+        if (t) {
+            count(&w->stats.steals);
+            return t;
+        }
+    }
+    return take_injected(w);
+}
+
+/* ---- one turn ------------------------------------------------------------ */
+
+static struct weft_task *find_task(struct worker *w)
+{
+    struct weft_task *t;
+
+    if (++w->tick % GLOBAL_TICKS == 0) {
+        poll_events(w);
+        if ((t = take_injected(w)))
+            return t;
+    }
+    if ((t = take_lifo(w)))
+        return t;
+    w->lifo_streak = 0;
+    if ((t = weft__runq_pop(&w->runq)) || (t = take_injected(w)))
+        return t;
+    poll_events(w);
+    if ((t = take_lifo(w)) || (t = weft__runq_pop(&w->runq)))
+        return t;
+    return steal(w);
+}
+
+/* Gives t its stack on first run; false if it ended without running. */
+static bool start_task(struct worker *w, struct weft_task *t)
+{
+    if (weft__task_take_cancel(t)) {
+        t->result = -ECANCELED;
+        weft__task_finish(w, t);
+        return false;
+    }
+    t->stack = weft__stack_get(&w->rt->stacks, &w->stacks, t->stack_size);
+    if (!t->stack) {
+        t->result = -ENOMEM;
+        weft__task_finish(w, t);
+        return false;
+    }
+    weft__fiber_init(&t->fiber, t->stack->lo, t->stack->size,
+                     weft__task_entry, t);
+    t->started = true;
+    return true;
+}
+
+/* What the task asked for when it switched back to the scheduler. */
+static void after_switch(struct worker *w, struct weft_task *t)
+{
+    uint32_t s = TASK_RUNNING;
+
+    switch (w->reason) {
+    case SWITCH_YIELD:
+        atomic_store_explicit(&t->state, TASK_SCHED, memory_order_relaxed);
+        push_local(w, t);
+        break;
+    case SWITCH_PARK:
+        /* release: the fiber is off its stack; pairs with the acquire CAS
+         * in weft__task_wake(). Failing means NOTIFIED: run it again. */
+        if (!atomic_compare_exchange_strong_explicit(
+                &t->state, &s, TASK_IDLE, memory_order_release,
+                memory_order_relaxed)) {
+            atomic_store_explicit(&t->state, TASK_SCHED,
+                                  memory_order_relaxed);
+            push_local(w, t);
+        }
+        break;
+    case SWITCH_EXIT:
+        weft__task_finish(w, t);
+        break;
+    }
+}
+
+static void warn_slow(struct weft_task *t, int64_t ran_ns)
+{
+    fprintf(stderr, "weft: task '%s' (%p) ran %lld ms without suspending\n",
+            t->name, (void *)t, (long long)(ran_ns / WEFT_NS_PER_MS));
+}
+
+static void run_task(struct worker *w, struct weft_task *t)
+{
+    int64_t t0 = 0;
+
+    if (w->searching)
+        end_search(w);
+    atomic_store_explicit(&t->state, TASK_RUNNING, memory_order_relaxed);
+    if (unlikely(!t->started) && !start_task(w, t))
+        return;
+    count(&w->stats.tasks_run);
+    w->current = t;
+    if (unlikely(w->rt->cfg.debug))
+        t0 = weft__now();
+    weft__fiber_switch_to(&w->sched, &t->fiber);
+    w->current = NULL;
+    if (unlikely(w->rt->cfg.debug) && weft__now() - t0 > 100 * WEFT_NS_PER_MS)
+        warn_slow(t, weft__now() - t0);
+    after_switch(w, t);
+}
+
+void weft__worker_switch_out(struct worker *w, enum switch_reason why)
+{
+    w->reason = why;
+    weft__fiber_switch_to(&w->current->fiber, &w->sched);
+}
+
+/* ---- parking ------------------------------------------------------------- */
+
+static bool remove_sleeper(struct idle *idle, unsigned index)
+{
+    for (unsigned i = 0; i < idle->nsleepers; i++) {
+        if (idle->sleepers[i] == index) {
+            idle->sleepers[i] = idle->sleepers[--idle->nsleepers];
+            atomic_store_explicit(&idle->nidle, idle->nsleepers,
+                                  memory_order_seq_cst);
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool has_work(struct runtime *rt)
+{
+    if (weft__inject_len(&rt->inject))
+        return true;
+    for (unsigned i = 0; i < rt->nworkers; i++)
+        if (weft__runq_len(&rt->workers[i]->runq))
+            return true;
+    return false;
+}
+
+/* Leaves the sleepers (if a waker has not taken us out already). */
+static void unannounce(struct worker *w)
+{
+    struct idle *idle = &w->rt->idle;
+
+    pthread_mutex_lock(&idle->lock);
+    if (!remove_sleeper(idle, w->index))
+        w->searching = w->woken_as_searcher; /* counted by the waker */
+    w->woken_as_searcher = false;
+    pthread_mutex_unlock(&idle->lock);
+}
+
+static int64_t park_timeout(struct worker *w)
+{
+    int64_t next = weft__timers_next(&w->timers);
+    int64_t now;
+
+    if (next == WEFT_NEVER)
+        return -1;
+    now = weft__now();
+    return next > now ? next - now : 0;
+}
+
+static void idle(struct worker *w)
+{
+    struct runtime *rt = w->rt;
+    struct idle *idle = &rt->idle;
+
+    weft__stack_cache_trim(&rt->stacks, &w->stacks, STACK_CACHE_KEEP);
+    if (w->searching) {
+        w->searching = false;
+        atomic_fetch_sub_explicit(&idle->nsearching, 1, memory_order_seq_cst);
+    }
+    pthread_mutex_lock(&idle->lock);
+    idle->sleepers[idle->nsleepers++] = w->index;
+    atomic_store_explicit(&idle->nidle, idle->nsleepers, memory_order_seq_cst);
+    pthread_mutex_unlock(&idle->lock);
+    /* seq_cst: pairs with the fence in weft__runtime_notify_work(). */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (has_work(rt) || atomic_load_explicit(&rt->stopping,
+                                             memory_order_acquire)) {
+        unannounce(w);
+        return;
+    }
+    count(&w->stats.parks);
+    rt->io_ops->wait(w->io, park_timeout(w));
+    unannounce(w);
+}
+
+static void run_loop(struct worker *w)
+{
+    while (!atomic_load_explicit(&w->rt->stopping, memory_order_acquire)) {
+        struct weft_task *t = find_task(w);
+
+        if (t)
+            run_task(w, t);
+        else
+            idle(w);
+    }
+}
+
+void weft__worker_wake_all(struct runtime *rt)
+{
+    for (unsigned i = 0; i < rt->nworkers; i++)
+        if (rt->workers[i]->io)
+            rt->io_ops->wake(rt->workers[i]->io);
+}
+
+static void pin(struct worker *w)
+{
+    cpu_set_t allowed, one;
+    unsigned seen = 0;
+
+    if (sched_getaffinity(0, sizeof(allowed), &allowed) != 0)
+        return;
+    for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+        if (!CPU_ISSET(cpu, &allowed))
+            continue;
+        if (seen++ % CPU_COUNT(&allowed) == w->index % CPU_COUNT(&allowed)) {
+            CPU_ZERO(&one);
+            CPU_SET(cpu, &one);
+            pthread_setaffinity_np(pthread_self(), sizeof(one), &one);
+            return;
+        }
+    }
+}
+
+void *weft__worker_main(void *arg)
+{
+    struct worker *w = arg;
+    struct runtime *rt = w->rt;
+
+    tls_worker = w;
+    if (rt->cfg.pin)
+        pin(w);
+    weft__fiber_init_thread(&w->sched);
+    w->start_error = weft__overflow_thread_init();
+    if (!w->start_error)
+        w->start_error = rt->io_ops->init(&w->io, &rt->cfg);
+    pthread_barrier_wait(&rt->start_barrier);
+    if (!w->start_error)
+        run_loop(w);
+    /* The stopping thread may still be calling wake() on our backend. */
+    pthread_barrier_wait(&rt->stop_barrier);
+    if (w->io)
+        rt->io_ops->fini(w->io);
+    weft__overflow_thread_fini();
+    tls_worker = NULL;
+    return NULL;
+}

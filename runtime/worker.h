@@ -1,0 +1,77 @@
+/*
+ * Workers: one thread each, running the scheduler loop on its own stack
+ * (the scheduler fiber) and switching into tasks.
+ */
+#ifndef WEFT_WORKER_H
+#define WEFT_WORKER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "fiber.h"
+#include "runq.h"
+#include "stack.h"
+#include "timer.h"
+
+struct runtime;
+struct weft_task;
+struct weft__io;
+
+/* Why a task switched back to its worker. */
+enum switch_reason { SWITCH_PARK, SWITCH_YIELD, SWITCH_EXIT };
+
+/* Plain per-worker counters: owner writes, anyone reads (relaxed). */
+struct worker_stats {
+    _Atomic uint64_t tasks_run;
+    _Atomic uint64_t steals;
+    _Atomic uint64_t parks;
+    _Atomic uint64_t spawned;
+    _Atomic uint64_t finished;
+};
+
+struct worker {
+    /* Any thread. */
+    struct weft__runq runq;       /* stealers take from it */
+    struct weft__timers timers;   /* under timers.lock */
+    struct worker_stats stats;
+    bool woken_as_searcher;       /* under rt->idle.lock */
+
+    /* Owner thread only. */
+    struct runtime *rt WEFT_ALIGNED;
+    unsigned index;
+    struct fiber sched;            /* the scheduler's own context */
+    struct weft_task *current;     /* running task, NULL in the scheduler */
+    struct weft_task *lifo;        /* the task to run next */
+    unsigned lifo_streak;          /* LIFO runs in a row, capped */
+    enum switch_reason reason;     /* set by the task before switching */
+    uint32_t tick;
+    uint32_t rng;
+    bool searching;                /* counted in rt->idle.nsearching */
+    struct weft__stack_cache stacks;
+    struct weft_task *free_tasks;  /* task struct cache */
+    unsigned nfree_tasks;
+    struct weft__io *io;
+    pthread_t thread;
+    int start_error;               /* set before the start barrier */
+};
+
+/* The worker running the calling thread, or NULL. Not inlined: a fiber may
+ * resume on another thread, so a cached TLS address would be stale. */
+struct worker *weft__worker_current(void);
+
+/* Hands t (SCHED) to a run queue: w's LIFO slot or queue, or the injection
+ * queue if w is NULL or belongs to another runtime. */
+void weft__worker_enqueue(struct worker *w, struct weft_task *t, bool lifo);
+
+/* Switches from the running task back to w's scheduler. */
+void weft__worker_switch_out(struct worker *w, enum switch_reason why);
+
+/* Thread body of a worker. */
+void *weft__worker_main(void *arg);
+
+/* Makes every worker re-check for work (shutdown). */
+void weft__worker_wake_all(struct runtime *rt);
+
+#endif
