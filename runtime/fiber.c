@@ -44,6 +44,10 @@ void weft__fiber_switch_to(struct fiber *from, struct fiber *to)
     san_tsan_switch(to->tsan);
     san_asan_start(&from->asan_fake, to->stack_lo, to->stack_size);
     weft__fiber_switch(&from->sp, to->sp);
+    /* Keeps the switch out of tail position: TSan's function-exit hook
+     * must run after we are back on `from`, or it pops the shadow stack
+     * of the fiber we switched to. */
+    __asm__ volatile("" ::: "memory");
     san_asan_finish(from->asan_fake);
 }
 

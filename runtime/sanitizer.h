@@ -53,7 +53,12 @@ static inline void san_stack_reset(void *lo, size_t n) { (void)lo, (void)n; }
 #include <sanitizer/tsan_interface.h>
 static inline void *san_tsan_current(void) { return __tsan_get_current_fiber(); }
 static inline void *san_tsan_create(void) { return __tsan_create_fiber(0); }
-static inline void san_tsan_switch(void *f) { __tsan_switch_to_fiber(f, 0); }
+__attribute__((always_inline)) static inline void san_tsan_switch(void *f)
+{
+    /* Inlined: an instrumented wrapper would pop the new fiber's shadow
+     * stack on return. */
+    __tsan_switch_to_fiber(f, 0);
+}
 static inline void san_tsan_destroy(void *f)
 {
     if (f)
