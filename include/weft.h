@@ -19,6 +19,7 @@
 #ifndef WEFT_H
 #define WEFT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -175,6 +176,438 @@ WEFT_API int64_t weft_now_ns(void);
 
 /* Index of the worker running the caller, or -1 outside a worker. */
 WEFT_API int weft_worker_id(void);
+
+/* ==== the asyncio toolkit ================================================
+ *
+ * Combinators, timeout scopes, task groups, queues and synchronisation
+ * primitives. All of them work across workers (a task waiting on one worker
+ * is woken by a task on another), every wait is cancellable (-ECANCELED)
+ * and takes an absolute deadline (weft_now_ns() clock; WEFT_NO_DEADLINE for
+ * none) where asyncio takes a timeout, and every wait also ends with
+ * -ETIMEDOUT when an enclosing timeout scope (weft_scope_enter) expires.
+ * Waiting suspends the task, never its worker thread.
+ *
+ * A wait that is cancelled or times out at the very moment it is satisfied
+ * counts as satisfied: the item, permit or lock it was handed is not lost,
+ * and the cancellation stays pending for the next suspension point.
+ *
+ * Types: the primitives are fixed-size opaque storage, like pthread_mutex_t,
+ * so they can be embedded in structs or live on a task's stack; set them up
+ * with _init and tear them down with _destroy (which fails with -EBUSY while
+ * anyone waits). Never copy one after init. Their fields are private.
+ */
+
+/* Private storage of the toolkit's types; the layouts are internal. */
+#define WEFT_OPAQUE(bytes)                                                    \
+    union {                                                                   \
+        unsigned char _bytes[bytes];                                          \
+        int64_t _align;                                                       \
+        void *_ptr;                                                           \
+    } _private
+
+/* A deadline ms milliseconds from now (saturating; <= 0 means now). */
+WEFT_API int64_t weft_deadline_in_ms(int64_t ms);
+
+/* ---- combinators --------------------------------------------------------- */
+
+/* weft_gather flags. */
+#define WEFT_GATHER_RETURN_ALL 1u /* asyncio's return_exceptions=True */
+
+/*
+ * asyncio.gather(): waits for all n tasks and consumes (joins) every handle,
+ * storing task i's status in results[i] (results may be NULL).
+ * By default it returns 0 if every status is >= 0, else the first negative
+ * status in argument order (asyncio raises the first in completion order;
+ * argument order makes the report deterministic). As in asyncio, a failure
+ * does not cancel the other tasks: gather still waits for them, since it
+ * releases their handles (use a weft_group_t to cancel on failure). With
+ * WEFT_GATHER_RETURN_ALL it returns 0 and every status is only in results.
+ * If the caller is cancelled or an enclosing scope expires, the tasks not
+ * yet finished are cancelled, gather waits for them, fills results and
+ * returns -ECANCELED / -ETIMEDOUT.
+ * Suspends. Called from a task. Returns as above, or:
+ *   -EPERM   not called from a task (no handle is released)
+ *   -EINVAL  tasks or one of them NULL, or unknown flags (none released)
+ */
+WEFT_API int weft_gather(weft_task_t **tasks, size_t n, int *results,
+                         unsigned flags);
+
+/* weft_wait modes (asyncio.wait's return_when). */
+enum weft_wait_mode {
+    WEFT_ALL_COMPLETED = 0,  /* every task has finished */
+    WEFT_FIRST_COMPLETED,    /* at least one has finished */
+    WEFT_FIRST_EXCEPTION,    /* one finished with a negative status, or all
+                                finished */
+};
+
+/*
+ * asyncio.wait(): waits until the condition of mode holds or the deadline
+ * passes, then reports in done[i] (done may be NULL) whether task i has
+ * finished. Does not consume handles or cancel anything; join the tasks
+ * afterwards (a finished one joins without suspending).
+ * Suspends. Called from a task. Returns the number of finished tasks (the
+ * deadline passing is not an error, as in asyncio), or:
+ *   -ECANCELED  the caller was cancelled
+ *   -ETIMEDOUT  an enclosing timeout scope expired
+ *   -ENOMEM     no memory to watch more than a few tasks
+ *   -EINVAL     tasks or one of them NULL, or a bad mode
+ *   -EPERM      not called from a task
+ */
+WEFT_API int weft_wait(weft_task_t **tasks, size_t n, int mode,
+                       int64_t deadline, bool *done);
+
+/*
+ * asyncio.wait_for(): waits for t until the deadline. On time it consumes
+ * the handle and returns t's status. Otherwise it cancels t, waits until t
+ * has finished, consumes the handle and returns -ETIMEDOUT (the deadline or
+ * an enclosing scope passed) or -ECANCELED (the caller was cancelled).
+ * Suspends. Called from a task. Returns as above, or:
+ *   -EINVAL   t NULL;  -EDEADLK  t is the caller;  -EPERM  not in a task
+ *   (the handle is not released on these three)
+ */
+WEFT_API int weft_wait_for(weft_task_t *t, int64_t deadline);
+
+/*
+ * asyncio.shield(): waits for t without passing the caller's cancellation
+ * on to it (weft_join would). On 0, t has finished, *status holds its
+ * status and the handle is released. If the caller is cancelled or its
+ * scope expires first, t is left running and the caller still holds the
+ * handle (join or detach it later).
+ * Suspends. Called from a task. Returns 0, or:
+ *   -ECANCELED  the caller was cancelled (t untouched)
+ *   -ETIMEDOUT  an enclosing scope expired (t untouched)
+ *   -EINVAL t or status NULL;  -EDEADLK t is the caller;  -EPERM not a task
+ */
+WEFT_API int weft_shield(weft_task_t *t, int *status);
+
+/*
+ * asyncio.as_completed(): an iterator over tasks yielding them in the order
+ * they finish. Used by the task that initialised it, which keeps the tasks
+ * array and the handles alive until weft_as_completed_destroy. Handles are
+ * not consumed: join each yielded task (it does not suspend).
+ */
+typedef struct weft_as_completed {
+    WEFT_OPAQUE(64);
+} weft_as_completed_t;
+
+/* Starts watching the n tasks. Does not suspend. Called from a task.
+ * Returns 0, -ENOMEM, -EINVAL (it NULL, tasks or one NULL) or -EPERM. */
+WEFT_API int weft_as_completed_init(weft_as_completed_t *it,
+                                    weft_task_t **tasks, size_t n);
+
+/*
+ * Suspends until a task not yet yielded has finished and stores it in
+ * *task. Called from the task that called init. Returns 0, or:
+ *   -ENOENT     every task has been yielded
+ *   -ETIMEDOUT  the deadline or an enclosing scope passed
+ *   -ECANCELED  the caller was cancelled
+ *   -EINVAL     a NULL argument, or not the initialising task
+ *   -EPERM      not called from a task
+ */
+WEFT_API int weft_as_completed_next(weft_as_completed_t *it, int64_t deadline,
+                                    weft_task_t **task);
+
+/* Stops watching and frees the iterator's memory; the tasks are untouched.
+ * Does not suspend. Called from the initialising task. 0 or -EINVAL. */
+WEFT_API int weft_as_completed_destroy(weft_as_completed_t *it);
+
+/*
+ * Timeout scope (asyncio.timeout(), a Trio cancel scope): between
+ * weft_scope_enter(&s, deadline) and weft_scope_exit(&s), every suspending
+ * weft call of the task (however deeply nested, joins excepted: see below)
+ * fails with -ETIMEDOUT once the deadline has passed. Scopes nest, strictly
+ * last-in first-out, within one task; the earliest deadline wins. A scope
+ * does not reach other tasks: the combinators and groups that wait for
+ * tasks cancel them when the scope expires. weft_join is not cut short by a
+ * scope (it always waits for the task); use weft_wait_for under a scope.
+ */
+typedef struct weft_scope {
+    WEFT_OPAQUE(32);
+} weft_scope_t;
+
+/* Enters a scope. Does not suspend. Called from a task.
+ * Returns 0, -EINVAL (s NULL) or -EPERM (not in a task). */
+WEFT_API int weft_scope_enter(weft_scope_t *s, int64_t deadline);
+
+/*
+ * Leaves the innermost scope, restoring the enclosing deadline. Does not
+ * suspend. Called from the task that entered s. Returns 1 if this scope's
+ * own deadline has passed (the code inside may have been cut short), 0 if
+ * not, -EINVAL if s was not entered by the caller, -EPERM outside a task.
+ */
+WEFT_API int weft_scope_exit(weft_scope_t *s);
+
+/* ---- task groups --------------------------------------------------------- */
+
+/*
+ * asyncio.TaskGroup: children spawned into a group are waited for together
+ * by weft_group_wait. The first child to fail (a negative status other than
+ * -ECANCELED) cancels every sibling; the group then refuses new children.
+ * A child may spawn into its own group. Init, spawn, then wait exactly once
+ * from one task; destroy after the wait.
+ */
+typedef struct weft_group {
+    WEFT_OPAQUE(64);
+} weft_group_t;
+
+/* Sets up an empty group. Does not suspend; any thread. 0 or -EINVAL. */
+WEFT_API int weft_group_init(weft_group_t *g);
+
+/* Returns 0, or -EBUSY if children were never waited for, -EINVAL (NULL). */
+WEFT_API int weft_group_destroy(weft_group_t *g);
+
+/*
+ * Spawns fn(arg) as a child of g. When the group's wait joins the child it
+ * stores the child's status in *status (status may be NULL).
+ * Does not suspend. Called from a task (the group's owner or a child).
+ * Returns 0, or:
+ *   -ECANCELED  the group was cancelled or a child failed (nothing spawned)
+ *   -ENOMEM     no memory for the child
+ *   -EINVAL     g or fn NULL;  -EPERM  not called from a task
+ */
+WEFT_API int weft_group_spawn(weft_group_t *g, weft_fn_t fn, void *arg,
+                              int *status);
+
+/* Cancels every child and refuses new ones; the wait then returns
+ * -ECANCELED unless a child failed. Does not suspend; any thread while the
+ * group lives. 0 or -EINVAL. */
+WEFT_API int weft_group_cancel(weft_group_t *g);
+
+/*
+ * Leaves the group: suspends until every child (including children spawned
+ * meanwhile) has finished, and stores their statuses. If the caller is
+ * cancelled or an enclosing scope expires, it cancels the group and still
+ * waits for every child. Called from a task. Returns:
+ *   0            every child succeeded (or was cancelled by nobody's fault)
+ *   < 0          the first child failure, in completion order; else
+ *   -ECANCELED   the caller was cancelled, or the group was cancelled
+ *   -ETIMEDOUT   an enclosing scope expired
+ *   -EINVAL      g NULL;  -EPERM  not called from a task
+ */
+WEFT_API int weft_group_wait(weft_group_t *g);
+
+/* ---- queues -------------------------------------------------------------- */
+
+/* weft_queue_init flags. */
+#define WEFT_QUEUE_LIFO 1u /* get takes the newest item (asyncio.LifoQueue) */
+
+/*
+ * asyncio.Queue: a multi-producer multi-consumer queue of void * items,
+ * FIFO by default. Waiting putters and getters are served first come, first
+ * served. Closing (asyncio's shutdown) wakes every waiter: getters drain
+ * what is left and then get -EPIPE, putters get -EPIPE and keep their item.
+ */
+typedef struct weft_queue {
+    WEFT_OPAQUE(192);
+} weft_queue_t;
+
+/* Sets up a queue holding at most capacity items (0: unbounded, growing as
+ * needed). Does not suspend; any thread. Returns 0, -ENOMEM, or -EINVAL
+ * (q NULL, unknown flags). */
+WEFT_API int weft_queue_init(weft_queue_t *q, size_t capacity,
+                             unsigned flags);
+
+/* Frees the queue's memory (items still in it are dropped). Returns 0,
+ * -EBUSY if a task waits on it, -EINVAL (NULL). */
+WEFT_API int weft_queue_destroy(weft_queue_t *q);
+
+/*
+ * Appends item, suspending while the queue is full. Called from a task.
+ * Returns 0, or:
+ *   -EPIPE      the queue is (or got) closed; item not queued
+ *   -ETIMEDOUT  the deadline or an enclosing scope passed; item not queued
+ *   -ECANCELED  the caller was cancelled; item not queued
+ *   -ENOMEM     an unbounded queue could not grow
+ *   -EINVAL     q NULL;  -EPERM  not called from a task
+ */
+WEFT_API int weft_queue_put(weft_queue_t *q, void *item, int64_t deadline);
+
+/* weft_queue_put without waiting: -EAGAIN when full. Does not suspend; any
+ * thread. Returns 0, -EAGAIN, -EPIPE, -ENOMEM or -EINVAL. */
+WEFT_API int weft_queue_try_put(weft_queue_t *q, void *item);
+
+/*
+ * Removes the oldest item (newest with WEFT_QUEUE_LIFO) into *item,
+ * suspending while the queue is empty. Called from a task. Returns 0, or:
+ *   -EPIPE      the queue is closed and empty
+ *   -ETIMEDOUT  the deadline or an enclosing scope passed
+ *   -ECANCELED  the caller was cancelled
+ *   -EINVAL     q or item NULL;  -EPERM  not called from a task
+ */
+WEFT_API int weft_queue_get(weft_queue_t *q, void **item, int64_t deadline);
+
+/* weft_queue_get without waiting: -EAGAIN when empty and open. Does not
+ * suspend; any thread. Returns 0, -EAGAIN, -EPIPE or -EINVAL. */
+WEFT_API int weft_queue_try_get(weft_queue_t *q, void **item);
+
+/* Closes q: later puts fail with -EPIPE, gets drain then fail with -EPIPE,
+ * and every waiting putter and getter is woken. Idempotent. Does not
+ * suspend; any thread. Returns 0 or -EINVAL. */
+WEFT_API int weft_queue_close(weft_queue_t *q);
+
+/* Items in q now. Does not suspend; any thread. Returns >= 0 or -EINVAL. */
+WEFT_API long weft_queue_size(weft_queue_t *q);
+
+/* asyncio's task_done(): one item taken out earlier is fully processed.
+ * Does not suspend; any thread. Returns 0, or -EINVAL if called more times
+ * than items were put (or q NULL). */
+WEFT_API int weft_queue_task_done(weft_queue_t *q);
+
+/* asyncio's join(): suspends until every item ever put has been marked
+ * with task_done. Called from a task. Returns 0, -ETIMEDOUT, -ECANCELED,
+ * -EINVAL (NULL) or -EPERM. */
+WEFT_API int weft_queue_join(weft_queue_t *q, int64_t deadline);
+
+/* ---- synchronisation primitives ----------------------------------------- */
+
+/*
+ * asyncio.Lock, fair: unlock hands the lock straight to the oldest waiter,
+ * so a task that keeps re-locking cannot starve the queue. Owned by the
+ * task that locked it (only it may unlock); not recursive.
+ */
+typedef struct weft_mutex {
+    WEFT_OPAQUE(48);
+} weft_mutex_t;
+
+/* Init: 0 or -EINVAL. Destroy: 0, -EBUSY (locked or awaited), -EINVAL. */
+WEFT_API int weft_mutex_init(weft_mutex_t *m);
+WEFT_API int weft_mutex_destroy(weft_mutex_t *m);
+
+/* Locks m, suspending while another task holds it. Called from a task.
+ * Returns 0, -ETIMEDOUT, -ECANCELED, -EDEADLK (the caller holds it),
+ * -EINVAL (NULL) or -EPERM (not in a task). */
+WEFT_API int weft_mutex_lock(weft_mutex_t *m, int64_t deadline);
+
+/* Locks m if free. Does not suspend. Called from a task.
+ * Returns 0, -EAGAIN (held), -EINVAL or -EPERM. */
+WEFT_API int weft_mutex_try_lock(weft_mutex_t *m);
+
+/* Unlocks m, handing it to the oldest waiter if any. Does not suspend.
+ * Returns 0, -EPERM (the caller does not hold it) or -EINVAL. */
+WEFT_API int weft_mutex_unlock(weft_mutex_t *m);
+
+/*
+ * asyncio.Semaphore and BoundedSemaphore: a count of permits. Release hands
+ * a permit straight to the oldest waiter if there is one.
+ */
+typedef struct weft_sem {
+    WEFT_OPAQUE(48);
+} weft_sem_t;
+
+/* Init with value permits; the bounded variant refuses to be released
+ * above its initial value. Returns 0 or -EINVAL (NULL, bounded at 0). */
+WEFT_API int weft_sem_init(weft_sem_t *s, unsigned value);
+WEFT_API int weft_sem_init_bounded(weft_sem_t *s, unsigned value);
+/* 0, -EBUSY (awaited) or -EINVAL. */
+WEFT_API int weft_sem_destroy(weft_sem_t *s);
+
+/* Takes a permit, suspending while there is none. Called from a task.
+ * Returns 0, -ETIMEDOUT, -ECANCELED, -EINVAL or -EPERM. */
+WEFT_API int weft_sem_acquire(weft_sem_t *s, int64_t deadline);
+
+/* Takes a permit if one is free. Does not suspend; any thread.
+ * Returns 0, -EAGAIN or -EINVAL. */
+WEFT_API int weft_sem_try_acquire(weft_sem_t *s);
+
+/* Returns a permit. Does not suspend; any thread. Returns 0, -EOVERFLOW (a
+ * bounded semaphore already at its initial value) or -EINVAL. */
+WEFT_API int weft_sem_release(weft_sem_t *s);
+
+/* Free permits now (>= 0) or -EINVAL. Any thread. */
+WEFT_API int weft_sem_value(weft_sem_t *s);
+
+/* asyncio.Event: a flag tasks can wait for. */
+typedef struct weft_event {
+    WEFT_OPAQUE(48);
+} weft_event_t;
+
+/* Init: 0 or -EINVAL. Destroy: 0, -EBUSY (awaited) or -EINVAL. */
+WEFT_API int weft_event_init(weft_event_t *e);
+WEFT_API int weft_event_destroy(weft_event_t *e);
+
+/* Sets the flag and wakes every waiter. Does not suspend; any thread.
+ * Returns 0 or -EINVAL. */
+WEFT_API int weft_event_set(weft_event_t *e);
+
+/* Clears the flag. Does not suspend; any thread. Returns 0 or -EINVAL. */
+WEFT_API int weft_event_clear(weft_event_t *e);
+
+/* 1 if set, 0 if not, -EINVAL. Any thread. */
+WEFT_API int weft_event_is_set(weft_event_t *e);
+
+/* Suspends until the flag is set (returns at once if it is). Called from a
+ * task. Returns 0, -ETIMEDOUT, -ECANCELED, -EINVAL or -EPERM. */
+WEFT_API int weft_event_wait(weft_event_t *e, int64_t deadline);
+
+/* asyncio.Condition, used with a weft_mutex_t. */
+typedef struct weft_cond {
+    WEFT_OPAQUE(48);
+} weft_cond_t;
+
+/* Init: 0 or -EINVAL. Destroy: 0, -EBUSY (awaited) or -EINVAL. */
+WEFT_API int weft_cond_init(weft_cond_t *c);
+WEFT_API int weft_cond_destroy(weft_cond_t *c);
+
+/*
+ * Unlocks m (which the caller holds), suspends until notified, and locks m
+ * again before returning, whatever the result (a cancellation that arrives
+ * while re-locking stays pending). Wake-ups are not spurious, but recheck
+ * your predicate: another task may have run first. Called from a task.
+ * Returns 0, -ETIMEDOUT, -ECANCELED, -EPERM (not in a task, or m not held
+ * by the caller) or -EINVAL (NULL).
+ */
+WEFT_API int weft_cond_wait(weft_cond_t *c, weft_mutex_t *m,
+                            int64_t deadline);
+
+/* Wakes up to n waiters (oldest first); the caller should hold the mutex.
+ * Does not suspend; any thread. Returns how many were woken, or -EINVAL. */
+WEFT_API int weft_cond_notify(weft_cond_t *c, unsigned n);
+
+/* Wakes every waiter. Same returns. */
+WEFT_API int weft_cond_notify_all(weft_cond_t *c);
+
+/* asyncio.Barrier: parties tasks wait until all of them have arrived. */
+typedef struct weft_barrier {
+    WEFT_OPAQUE(48);
+} weft_barrier_t;
+
+/* The return of the one task per cycle whose arrival tripped the barrier. */
+#define WEFT_BARRIER_SERIAL 1
+
+/* Init: 0 or -EINVAL (NULL, 0 parties). Destroy: 0, -EBUSY or -EINVAL. */
+WEFT_API int weft_barrier_init(weft_barrier_t *b, unsigned parties);
+WEFT_API int weft_barrier_destroy(weft_barrier_t *b);
+
+/*
+ * Suspends until parties tasks are waiting, then releases them all and
+ * starts the next cycle. A waiter that times out or is cancelled no longer
+ * counts as arrived (asyncio would break the barrier instead). Called from
+ * a task. Returns WEFT_BARRIER_SERIAL to the last arrival and 0 to the
+ * others (pthread style rather than asyncio's index, which a withdrawn
+ * waiter would make ambiguous), or -ETIMEDOUT, -ECANCELED, -EINVAL, -EPERM.
+ */
+WEFT_API int weft_barrier_wait(weft_barrier_t *b, int64_t deadline);
+
+/* A wait group (Go's sync.WaitGroup): wait until a counter drops to 0. */
+typedef struct weft_waitgroup {
+    WEFT_OPAQUE(48);
+} weft_waitgroup_t;
+
+/* Init (counter 0): 0 or -EINVAL. Destroy: 0, -EBUSY or -EINVAL. */
+WEFT_API int weft_waitgroup_init(weft_waitgroup_t *wg);
+WEFT_API int weft_waitgroup_destroy(weft_waitgroup_t *wg);
+
+/* Adds delta (may be negative) to the counter, waking every waiter when it
+ * reaches 0. Does not suspend; any thread. Returns 0, or -EINVAL if the
+ * counter would go negative (unchanged) or wg is NULL. */
+WEFT_API int weft_waitgroup_add(weft_waitgroup_t *wg, long delta);
+
+/* weft_waitgroup_add(wg, -1). */
+WEFT_API int weft_waitgroup_done(weft_waitgroup_t *wg);
+
+/* Suspends until the counter is 0 (at once if it is). Called from a task.
+ * Returns 0, -ETIMEDOUT, -ECANCELED, -EINVAL or -EPERM. */
+WEFT_API int weft_waitgroup_wait(weft_waitgroup_t *wg, int64_t deadline);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,42 @@
+/*
+ * Combinators over tasks (gather, wait, wait_for, shield, as_completed) and
+ * timeout scopes. The public weft_as_completed_t and weft_scope_t are opaque
+ * storage of these layouts (checked in combine.c).
+ *
+ * Waits on several tasks register one joiner node per task (task.h), all
+ * waking the waiting task, which then rescans the tasks' states: a
+ * completion is never missed because a node is registered before the first
+ * scan and deregistered only after the last.
+ */
+#ifndef WEFT_COMBINE_H
+#define WEFT_COMBINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "task.h"
+
+/* One watched task of an as_completed iterator. */
+struct watched {
+    struct weft__join_waiter j;
+    bool yielded;
+};
+
+struct as_completed {
+    /* Owned by the iterating task. */
+    struct weft_task *self;
+    weft_task_t **tasks;
+    struct watched *w;   /* one per task, allocated at init */
+    size_t n;
+    size_t left;         /* not yet yielded */
+};
+
+struct scope {
+    /* Owned by the task that entered it. */
+    struct weft_task *task;
+    int64_t deadline;    /* this scope's own */
+    int64_t saved;       /* the task's scope_deadline at entry */
+};
+
+#endif

@@ -1,0 +1,203 @@
+/*
+ * Task groups: waiting for all, the first failure cancelling siblings,
+ * cancelling a whole group, children spawning into their own group, and a
+ * cancelled or timed-out waiter.
+ */
+#include <errno.h>
+
+#include "helpers.h"
+
+static int returns_arg(void *arg)
+{
+    return (int)(intptr_t)arg;
+}
+
+static int sleep_forever(void *arg)
+{
+    (void)arg;
+    return weft_sleep_ms(3600 * 1000);
+}
+
+static int all_succeed(void *arg)
+{
+    enum { N = 1000 };
+    static int status[N];
+    weft_group_t g;
+
+    (void)arg;
+    cr_assert_eq(weft_group_init(&g), 0);
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(weft_group_spawn(&g, returns_arg, (void *)(intptr_t)i,
+                                      &status[i]), 0);
+    cr_assert_eq(weft_group_wait(&g), 0);
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(status[i], i);
+    cr_assert_eq(weft_group_destroy(&g), 0);
+    return 0;
+}
+
+Test(group, waits_for_every_child, .timeout = 30)
+{
+    t_run(all_succeed, NULL);
+}
+
+static int fail_after_start(void *arg)
+{
+    cr_assert_eq(weft_event_wait(arg, WEFT_NO_DEADLINE), 0);
+    return -EIO;
+}
+
+static int one_fails(void *arg)
+{
+    enum { N = 1000 };
+    static int status[N];
+    weft_event_t go;
+    weft_group_t g;
+    int cancelled = 0;
+
+    (void)arg;
+    cr_assert_eq(weft_event_init(&go), 0);
+    cr_assert_eq(weft_group_init(&g), 0);
+    cr_assert_eq(weft_group_spawn(&g, fail_after_start, &go, &status[0]), 0);
+    for (int i = 1; i < N; i++)
+        cr_assert_eq(weft_group_spawn(&g, sleep_forever, NULL, &status[i]),
+                     0);
+    cr_assert_eq(weft_yield(), 0);
+    cr_assert_eq(weft_event_set(&go), 0);
+    /* The siblings sleep for an hour: only the cancel ends them. */
+    cr_assert_eq(weft_group_wait(&g), -EIO);
+    cr_assert_eq(status[0], -EIO);
+    for (int i = 1; i < N; i++)
+        cancelled += status[i] == -ECANCELED;
+    cr_assert_eq(cancelled, N - 1);
+    return 0;
+}
+
+Test(group, first_failure_cancels_999_siblings, .timeout = 30)
+{
+    t_run(one_fails, NULL);
+}
+
+static int spawn_after_failure(void *arg)
+{
+    weft_group_t g;
+    int st;
+
+    (void)arg;
+    cr_assert_eq(weft_group_init(&g), 0);
+    cr_assert_eq(weft_group_spawn(&g, returns_arg, (void *)(intptr_t)-EPIPE,
+                                  &st), 0);
+    while (weft_group_spawn(&g, sleep_forever, NULL, NULL) == 0)
+        cr_assert_eq(weft_yield(), 0);
+    cr_assert_eq(weft_group_spawn(&g, returns_arg, NULL, NULL), -ECANCELED);
+    cr_assert_eq(weft_group_wait(&g), -EPIPE);
+    cr_assert_eq(st, -EPIPE);
+    return 0;
+}
+
+Test(group, failed_group_refuses_new_children, .timeout = 10)
+{
+    t_run(spawn_after_failure, NULL);
+}
+
+struct tree {
+    weft_group_t *g;
+    int depth;
+};
+
+static struct tree nodes[1 << 9];
+static atomic_int nnodes;
+
+static int grow_tree(void *arg)
+{
+    struct tree *t = arg;
+
+    if (t->depth == 0)
+        return 0;
+    /* Children spawn into the group they belong to. */
+    for (int i = 0; i < 2; i++) {
+        struct tree *kid = &nodes[atomic_fetch_add(&nnodes, 1)];
+
+        *kid = (struct tree){ t->g, t->depth - 1 };
+        cr_assert_eq(weft_group_spawn(t->g, grow_tree, kid, NULL), 0);
+    }
+    cr_assert_eq(weft_yield(), 0);
+    return 0;
+}
+
+static int child_spawns(void *arg)
+{
+    weft_group_t g;
+
+    (void)arg;
+    cr_assert_eq(weft_group_init(&g), 0);
+    atomic_store(&nnodes, 1);
+    nodes[0] = (struct tree){ &g, 8 };
+    cr_assert_eq(weft_group_spawn(&g, grow_tree, &nodes[0], NULL), 0);
+    cr_assert_eq(weft_group_wait(&g), 0);
+    cr_assert_eq(atomic_load(&nnodes), (1 << 9) - 1);
+    return 0;
+}
+
+Test(group, children_spawn_into_their_own_group, .timeout = 30)
+{
+    t_run(child_spawns, NULL);
+}
+
+static int cancel_whole(void *arg)
+{
+    weft_group_t g;
+    int st[10];
+
+    (void)arg;
+    cr_assert_eq(weft_group_init(&g), 0);
+    for (int i = 0; i < 10; i++)
+        cr_assert_eq(weft_group_spawn(&g, sleep_forever, NULL, &st[i]), 0);
+    cr_assert_eq(weft_sleep_ms(2), 0);
+    cr_assert_eq(weft_group_cancel(&g), 0);
+    cr_assert_eq(weft_group_wait(&g), -ECANCELED);
+    for (int i = 0; i < 10; i++)
+        cr_assert_eq(st[i], -ECANCELED);
+    return 0;
+}
+
+Test(group, cancel_cancels_every_child, .timeout = 10)
+{
+    t_run(cancel_whole, NULL);
+}
+
+static int wait_on_sleepers(void *arg)
+{
+    weft_group_t g;
+    int st[5];
+
+    (void)arg;
+    cr_assert_eq(weft_group_init(&g), 0);
+    for (int i = 0; i < 5; i++)
+        cr_assert_eq(weft_group_spawn(&g, sleep_forever, NULL, &st[i]), 0);
+    int ret = weft_group_wait(&g);
+    for (int i = 0; i < 5; i++)
+        cr_assert_eq(st[i], -ECANCELED);
+    return ret;
+}
+
+static int waiter_interrupted(void *arg)
+{
+    weft_task_t *t;
+    weft_scope_t s;
+
+    (void)arg;
+    cr_assert_eq(weft_spawn(&t, wait_on_sleepers, NULL), 0);
+    cr_assert_eq(weft_sleep_ms(5), 0);
+    weft_cancel(t);
+    cr_assert_eq(weft_join(t), -ECANCELED);
+    cr_assert_eq(weft_scope_enter(&s, weft_deadline_in_ms(5)), 0);
+    cr_assert_eq(wait_on_sleepers(NULL), -ETIMEDOUT);
+    cr_assert_eq(weft_scope_exit(&s), 1);
+    return 0;
+}
+
+Test(group, cancelled_or_timed_out_waiter_cancels_children, .timeout = 10)
+{
+    t_run(waiter_interrupted, NULL);
+}
