@@ -249,19 +249,27 @@ void weft__task_finish(struct worker *w, struct weft_task *t)
     prev = atomic_fetch_or_explicit(&t->handle, HANDLE_DONE,
                                     memory_order_acq_rel);
     if (!(prev & HANDLE_HELD)) {
-        report_failure(t, "was detached");
+        /* A joiner may release the handle before we get here. */
+        if (!(prev & HANDLE_JOINED))
+            report_failure(t, "was detached");
         weft__task_free(t);
     }
 }
 
-/* Drops the handle; frees t if its run has also ended. */
-static void release_handle(struct weft_task *t, bool report)
+/*
+ * Drops the handle (HELD is set, JOINED clear: flipping both is one RMW);
+ * frees t if its run has also ended. acq_rel: pairs with the RMW in
+ * weft__task_finish(), so whichever side comes second sees the other's
+ * writes and frees.
+ */
+static void release_handle(struct weft_task *t, bool joined)
 {
-    uint32_t prev = atomic_fetch_and_explicit(&t->handle, ~HANDLE_HELD,
+    uint32_t flip = HANDLE_HELD | (joined ? HANDLE_JOINED : 0);
+    uint32_t prev = atomic_fetch_xor_explicit(&t->handle, flip,
                                               memory_order_acq_rel);
 
     if (prev & HANDLE_DONE) {
-        if (report)
+        if (!joined)
             report_failure(t, "was detached");
         weft__task_free(t);
     }
@@ -391,7 +399,7 @@ int weft_join(weft_task_t *t)
     weft__task_wait_done(self, t, WEFT_NEVER, true,
                          __builtin_return_address(0));
     result = t->result;
-    release_handle(t, false);
+    release_handle(t, true);
     return result;
 }
 
@@ -399,7 +407,7 @@ int weft_detach(weft_task_t *t)
 {
     if (!t)
         return -EINVAL;
-    release_handle(t, true);
+    release_handle(t, false);
     return 0;
 }
 

@@ -71,6 +71,7 @@ enum weft__why {
 /* Handle bits in weft_task.handle. */
 #define HANDLE_HELD 1u  /* a weft_task_t handle is outstanding */
 #define HANDLE_DONE 2u  /* the task has finished */
+#define HANDLE_JOINED 4u /* the handle was released by a join: result seen */
 
 /* One joiner; lives on the joiner's stack while it waits. */
 struct weft__join_waiter {

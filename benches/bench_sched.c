@@ -1,0 +1,264 @@
+/*
+ * bench_sched: the scheduler workloads S1-S6 of WORKLOADS.md.
+ *
+ *   WEFT_WORKERS=2 ./bench_sched S1
+ *
+ * Runs one workload once, inside the runtime (the driver is a task, so
+ * spawns come from a worker), and prints one line:
+ *   RESULT workload=S1 workers=W ops=N secs=S rate=R rss_base_kb=B
+ *          rss_parked_kb=P bytes_per_task=X
+ * The timed interval starts right before the first spawn and ends when the
+ * driver sees the completion event, set by the task that brings the shared
+ * counter to its target. Start-up and teardown are not timed.
+ */
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <weft.h>
+
+struct bench {
+    atomic_long counter;
+    long target;
+    weft_event_t done;
+    weft_event_t release; /* S6: parked tasks wait on it */
+    weft_event_t started; /* S6: set when every task has started */
+    atomic_long nstarted;
+};
+
+static struct bench B;
+
+static void count_one(void)
+{
+    if (atomic_fetch_add(&B.counter, 1) + 1 == B.target)
+        weft_event_set(&B.done);
+}
+
+/* VmRSS or VmHWM of this process, in KiB. */
+static long status_kb(const char *field)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kb = 0;
+    size_t n = strlen(field);
+
+    if (!f)
+        return 0;
+    while (fgets(line, sizeof(line), f))
+        if (!strncmp(line, field, n) && line[n] == ':')
+            kb = atol(line + n + 1);
+    fclose(f);
+    return kb;
+}
+
+/* ---- the workloads: each returns the number of operations -------------- */
+
+static int incr(void *arg)
+{
+    (void)arg;
+    count_one();
+    return 0;
+}
+
+static long s1_spawn_many(void)
+{
+    B.target = 100000;
+    for (long i = 0; i < B.target; i++)
+        if (weft_spawn(NULL, incr, NULL) < 0)
+            abort();
+    return B.target;
+}
+
+static int yielder(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 1000; i++)
+        weft_yield();
+    count_one();
+    return 0;
+}
+
+static long s2_yield_many(void)
+{
+    B.target = 200;
+    for (long i = 0; i < B.target; i++)
+        if (weft_spawn(NULL, yielder, NULL) < 0)
+            abort();
+    return 200 * 1000;
+}
+
+struct pair {
+    weft_queue_t ping, pong;
+};
+
+static int ponger(void *arg)
+{
+    struct pair *p = arg;
+    void *v;
+
+    while (weft_queue_get(&p->ping, &v, WEFT_NO_DEADLINE) == 0)
+        weft_queue_put(&p->pong, v, WEFT_NO_DEADLINE);
+    return 0;
+}
+
+static int pinger(void *arg)
+{
+    struct pair *p = arg;
+    void *v;
+
+    for (intptr_t i = 0; i < 1000; i++) {
+        weft_queue_put(&p->ping, (void *)i, WEFT_NO_DEADLINE);
+        weft_queue_get(&p->pong, &v, WEFT_NO_DEADLINE);
+        if ((intptr_t)v != i)
+            abort();
+    }
+    weft_queue_close(&p->ping);
+    count_one();
+    return 0;
+}
+
+static struct pair *pairs;
+
+static long s3_ping_pong(void)
+{
+    B.target = 1000;
+    for (long i = 0; i < B.target; i++) {
+        if (weft_spawn(NULL, ponger, &pairs[i]) < 0 ||
+            weft_spawn(NULL, pinger, &pairs[i]) < 0)
+            abort();
+    }
+    return 1000 * 1000;
+}
+
+static int chain(void *arg)
+{
+    intptr_t n = (intptr_t)arg;
+
+    if (n == 0)
+        count_one();
+    else if (weft_spawn(NULL, chain, (void *)(n - 1)) < 0)
+        abort();
+    return 0;
+}
+
+static long s4_chained_spawn(void)
+{
+    B.target = 1;
+    if (weft_spawn(NULL, chain, (void *)(intptr_t)100000) < 0)
+        abort();
+    return 100000;
+}
+
+static int sleeper(void *arg)
+{
+    (void)arg;
+    weft_sleep_ms(100);
+    count_one();
+    return 0;
+}
+
+static long s5_timers(void)
+{
+    B.target = 100000;
+    for (long i = 0; i < B.target; i++)
+        if (weft_spawn(NULL, sleeper, NULL) < 0)
+            abort();
+    return B.target;
+}
+
+static int parker(void *arg)
+{
+    (void)arg;
+    if (atomic_fetch_add(&B.nstarted, 1) + 1 == B.target)
+        weft_event_set(&B.started);
+    weft_event_wait(&B.release, WEFT_NO_DEADLINE);
+    count_one();
+    return 0;
+}
+
+static long rss_parked_kb;
+
+static long s6_parked_memory(void)
+{
+    B.target = 100000;
+    for (long i = 0; i < B.target; i++)
+        if (weft_spawn(NULL, parker, NULL) < 0)
+            abort();
+    weft_event_wait(&B.started, WEFT_NO_DEADLINE);
+    weft_sleep_ms(50);
+    rss_parked_kb = status_kb("VmRSS");
+    weft_event_set(&B.release);
+    return B.target;
+}
+
+/* ---- driver -------------------------------------------------------------- */
+
+struct workload {
+    const char *id;
+    long (*run)(void);
+};
+
+static const struct workload workloads[] = {
+    { "S1", s1_spawn_many },  { "S2", s2_yield_many },
+    { "S3", s3_ping_pong },   { "S4", s4_chained_spawn },
+    { "S5", s5_timers },      { "S6", s6_parked_memory },
+};
+
+static int setup_pairs(void)
+{
+    pairs = calloc(1000, sizeof(*pairs));
+    if (!pairs)
+        return -1;
+    for (int i = 0; i < 1000; i++)
+        if (weft_queue_init(&pairs[i].ping, 1, 0) < 0 ||
+            weft_queue_init(&pairs[i].pong, 1, 0) < 0)
+            return -1;
+    return 0;
+}
+
+static int driver(void *arg)
+{
+    const struct workload *w = arg;
+    long base_kb = status_kb("VmRSS"), ops, parked_kb = 0, per_task = 0;
+    int64_t t0, t1;
+    double secs;
+
+    t0 = weft_now_ns();
+    ops = w->run();
+    weft_event_wait(&B.done, WEFT_NO_DEADLINE);
+    t1 = weft_now_ns();
+    secs = (t1 - t0) / 1e9;
+    if (w->run == s6_parked_memory) {
+        parked_kb = rss_parked_kb;
+        per_task = (parked_kb - base_kb) * 1024 / B.target;
+    } else if (w->run == s5_timers) {
+        parked_kb = status_kb("VmHWM");
+    }
+    printf("RESULT workload=%s workers=%s ops=%ld secs=%.6f rate=%.0f "
+           "rss_base_kb=%ld rss_parked_kb=%ld bytes_per_task=%ld\n",
+           w->id, getenv("WEFT_WORKERS") ? getenv("WEFT_WORKERS") : "auto",
+           ops, secs, ops / secs, base_kb, parked_kb, per_task);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const struct workload *w = NULL;
+
+    for (size_t i = 0; argc == 2 && i < sizeof(workloads) / sizeof(*w); i++)
+        if (!strcmp(argv[1], workloads[i].id))
+            w = &workloads[i];
+    if (!w) {
+        fprintf(stderr, "usage: bench_sched S1|S2|S3|S4|S5|S6\n");
+        return 2;
+    }
+    if (weft_event_init(&B.done) < 0 || weft_event_init(&B.release) < 0 ||
+        weft_event_init(&B.started) < 0 ||
+        (w->run == s3_ping_pong && setup_pairs() < 0)) {
+        fprintf(stderr, "bench_sched: set-up failed\n");
+        return 1;
+    }
+    return weft_run(driver, (void *)w) == 0 ? 0 : 1;
+}
