@@ -205,6 +205,20 @@ static const struct weft__io_ops *pick_backend(const struct weft__config *c)
     return &weft__io_epoll_ops;
 }
 
+/* asyncio's "Task exception was never retrieved", for handles never joined. */
+static void report_unjoined(struct runtime *rt)
+{
+    for (struct weft_task *t = rt->registry; t; t = t->all_next) {
+        uint32_t h = atomic_load(&t->handle);
+
+        if (atomic_load(&t->state) == TASK_DONE && (h & HANDLE_HELD) &&
+            t->result < 0 && t->result != -ECANCELED)
+            fprintf(stderr, "weft: task '%s' (%p) failed with %d (%s) and "
+                            "was never joined\n", t->name, (void *)t,
+                    t->result, strerror(-t->result));
+    }
+}
+
 static void free_runtime(struct runtime *rt)
 {
     struct weft_task *t = rt->registry;
@@ -344,6 +358,8 @@ int weft_run_with(const weft_config_t *cfg, weft_fn_t fn, void *arg)
     if (!ret)
         ret = wait_main(rt, fn, arg);
     stop_workers(rt);
+    if (rt->cfg.debug)
+        report_unjoined(rt);
     weft__overflow_uninstall();
     free_runtime(rt);
     return ret;

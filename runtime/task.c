@@ -396,7 +396,8 @@ int weft_join(weft_task_t *t)
         return -EINVAL;
     if (t == self)
         return -EDEADLK;
-    weft__task_wait_done(self, t, WEFT_NEVER, true,
+    /* An enclosing timeout scope expiring is passed on like a cancel. */
+    weft__task_wait_done(self, t, self->scope_deadline, true,
                          __builtin_return_address(0));
     result = t->result;
     release_handle(t, true);
