@@ -437,6 +437,14 @@ static bool on_helper(const struct weft__io_op *op)
            op->opcode == IOP_FSYNC;
 }
 
+/* Completes op on the issuing task itself: nobody to wake. */
+static int finish_now(struct weft__io_op *op, int result)
+{
+    op->result = result;
+    atomic_store_explicit(&op->done, true, memory_order_relaxed);
+    return 0;
+}
+
 static int ensure_nonblock(int fd)
 {
     int fl = fcntl(fd, F_GETFL);
@@ -462,12 +470,11 @@ static int epoll_submit(struct weft__io *io, struct weft__io_op *op)
     if (ret == -EOPNOTSUPP && op->opcode >= IOP_READ &&
         op->opcode <= IOP_WRITEV)
         return helper_push(io, op); /* no RWF_NOWAIT for this file */
-    if (ret != -EAGAIN) {
-        /* Done on the issuing task itself: nobody to wake. */
-        op->result = ret;
-        atomic_store_explicit(&op->done, true, memory_order_relaxed);
-        return 0;
-    }
+    if (ret != -EAGAIN)
+        return finish_now(op, ret);
+    if (op->opcode >= IOP_RECV && op->opcode <= IOP_SENDMSG &&
+        (op->flags & MSG_DONTWAIT))
+        return finish_now(op, -EAGAIN); /* the caller asked not to wait */
     ret = add_waiter(io, op);
     if (ret == -EPERM) /* a regular file: always "ready" */
         return helper_push(io, op);
