@@ -100,6 +100,7 @@ static int recv_cancel_main(void *arg)
     struct stream s = { .rng = 12345 };
     weft_task_t *snd, *rcv;
     bool tcp = arg != NULL;
+    int small = 16384;
 
     if (tcp) {
         int lfd = t_listen_tcp(4);
@@ -107,6 +108,9 @@ static int recv_cancel_main(void *arg)
         s.fd[0] = weft_connect_tcp("127.0.0.1", t_port(lfd), T_SECS(5));
         s.fd[1] = weft_accept(lfd, NULL, NULL, 0, T_SECS(5));
         close(lfd);
+        /* Small buffers: each receiver sees a few chunks, not megabytes. */
+        setsockopt(s.fd[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+        setsockopt(s.fd[1], SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
     } else {
         cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, s.fd), 0);
     }
