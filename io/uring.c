@@ -90,7 +90,7 @@ static int setup_ring(struct io_uring *ring, unsigned entries, bool sqpoll)
     for (unsigned i = 0; i < 3; i++) {
         /* A deep CQ: linked timeouts and cancels add CQEs beyond the SQ. */
         struct io_uring_params p = {
-            .flags = tries[i] | IORING_SETUP_CQSIZE,
+            .flags = tries[i] | IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP,
             .cq_entries = entries * 4,
             .sq_thread_idle = 50,
         };
