@@ -22,6 +22,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -608,6 +611,164 @@ WEFT_API int weft_waitgroup_done(weft_waitgroup_t *wg);
 /* Suspends until the counter is 0 (at once if it is). Called from a task.
  * Returns 0, -ETIMEDOUT, -ECANCELED, -EINVAL or -EPERM. */
 WEFT_API int weft_waitgroup_wait(weft_waitgroup_t *wg, int64_t deadline);
+
+/* ---- I/O ------------------------------------------------------------------
+ *
+ * Every call below suspends the calling task until the operation completes
+ * (on io_uring: one SQE, submitted with others in one batch per scheduler
+ * turn; on epoll: tried at once, then retried when the fd is ready; file
+ * operations that would block run off the worker). They are called from a
+ * task; outside one they return -EPERM. Results and errors are those of the
+ * matching system call, as a return value: >= 0 on success, a negative errno
+ * on failure. Besides those, every call may return:
+ *   -ECANCELED  the task was cancelled while waiting (the operation did not
+ *               happen: if it completed meanwhile, its result is returned
+ *               instead and the cancellation stays pending)
+ *   -ETIMEDOUT  the deadline, or an enclosing timeout scope, passed first
+ *               (a deadline already past at the call issues nothing)
+ *   -ENOMEM     no memory to track the operation
+ *   -EPERM      not called from a task
+ * The call returns only once the kernel has let go of the caller's buffers,
+ * including after a cancellation or timeout, so they may be freed at once.
+ *
+ * deadline is absolute (weft_now_ns() clock); WEFT_NO_DEADLINE waits as long
+ * as it takes. offset -1 means the fd's file position (and is required for
+ * pipes and sockets). The backends need no O_NONBLOCK on fds, but the epoll
+ * backend sets O_NONBLOCK on sockets passed to weft_accept and weft_connect.
+ * Sockets made by weft (weft_listen, weft_connect_tcp) are non-blocking and
+ * close-on-exec. Data calls that take a size_t length may transfer less than
+ * asked (short reads and writes), as the system calls do.
+ */
+
+/* flags of weft_fsync. */
+#define WEFT_FSYNC_DATASYNC 1u /* fdatasync(): data and the size, no times */
+
+/* flags of weft_listen. */
+#define WEFT_LISTEN_REUSEPORT 1 /* SO_REUSEPORT: several listeners, one port */
+
+struct statx;
+
+/*
+ * accept4(): waits for a connection on listening socket fd. addr/addrlen
+ * may be NULL; flags are SOCK_NONBLOCK and SOCK_CLOEXEC.
+ * Returns the new fd, -EINVAL (addr without addrlen, other flags), or the
+ * errors of accept4 (-EMFILE, -ENFILE, -ECONNABORTED, -EBADF, ...).
+ */
+WEFT_API int weft_accept(int fd, struct sockaddr *addr, socklen_t *addrlen,
+                         int flags, int64_t deadline);
+
+/*
+ * connect(): connects socket fd to addr. Returns 0, -EINVAL (addr NULL), or
+ * the errors of connect (-ECONNREFUSED, -ENETUNREACH, -EISCONN, ...).
+ */
+WEFT_API int weft_connect(int fd, const struct sockaddr *addr,
+                          socklen_t addrlen, int64_t deadline);
+
+/*
+ * recv() / send(): returns the bytes moved (recv: 0 at end of stream), or
+ * the errors of recv/send (-ECONNRESET, -EPIPE, -ENOTCONN, -ENOTSOCK, ...).
+ * weft_send and weft_sendmsg add MSG_NOSIGNAL: a closed peer is -EPIPE,
+ * never a SIGPIPE.
+ */
+WEFT_API ssize_t weft_recv(int fd, void *buf, size_t len, int flags,
+                           int64_t deadline);
+WEFT_API ssize_t weft_send(int fd, const void *buf, size_t len, int flags,
+                           int64_t deadline);
+
+/* recvmsg() / sendmsg(): as weft_recv / weft_send; -EINVAL if msg is NULL. */
+WEFT_API ssize_t weft_recvmsg(int fd, struct msghdr *msg, int flags,
+                              int64_t deadline);
+WEFT_API ssize_t weft_sendmsg(int fd, const struct msghdr *msg, int flags,
+                              int64_t deadline);
+
+/*
+ * pread()/read() and pwrite()/write() at offset (-1: the file position).
+ * Returns the bytes moved (0: end of file), -EINVAL (offset < -1), or the
+ * errors of read/write (-EBADF, -EIO, -ENOSPC, -EPIPE, ...). A write to a
+ * pipe or socket whose reader is gone raises SIGPIPE as write() does (use
+ * weft_send on sockets, or ignore SIGPIPE).
+ */
+WEFT_API ssize_t weft_read(int fd, void *buf, size_t len, int64_t offset,
+                           int64_t deadline);
+WEFT_API ssize_t weft_write(int fd, const void *buf, size_t len,
+                            int64_t offset, int64_t deadline);
+
+/* preadv() / pwritev(): as weft_read / weft_write; -EINVAL for a negative
+ * or too large iovcnt. */
+WEFT_API ssize_t weft_readv(int fd, const struct iovec *iov, int iovcnt,
+                            int64_t offset, int64_t deadline);
+WEFT_API ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt,
+                             int64_t offset, int64_t deadline);
+
+/*
+ * openat(): opens path relative to dirfd (AT_FDCWD: the working
+ * directory). Returns the fd, -EINVAL (path NULL), or the errors of openat
+ * (-ENOENT, -EACCES, -EEXIST, -EMFILE, ...).
+ */
+WEFT_API int weft_openat(int dirfd, const char *path, int flags, mode_t mode,
+                         int64_t deadline);
+
+/* close(): returns 0, or -EBADF, -EIO. The fd is gone either way. */
+WEFT_API int weft_close(int fd);
+
+/* fsync() (flags 0) or fdatasync() (WEFT_FSYNC_DATASYNC). Returns 0,
+ * -EINVAL (other flags), or -EBADF, -EIO, -ENOSPC, -EROFS. */
+WEFT_API int weft_fsync(int fd, unsigned flags, int64_t deadline);
+
+/*
+ * statx() (include <sys/stat.h> with _GNU_SOURCE for struct statx): fills
+ * *out. Returns 0, -EINVAL (path or out NULL, bad flags or mask), or the
+ * errors of statx (-ENOENT, -EACCES, -ENOTDIR, ...).
+ */
+WEFT_API int weft_statx(int dirfd, const char *path, int flags, unsigned mask,
+                        struct statx *out, int64_t deadline);
+
+/* shutdown(): returns 0, -EINVAL (how), or -ENOTCONN, -ENOTSOCK, -EBADF.
+ * Never times out. */
+WEFT_API int weft_shutdown(int fd, int how);
+
+/*
+ * Waits until fd (owned by anything: libpq, libcurl, a pipe) is ready for
+ * events (POLLIN, POLLOUT, POLLPRI, POLLRDHUP from <poll.h>), as one
+ * poll(). Returns the ready events (> 0, may include POLLERR, POLLHUP,
+ * POLLNVAL), or -EINVAL (no event asked for).
+ */
+WEFT_API int weft_wait_fd(int fd, unsigned events, int64_t deadline);
+
+/*
+ * Listens on host:port (host NULL: every local address; a name is resolved
+ * off the event loop, so this may suspend). SO_REUSEADDR is always set;
+ * flags may add WEFT_LISTEN_REUSEPORT. Returns the listening fd, or
+ * -EINVAL (bad flags or backlog), -ENOENT (no such host), -EAGAIN (name
+ * service busy), or the errors of socket/bind/listen (-EADDRINUSE, ...).
+ */
+WEFT_API int weft_listen(const char *host, uint16_t port, int backlog,
+                         int flags);
+
+/*
+ * Resolves host (off the event loop) and connects to the first address of
+ * host:port that accepts, with TCP_NODELAY set. Returns the connected fd,
+ * or -EINVAL (host NULL), -ENOENT (no such host), -EAGAIN (name service
+ * busy), or the last connect error (-ECONNREFUSED, ...). Resolution itself
+ * is not cut short by a cancel or the deadline; the connect is.
+ */
+WEFT_API int weft_connect_tcp(const char *host, uint16_t port,
+                              int64_t deadline);
+
+/*
+ * Reads until len bytes arrived or the stream ended. Returns the bytes read
+ * (less than len only at end of stream) or the first error; bytes read
+ * before an error are lost to the caller.
+ */
+WEFT_API ssize_t weft_read_exact(int fd, void *buf, size_t len,
+                                 int64_t deadline);
+
+/*
+ * Writes all of buf (send() on sockets, without SIGPIPE; write()
+ * otherwise). Returns len or the first error (part may have been written).
+ */
+WEFT_API ssize_t weft_write_all(int fd, const void *buf, size_t len,
+                                int64_t deadline);
 
 #ifdef __cplusplus
 }

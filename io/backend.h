@@ -1,27 +1,126 @@
 /*
- * The I/O backend interface: what a worker needs from its event loop.
+ * The I/O backend interface: what a worker needs from its event loop, and
+ * the one description of an I/O operation both backends execute.
  *
  * Each worker owns one backend instance, created on the worker's thread and
- * used only by it, except wake(), which any thread may call. A backend keeps
+ * used only by it, except wake() (any thread) and cancel() (the task that
+ * issued the operation, on whichever worker it now runs). A backend keeps
  * its state private to its own file (io/uring.c, io/epoll.c); the runtime
  * picks one at start (probing io_uring, honouring WEFT_IO) and reaches I/O
  * only through this table. Backends reach the scheduler only through
  * runtime/task.h (weft__task_wake).
+ *
+ * An operation's life (io/ops.c drives it, once for every backend):
+ *   1. the task fills a struct weft__io_op on its own stack and calls
+ *      submit() on the instance of the worker it runs on; that instance owns
+ *      the op until it completes, even if the task is later stolen;
+ *   2. the task parks until op->done; the owner completes the op from its
+ *      wait() (or a helper thread, for epoll file operations) by storing the
+ *      result, setting done (release) and waking the task, and never touches
+ *      the op again;
+ *   3. a task that is cancelled or times out first calls cancel(), which
+ *      asks the owner to finish the op early, and then still waits for done:
+ *      the op (and the caller's buffer) is never abandoned while the kernel
+ *      may write to it.
+ * When the task runs on another worker than the owner, cancel() queues the
+ * op on the owner's cancel queue and wakes it; the owner clears
+ * cancel_queued once it no longer reads the op, and the task waits for that
+ * too (op_is_done in ops.c), so the queue never holds a dead stack frame.
  */
 #ifndef WEFT_IO_BACKEND_H
 #define WEFT_IO_BACKEND_H
 
+#include <linux/time_types.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct weft__config;
 struct weft__io; /* a backend's private per-worker state */
+struct weft_task;
+
+enum weft__io_opcode {
+    IOP_ACCEPT,   /* buf: sockaddr out, aux: socklen_t *, flags: SOCK_* */
+    IOP_CONNECT,  /* buf: sockaddr, len: its length */
+    IOP_RECV,     /* buf, len, flags: MSG_* */
+    IOP_SEND,     /* buf, len, flags: MSG_* */
+    IOP_RECVMSG,  /* buf: struct msghdr *, flags: MSG_* */
+    IOP_SENDMSG,  /* buf: struct msghdr *, flags: MSG_* */
+    IOP_READ,     /* buf, len, off (-1: the file position) */
+    IOP_WRITE,    /* buf, len, off */
+    IOP_READV,    /* buf: struct iovec *, len: count, off */
+    IOP_WRITEV,   /* buf: struct iovec *, len: count, off */
+    IOP_OPENAT,   /* fd: dirfd, buf: path, flags: O_*, off: mode */
+    IOP_CLOSE,    /* fd */
+    IOP_FSYNC,    /* fd, flags: WEFT_FSYNC_DATASYNC */
+    IOP_STATX,    /* fd: dirfd, buf: path, aux: struct statx *, flags: AT_*,
+                     off: mask */
+    IOP_SHUTDOWN, /* fd, flags: SHUT_* */
+    IOP_POLL,     /* fd, flags: POLL* events; result: revents */
+};
+
+struct weft__io_op;
+
+/* A lock-free stack of ops whose cancellation another thread asked for. */
+struct weft__io_cancelq {
+    _Atomic(struct weft__io_op *) head;
+};
+
+struct weft__io_op {
+    /* Set by the issuing task before submit(); read-only afterwards. */
+    uint8_t opcode;           /* enum weft__io_opcode */
+    int fd;
+    int flags;
+    void *buf;
+    size_t len;
+    void *aux;
+    uint64_t off;
+    int64_t deadline;         /* absolute; WEFT_NEVER: none */
+    struct weft_task *task;
+
+    /* Owner worker (the instance that took the op in submit()). */
+    struct weft__io *io;      /* the owner instance */
+    uint32_t slot, gen;       /* uring: user_data names slot and generation */
+    struct __kernel_timespec ts; /* uring: the linked timeout's deadline */
+    struct weft__io_op *wait_next; /* epoll: the fd's waiter list */
+    uint32_t want;            /* epoll: EPOLL* events it waits for */
+    bool started;             /* epoll: a connect already in progress */
+    int result;               /* valid once done */
+
+    /* Any thread. */
+    atomic_bool done;         /* release by the completer */
+    atomic_bool cancel_queued;/* on the owner's cancel queue, not yet seen */
+    struct weft__io_op *cancel_next; /* cancel queue link */
+};
 
 struct weft__io_ops {
     const char *name;
 
+    /*
+     * True if submit() enforces op->deadline itself (a linked timeout:
+     * the op then completes with -ECANCELED when it expires); otherwise the
+     * caller arms the task's timer and cancels the op when it fires.
+     */
+    bool op_deadlines;
+
     /* Creates this worker's instance. Returns 0 or -errno. */
     int (*init)(struct weft__io **io, const struct weft__config *cfg);
     void (*fini)(struct weft__io *io);
+
+    /*
+     * Starts op on io (the calling worker's instance). The op may complete
+     * before submit() returns. Returns 0 (op will complete) or -errno (it
+     * was not started and will not complete).
+     */
+    int (*submit)(struct weft__io *io, struct weft__io_op *op);
+
+    /*
+     * Asks op's owner to complete op early (-ECANCELED unless it finished
+     * first). io is the calling worker's instance, which may differ from
+     * op->io. The op still completes through the normal path.
+     */
+    void (*cancel)(struct weft__io *io, struct weft__io_op *op);
 
     /*
      * One event-loop turn: flushes pending submissions, blocks until a
@@ -41,5 +140,30 @@ extern const struct weft__io_ops weft__io_epoll_ops;
 
 /* True if io_uring can be set up here (probed once per process). */
 int weft__io_uring_probe(void);
+
+/*
+ * Provided by the runtime (runtime.c): the calling worker's instance and
+ * the runtime's table, or NULL (ops untouched) outside a worker.
+ */
+struct weft__io *weft__io_current(const struct weft__io_ops **ops);
+
+/* ---- shared by the backends (io/ops.c) ----------------------------------- */
+
+/* Completes op: stores the result, publishes done, wakes its task. The op
+ * must not be touched afterwards. Any thread that owns op. */
+void weft__io_complete(struct weft__io_op *op, int result);
+
+/* Queues op on its owner's cancel queue (another worker's). Any thread. */
+void weft__io_cancelq_push(struct weft__io_cancelq *q, struct weft__io_op *op);
+
+/* Owner: takes every queued op, newest first (linked by cancel_next). */
+struct weft__io_op *weft__io_cancelq_take(struct weft__io_cancelq *q);
+
+/* Owner: done with a queued request; op must not be touched afterwards. */
+void weft__io_cancelq_ack(struct weft__io_op *op);
+
+/* Completions that reported -EFAULT (a buffer the kernel could not write);
+ * tests assert it stays 0 under their guard allocator. */
+extern _Atomic uint64_t weft__io_efaults;
 
 #endif

@@ -1,34 +1,89 @@
 /*
  * The epoll backend: readiness instead of completion, for kernels or
  * sandboxes without io_uring, and as the baseline io_uring is measured
- * against. One epoll instance per worker, touched only by it.
+ * against. One epoll instance per worker, touched only by it (cancel() from
+ * another worker goes through the owner's cancel queue, see backend.h).
+ *
+ * An op is first tried at once, non-blocking (MSG_DONTWAIT, RWF_NOWAIT, or
+ * O_NONBLOCK set on listeners and connecting sockets, which the readiness
+ * model needs). On EAGAIN it joins the fd's waiter list on this worker, and
+ * the worker retries it when epoll reports the fd ready, completing it
+ * like a completion backend would, so io/ops.c cannot tell the difference.
+ *
+ * Registration: per fd and worker, EPOLLONESHOT, re-armed (EPOLL_CTL_MOD)
+ * only while waiters remain. Rejected alternative: a persistent
+ * edge-triggered registration saves that epoll_ctl, but with work stealing
+ * a connection's waits move between workers, and each worker it ever
+ * visited would keep receiving its events; and a stale "registered" mark
+ * cannot be told from a closed-and-reused fd number. A disarmed one-shot
+ * registration is inert, and MOD failing with ENOENT says the fd number
+ * now names another file (ADD it). The cost is one epoll_ctl per wait.
+ *
+ * Files: regular files are always "ready" and epoll refuses them (EPERM),
+ * so their reads and writes that would block, and openat, statx and fsync,
+ * run on a helper thread per worker, created on first use. It completes
+ * ops with weft__io_complete from its own thread; they cannot be cancelled
+ * early, a cancelled caller waits for the syscall to return.
  *
  * Waking: the worker's eventfd is registered level-triggered; wake() writes
- * it from any thread and the worker drains it when epoll reports it. A write
- * before the worker blocks keeps the fd readable, so no wake is lost.
+ * it from any thread and the worker drains it when epoll reports it. A
+ * write before the worker blocks keeps the fd readable, so no wake is lost.
  */
 #include "backend.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "../runtime/common.h"
 #include "../runtime/mem.h"
+#include "weft.h"
 
 #define MAX_EVENTS 128
+#define WAKE_KEY 0 /* epoll data of the wake fd; fds are stored as fd + 1 */
+
+/* The waiters on one fd, on this worker. */
+struct fdwait {
+    struct weft__io_op *head;
+    uint32_t armed;  /* events the one-shot registration waits for, or 0 */
+    bool in_epoll;   /* believed registered (ADD done, file not closed) */
+};
+
+struct helper {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    struct weft__io_op *head, *tail; /* under lock, linked by wait_next */
+    bool stop;                       /* under lock */
+    bool started;                    /* owner worker only */
+    pthread_t thread;
+};
 
 struct weft__io {
+    /* Owner worker only. */
     int epfd;
     int wake_fd;
+    struct fdwait *fds;  /* indexed by fd */
+    uint32_t nfds;
+    unsigned nwaiting;   /* ops in waiter lists */
+    struct helper helper;
+
+    /* Any thread. */
+    struct weft__io_cancelq remote;
 };
 
 static int epoll_init(struct weft__io **out, const struct weft__config *cfg)
 {
     struct weft__io *io = weft__zalloc(sizeof(*io));
-    struct epoll_event ev = { .events = EPOLLIN };
+    struct epoll_event ev = { .events = EPOLLIN, .data.u64 = WAKE_KEY };
     int ret;
 
     (void)cfg;
@@ -44,11 +99,12 @@ static int epoll_init(struct weft__io **out, const struct weft__config *cfg)
         ret = -errno;
         goto out_close_ep;
     }
-    ev.data.ptr = NULL;
     if (epoll_ctl(io->epfd, EPOLL_CTL_ADD, io->wake_fd, &ev) < 0) {
         ret = -errno;
         goto out_close_wake;
     }
+    pthread_mutex_init(&io->helper.lock, NULL);
+    pthread_cond_init(&io->helper.cond, NULL);
     *out = io;
     return 0;
 out_close_wake:
@@ -60,11 +116,396 @@ out_free:
     return ret;
 }
 
+static void stop_helper(struct helper *h)
+{
+    if (!h->started)
+        return;
+    pthread_mutex_lock(&h->lock);
+    h->stop = true;
+    pthread_cond_signal(&h->cond);
+    pthread_mutex_unlock(&h->lock);
+    pthread_join(h->thread, NULL);
+}
+
 static void epoll_fini(struct weft__io *io)
 {
+    stop_helper(&io->helper);
+    pthread_mutex_destroy(&io->helper.lock);
+    pthread_cond_destroy(&io->helper.cond);
+    weft__free(io->fds, io->nfds * sizeof(*io->fds));
     close(io->wake_fd);
     close(io->epfd);
     weft__free(io, sizeof(*io));
+}
+
+/* ---- the helper thread (blocking file operations) ----------------------- */
+
+/* The blocking form of op; the helper thread runs it. */
+static int run_blocking(struct weft__io_op *op)
+{
+    struct iovec one = { op->buf, op->len };
+    bool vec = op->opcode == IOP_READV || op->opcode == IOP_WRITEV;
+    const struct iovec *iov = vec ? op->buf : &one;
+    int n = vec ? (int)op->len : 1;
+    ssize_t ret;
+
+    switch (op->opcode) {
+    case IOP_READ:
+    case IOP_READV:
+        ret = preadv2(op->fd, iov, n, (off_t)op->off, 0);
+        break;
+    case IOP_WRITE:
+    case IOP_WRITEV:
+        ret = pwritev2(op->fd, iov, n, (off_t)op->off, 0);
+        break;
+    case IOP_OPENAT:
+        ret = openat(op->fd, op->buf, op->flags, (mode_t)op->off);
+        break;
+    case IOP_STATX:
+        ret = statx(op->fd, op->buf, op->flags, (unsigned)op->off, op->aux);
+        break;
+    case IOP_FSYNC:
+        ret = op->flags & WEFT_FSYNC_DATASYNC ? fdatasync(op->fd)
+                                              : fsync(op->fd);
+        break;
+    default:
+        return -EINVAL;
+    }
+    return ret < 0 ? -errno : (int)ret;
+}
+
+static void *helper_main(void *arg)
+{
+    struct helper *h = arg;
+    struct weft__io_op *op;
+
+    pthread_mutex_lock(&h->lock);
+    for (;;) {
+        while (!h->head && !h->stop)
+            pthread_cond_wait(&h->cond, &h->lock);
+        if (!h->head)
+            break;
+        op = h->head;
+        h->head = op->wait_next;
+        pthread_mutex_unlock(&h->lock);
+        weft__io_complete(op, run_blocking(op));
+        pthread_mutex_lock(&h->lock);
+    }
+    pthread_mutex_unlock(&h->lock);
+    return NULL;
+}
+
+/* Hands op to the helper thread (the stand-in for the blocking pool). */
+static int helper_push(struct weft__io *io, struct weft__io_op *op)
+{
+    struct helper *h = &io->helper;
+    int ret;
+
+    if (!h->started) {
+        ret = pthread_create(&h->thread, NULL, helper_main, h);
+        if (ret)
+            return -ret;
+        h->started = true;
+    }
+    op->want = 0;
+    op->wait_next = NULL;
+    pthread_mutex_lock(&h->lock);
+    if (h->head)
+        h->tail->wait_next = op;
+    else
+        h->head = op;
+    h->tail = op;
+    pthread_cond_signal(&h->cond);
+    pthread_mutex_unlock(&h->lock);
+    return 0;
+}
+
+/* ---- trying an op -------------------------------------------------------- */
+
+static int rw_nowait(struct weft__io_op *op, bool write)
+{
+    struct iovec one = { op->buf, op->len };
+    bool vec = op->opcode == IOP_READV || op->opcode == IOP_WRITEV;
+    const struct iovec *iov = vec ? op->buf : &one;
+    int n = vec ? (int)op->len : 1;
+    ssize_t ret;
+
+    if (write)
+        ret = pwritev2(op->fd, iov, n, (off_t)op->off, RWF_NOWAIT);
+    else
+        ret = preadv2(op->fd, iov, n, (off_t)op->off, RWF_NOWAIT);
+    return ret < 0 ? -errno : (int)ret;
+}
+
+static int poll_now(const struct weft__io_op *op)
+{
+    struct pollfd pfd = { .fd = op->fd, .events = (short)op->flags };
+    int ret = poll(&pfd, 1, 0);
+
+    if (ret < 0)
+        return -errno;
+    return ret ? pfd.revents : -EAGAIN;
+}
+
+static int connect_step(struct weft__io_op *op)
+{
+    int err = 0;
+    socklen_t len = sizeof(err);
+
+    if (op->started) {
+        if (getsockopt(op->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+            return -errno;
+        return -err;
+    }
+    if (connect(op->fd, op->buf, (socklen_t)op->len) == 0)
+        return 0;
+    if (errno != EINPROGRESS && errno != EINTR)
+        return -errno;
+    op->started = true;
+    return -EAGAIN;
+}
+
+/* One non-blocking attempt: the result, or -EAGAIN to wait for readiness. */
+static int perform(struct weft__io_op *op)
+{
+    ssize_t ret;
+
+    switch (op->opcode) {
+    case IOP_ACCEPT:
+        ret = accept4(op->fd, op->buf, op->aux, op->flags);
+        break;
+    case IOP_CONNECT:
+        return connect_step(op);
+    case IOP_RECV:
+        ret = recv(op->fd, op->buf, op->len, op->flags | MSG_DONTWAIT);
+        break;
+    case IOP_SEND:
+        ret = send(op->fd, op->buf, op->len, op->flags | MSG_DONTWAIT);
+        break;
+    case IOP_RECVMSG:
+        ret = recvmsg(op->fd, op->buf, op->flags | MSG_DONTWAIT);
+        break;
+    case IOP_SENDMSG:
+        ret = sendmsg(op->fd, op->buf, op->flags | MSG_DONTWAIT);
+        break;
+    case IOP_READ:
+    case IOP_READV:
+        return rw_nowait(op, false);
+    case IOP_WRITE:
+    case IOP_WRITEV:
+        return rw_nowait(op, true);
+    case IOP_POLL:
+        return poll_now(op);
+    case IOP_CLOSE:
+        ret = close(op->fd);
+        break;
+    case IOP_SHUTDOWN:
+        ret = shutdown(op->fd, op->flags);
+        break;
+    default:
+        return -EINVAL;
+    }
+    return ret < 0 ? (errno == EWOULDBLOCK ? -EAGAIN : -errno) : (int)ret;
+}
+
+static uint32_t wanted_events(const struct weft__io_op *op)
+{
+    switch (op->opcode) {
+    case IOP_POLL:
+        return (uint32_t)op->flags;
+    case IOP_CONNECT:
+    case IOP_SEND:
+    case IOP_SENDMSG:
+    case IOP_WRITE:
+    case IOP_WRITEV:
+        return EPOLLOUT;
+    default:
+        return EPOLLIN;
+    }
+}
+
+/* ---- waiter lists -------------------------------------------------------- */
+
+static int grow_fds(struct weft__io *io, int fd)
+{
+    uint32_t n = io->nfds ? io->nfds : 64;
+    struct fdwait *fds;
+
+    while (n <= (uint32_t)fd)
+        n *= 2;
+    fds = weft__zalloc(n * sizeof(*fds));
+    if (!fds)
+        return -ENOMEM;
+    for (uint32_t i = 0; i < io->nfds; i++)
+        fds[i] = io->fds[i];
+    weft__free(io->fds, io->nfds * sizeof(*fds));
+    io->fds = fds;
+    io->nfds = n;
+    return 0;
+}
+
+/* (Re-)arms fd's one-shot registration for the events its waiters want. */
+static int arm(struct weft__io *io, int fd, uint32_t events)
+{
+    struct fdwait *fw = &io->fds[fd];
+    struct epoll_event ev = { .events = events | EPOLLONESHOT,
+                              .data.u64 = (uint64_t)fd + 1 };
+    int how = fw->in_epoll ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+
+    if (epoll_ctl(io->epfd, how, fd, &ev) < 0) {
+        if (errno != (how == EPOLL_CTL_MOD ? ENOENT : EEXIST))
+            return -errno;
+        how = how == EPOLL_CTL_MOD ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
+        if (epoll_ctl(io->epfd, how, fd, &ev) < 0)
+            return -errno;
+    }
+    fw->in_epoll = true;
+    fw->armed = events;
+    return 0;
+}
+
+static int add_waiter(struct weft__io *io, struct weft__io_op *op)
+{
+    struct fdwait *fw;
+    uint32_t want = wanted_events(op);
+    int ret;
+
+    if ((uint32_t)op->fd >= io->nfds && (ret = grow_fds(io, op->fd)) < 0)
+        return ret;
+    fw = &io->fds[op->fd];
+    if ((fw->armed & want) != want) {
+        ret = arm(io, op->fd, fw->armed | want);
+        if (ret < 0)
+            return ret;
+    }
+    op->want = want;
+    op->wait_next = fw->head;
+    fw->head = op;
+    io->nwaiting++;
+    return 0;
+}
+
+/* Takes op out of its fd's waiter list; false if it is not in one. */
+static bool unhook(struct weft__io *io, struct weft__io_op *op)
+{
+    struct weft__io_op **p;
+
+    if (!op->want)
+        return false;
+    for (p = &io->fds[op->fd].head; *p != op; p = &(*p)->wait_next)
+        ;
+    *p = op->wait_next;
+    op->want = 0;
+    io->nwaiting--;
+    return true;
+}
+
+/* Retries fd's waiters after epoll reported revents on it. */
+static void dispatch(struct weft__io *io, int fd, uint32_t revents)
+{
+    struct fdwait *fw = &io->fds[fd];
+    struct weft__io_op **p = &fw->head, *op;
+    uint32_t rest = 0, bad = EPOLLERR | EPOLLHUP;
+    int ret;
+
+    fw->armed = 0;
+    while ((op = *p)) {
+        ret = -EAGAIN;
+        if (op->opcode == IOP_POLL && (revents & (op->want | bad)))
+            ret = (int)(revents & (op->want | bad));
+        else if (revents & (op->want | bad))
+            ret = perform(op);
+        if (ret == -EAGAIN) {
+            rest |= op->want;
+            p = &op->wait_next;
+            continue;
+        }
+        *p = op->wait_next;
+        op->want = 0;
+        io->nwaiting--;
+        weft__io_complete(op, ret);
+    }
+    if (rest && arm(io, fd, rest) < 0)
+        weft__panic("epoll dispatch: cannot re-arm fd %d", fd);
+}
+
+/* ---- the table ----------------------------------------------------------- */
+
+static bool on_helper(const struct weft__io_op *op)
+{
+    return op->opcode == IOP_OPENAT || op->opcode == IOP_STATX ||
+           op->opcode == IOP_FSYNC;
+}
+
+/* Completes op on the issuing task itself: nobody to wake. */
+static int finish_now(struct weft__io_op *op, int result)
+{
+    op->result = result;
+    atomic_store_explicit(&op->done, true, memory_order_relaxed);
+    return 0;
+}
+
+static int ensure_nonblock(int fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+
+    if (fl < 0)
+        return -errno;
+    if (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+        return -errno;
+    return 0;
+}
+
+static int epoll_submit(struct weft__io *io, struct weft__io_op *op)
+{
+    int ret;
+
+    op->io = io;
+    if (on_helper(op))
+        return helper_push(io, op);
+    if ((op->opcode == IOP_ACCEPT || op->opcode == IOP_CONNECT) &&
+        (ret = ensure_nonblock(op->fd)) < 0)
+        return ret;
+    ret = perform(op);
+    if (ret == -EOPNOTSUPP && op->opcode >= IOP_READ &&
+        op->opcode <= IOP_WRITEV)
+        return helper_push(io, op); /* no RWF_NOWAIT for this file */
+    if (ret != -EAGAIN)
+        return finish_now(op, ret);
+    if (op->opcode >= IOP_RECV && op->opcode <= IOP_SENDMSG &&
+        (op->flags & MSG_DONTWAIT))
+        return finish_now(op, -EAGAIN); /* the caller asked not to wait */
+    ret = add_waiter(io, op);
+    if (ret == -EPERM) /* a regular file: always "ready" */
+        return helper_push(io, op);
+    return ret;
+}
+
+static void epoll_wake(struct weft__io *io);
+
+static void epoll_cancel(struct weft__io *io, struct weft__io_op *op)
+{
+    if (op->io != io) {
+        weft__io_cancelq_push(&op->io->remote, op);
+        epoll_wake(op->io);
+        return;
+    }
+    if (unhook(io, op))
+        weft__io_complete(op, -ECANCELED);
+}
+
+static void take_remote_cancels(struct weft__io *io)
+{
+    struct weft__io_op *op = weft__io_cancelq_take(&io->remote);
+
+    while (op) {
+        struct weft__io_op *next = op->cancel_next;
+
+        if (unhook(io, op))
+            weft__io_complete(op, -ECANCELED);
+        weft__io_cancelq_ack(op);
+        op = next;
+    }
 }
 
 static void drain_wake(struct weft__io *io)
@@ -81,19 +522,24 @@ static int epoll_wait_ns(struct weft__io *io, int64_t timeout_ns)
     struct timespec ts, *tsp = NULL;
     int n;
 
+    take_remote_cancels(io);
+    if (timeout_ns == 0 && !io->nwaiting)
+        return 0; /* nothing here can become ready */
     if (timeout_ns >= 0) {
-        ts.tv_sec = timeout_ns / 1000000000;
-        ts.tv_nsec = timeout_ns % 1000000000;
+        ts.tv_sec = timeout_ns / WEFT_NS_PER_SEC;
+        ts.tv_nsec = timeout_ns % WEFT_NS_PER_SEC;
         tsp = &ts;
     }
-    if (timeout_ns == 0)
-        return 0; /* nothing but the wake fd is registered yet */
     n = epoll_pwait2(io->epfd, evs, MAX_EVENTS, tsp, NULL);
     if (n < 0)
         return errno == EINTR ? 0 : -errno;
-    for (int i = 0; i < n; i++)
-        if (!evs[i].data.ptr)
+    for (int i = 0; i < n; i++) {
+        if (evs[i].data.u64 == WAKE_KEY)
             drain_wake(io);
+        else
+            dispatch(io, (int)(evs[i].data.u64 - 1), evs[i].events);
+    }
+    take_remote_cancels(io);
     return n;
 }
 
@@ -107,8 +553,11 @@ static void epoll_wake(struct weft__io *io)
 
 const struct weft__io_ops weft__io_epoll_ops = {
     .name = "epoll",
+    .op_deadlines = false,
     .init = epoll_init,
     .fini = epoll_fini,
+    .submit = epoll_submit,
+    .cancel = epoll_cancel,
     .wait = epoll_wait_ns,
     .wake = epoll_wake,
 };

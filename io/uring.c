@@ -1,19 +1,39 @@
 /*
  * The io_uring backend: one ring per worker, created on that worker and
- * touched only by it.
+ * touched only by it (cancel() from another worker goes through the
+ * owner's cancel queue, see backend.h).
  *
  * Set-up probes the strongest flags first: SINGLE_ISSUER | DEFER_TASKRUN
  * (completions are processed only when this worker enters the kernel, in a
- * batch), then COOP_TASKRUN, then none, so older kernels still work.
+ * batch), then COOP_TASKRUN, then none, so older kernels still work. With
+ * WEFT_SQPOLL a kernel thread polls the SQ (DEFER_TASKRUN cannot be combined
+ * with it).
  *
- * Waking: each ring keeps a read of its worker's eventfd in flight. wake()
- * writes the eventfd from any thread; the read completes and the worker's
- * wait returns. A write that arrives before the worker blocks leaves the
- * counter non-zero, so the read completes at once: no wake is lost.
+ * Submission: submit() only prepares SQEs; they reach the kernel in the
+ * worker's next wait(), one io_uring_enter per scheduler turn (with SQPOLL,
+ * none while the kernel thread is awake). A full SQ is
+ * flushed to the kernel on the spot rather than failing the op.
+ *
+ * Reaping: under DEFER_TASKRUN nothing completes until this worker enters
+ * the kernel with GETEVENTS, so wait(0) enters whenever ops are in flight
+ * (io->inflight); it only peeks at the CQ when nothing could complete.
+ *
+ * user_data: 0 for CQEs nobody waits for (linked timeouts, cancels), 1 for
+ * the wake read, otherwise gen << 32 | (slot + SLOT_BASE). The slot table
+ * maps a slot to its op; a slot's generation changes each time it is freed,
+ * so a completion for an op that is no longer there is recognised (counted
+ * in stale) and dropped instead of written into someone else's stack.
+ *
+ * Waking: each ring keeps a read of its worker's eventfd in flight while it
+ * blocks. wake() writes the eventfd from any thread; the read completes and
+ * the worker's wait returns. A write that arrives before the worker blocks
+ * leaves the counter non-zero, so the read completes at once: no wake is
+ * lost.
  */
 #include "backend.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <liburing.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -25,27 +45,55 @@
 #include "../runtime/config.h"
 #include "../runtime/mem.h"
 
-#define WAKE_TAG 1ull
+#define TAG_IGNORE 0ull
+#define TAG_WAKE 1ull
+#define SLOT_BASE 2u
+#define SLOT_NONE UINT32_MAX
 
-struct weft__io {
-    struct io_uring ring;
-    int wake_fd;
-    bool wake_armed;      /* the eventfd read is in flight */
-    uint64_t wake_buf;    /* the eventfd read's target */
-    unsigned pending;     /* SQEs prepared since the last submit */
+struct slot {
+    struct weft__io_op *op; /* NULL when free */
+    uint32_t gen;
+    uint32_t next_free;
 };
 
-static int setup_ring(struct io_uring *ring, unsigned entries)
+struct weft__io {
+    /* Owner worker only. */
+    struct io_uring ring;
+    int wake_fd;
+    bool wake_armed;       /* the eventfd read is in flight */
+    uint64_t wake_buf;     /* the eventfd read's target */
+    bool sqpoll;           /* a kernel thread submits and completes */
+    unsigned inflight;     /* ops whose final CQE has not been reaped */
+    struct slot *slots;
+    uint32_t nslots, free_head;
+    uint64_t stale;        /* completions whose op was gone */
+
+    /* Any thread. */
+    struct weft__io_cancelq remote;
+};
+
+static int setup_ring(struct io_uring *ring, unsigned entries, bool sqpoll)
 {
-    static const unsigned tries[] = {
+    static const unsigned fast[] = {
         IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
         IORING_SETUP_COOP_TASKRUN,
         0,
     };
+    static const unsigned polled[] = {
+        IORING_SETUP_SQPOLL | IORING_SETUP_SINGLE_ISSUER,
+        IORING_SETUP_SQPOLL,
+        0,
+    };
+    const unsigned *tries = sqpoll ? polled : fast;
     int ret = -EINVAL;
 
-    for (unsigned i = 0; i < sizeof(tries) / sizeof(tries[0]); i++) {
-        struct io_uring_params p = { .flags = tries[i] };
+    for (unsigned i = 0; i < 3; i++) {
+        /* A deep CQ: linked timeouts and cancels add CQEs beyond the SQ. */
+        struct io_uring_params p = {
+            .flags = tries[i] | IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP,
+            .cq_entries = entries * 4,
+            .sq_thread_idle = 50,
+        };
 
         ret = io_uring_queue_init_params(entries, ring, &p);
         if (ret != -EINVAL)
@@ -69,6 +117,72 @@ int weft__io_uring_probe(void)
     return v == 1;
 }
 
+/* ---- slots --------------------------------------------------------------- */
+
+/* Doubles the slot table: allocation only as the in-flight peak grows. */
+static int grow_slots(struct weft__io *io)
+{
+    uint32_t n = io->nslots ? io->nslots * 2 : 256;
+    struct slot *s = weft__alloc(n * sizeof(*s));
+
+    if (!s)
+        return -ENOMEM;
+    for (uint32_t i = 0; i < io->nslots; i++)
+        s[i] = io->slots[i];
+    for (uint32_t i = io->nslots; i < n; i++)
+        s[i] = (struct slot){ .next_free = i + 1 < n ? i + 1 : SLOT_NONE };
+    weft__free(io->slots, io->nslots * sizeof(*s));
+    io->free_head = io->nslots;
+    io->slots = s;
+    io->nslots = n;
+    return 0;
+}
+
+static int take_slot(struct weft__io *io, struct weft__io_op *op)
+{
+    struct slot *s;
+
+    if (io->free_head == SLOT_NONE && grow_slots(io) < 0)
+        return -ENOMEM;
+    op->slot = io->free_head;
+    s = &io->slots[op->slot];
+    io->free_head = s->next_free;
+    s->op = op;
+    op->gen = s->gen;
+    op->io = io;
+    io->inflight++;
+    return 0;
+}
+
+static void free_slot(struct weft__io *io, uint32_t i)
+{
+    io->slots[i].op = NULL;
+    io->slots[i].gen++;
+    io->slots[i].next_free = io->free_head;
+    io->free_head = i;
+    io->inflight--;
+}
+
+static uint64_t op_tag(const struct weft__io_op *op)
+{
+    return (uint64_t)op->gen << 32 | (op->slot + SLOT_BASE);
+}
+
+/* The op a CQE names, or NULL if it is stale. */
+static struct weft__io_op *tag_op(struct weft__io *io, uint64_t tag,
+                                  uint32_t *slot)
+{
+    uint32_t i = (uint32_t)tag - SLOT_BASE;
+
+    if (i >= io->nslots || io->slots[i].gen != (uint32_t)(tag >> 32) ||
+        !io->slots[i].op)
+        return NULL;
+    *slot = i;
+    return io->slots[i].op;
+}
+
+/* ---- set-up -------------------------------------------------------------- */
+
 static int uring_init(struct weft__io **out, const struct weft__config *cfg)
 {
     struct weft__io *io = weft__zalloc(sizeof(*io));
@@ -76,16 +190,23 @@ static int uring_init(struct weft__io **out, const struct weft__config *cfg)
 
     if (!io)
         return -ENOMEM;
+    io->free_head = SLOT_NONE;
     io->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (io->wake_fd < 0) {
         ret = -errno;
         goto out_free;
     }
-    ret = setup_ring(&io->ring, cfg->ring_entries);
+    ret = setup_ring(&io->ring, cfg->ring_entries, cfg->sqpoll);
     if (ret < 0)
         goto out_close;
+    io->sqpoll = io->ring.flags & IORING_SETUP_SQPOLL;
+    ret = grow_slots(io);
+    if (ret < 0)
+        goto out_exit;
     *out = io;
     return 0;
+out_exit:
+    io_uring_queue_exit(&io->ring);
 out_close:
     close(io->wake_fd);
 out_free:
@@ -97,21 +218,202 @@ static void uring_fini(struct weft__io *io)
 {
     io_uring_queue_exit(&io->ring);
     close(io->wake_fd);
+    weft__free(io->slots, io->nslots * sizeof(*io->slots));
     weft__free(io, sizeof(*io));
 }
 
-/* An SQE, flushing the SQ to the kernel if it is full. */
-static struct io_uring_sqe *get_sqe(struct weft__io *io)
-{
-    struct io_uring_sqe *sqe = io_uring_get_sqe(&io->ring);
+/* ---- submission ---------------------------------------------------------- */
 
-    while (!sqe) {
-        io_uring_submit(&io->ring);
-        io->pending = 0;
-        sqe = io_uring_get_sqe(&io->ring);
+static unsigned reap(struct weft__io *io);
+
+/* Hands prepared SQEs to the kernel; busy rings are reaped and retried. */
+static void flush(struct weft__io *io)
+{
+    int ret = io_uring_submit(&io->ring);
+
+    if (ret == -EBUSY || ret == -EAGAIN || ret == -EINTR) {
+        /* The kernel wants CQ room (or memory) first: make some. */
+        reap(io);
+        io_uring_submit_and_get_events(&io->ring);
     }
-    io->pending++;
-    return sqe;
+}
+
+/* n consecutive SQEs (a linked pair must not straddle a flush). */
+static struct io_uring_sqe *get_sqes(struct weft__io *io, unsigned n)
+{
+    while (io_uring_sq_space_left(&io->ring) < n)
+        flush(io);
+    return io_uring_get_sqe(&io->ring);
+}
+
+static void prep_data(struct io_uring_sqe *sqe, struct weft__io_op *op)
+{
+    switch (op->opcode) {
+    case IOP_RECV:
+        io_uring_prep_recv(sqe, op->fd, op->buf, op->len, op->flags);
+        break;
+    case IOP_SEND:
+        io_uring_prep_send(sqe, op->fd, op->buf, op->len, op->flags);
+        break;
+    case IOP_RECVMSG:
+        io_uring_prep_recvmsg(sqe, op->fd, op->buf, (unsigned)op->flags);
+        break;
+    case IOP_SENDMSG:
+        io_uring_prep_sendmsg(sqe, op->fd, op->buf, (unsigned)op->flags);
+        break;
+    case IOP_READ:
+        io_uring_prep_read(sqe, op->fd, op->buf, (unsigned)op->len, op->off);
+        break;
+    case IOP_WRITE:
+        io_uring_prep_write(sqe, op->fd, op->buf, (unsigned)op->len,
+                            op->off);
+        break;
+    case IOP_READV:
+        io_uring_prep_readv(sqe, op->fd, op->buf, (unsigned)op->len,
+                            op->off);
+        break;
+    case IOP_WRITEV:
+        io_uring_prep_writev(sqe, op->fd, op->buf, (unsigned)op->len,
+                             op->off);
+        break;
+    }
+}
+
+static void prep(struct io_uring_sqe *sqe, struct weft__io_op *op)
+{
+    switch (op->opcode) {
+    case IOP_ACCEPT:
+        io_uring_prep_accept(sqe, op->fd, op->buf, op->aux, op->flags);
+        break;
+    case IOP_CONNECT:
+        io_uring_prep_connect(sqe, op->fd, op->buf, (socklen_t)op->len);
+        break;
+    case IOP_OPENAT:
+        io_uring_prep_openat(sqe, op->fd, op->buf, op->flags,
+                             (mode_t)op->off);
+        break;
+    case IOP_CLOSE:
+        io_uring_prep_close(sqe, op->fd);
+        break;
+    case IOP_FSYNC:
+        io_uring_prep_fsync(sqe, op->fd, (unsigned)op->flags);
+        break;
+    case IOP_STATX:
+        io_uring_prep_statx(sqe, op->fd, op->buf, op->flags,
+                            (unsigned)op->off, op->aux);
+        break;
+    case IOP_SHUTDOWN:
+        io_uring_prep_shutdown(sqe, op->fd, op->flags);
+        break;
+    case IOP_POLL:
+        io_uring_prep_poll_add(sqe, op->fd, (unsigned)op->flags);
+        break;
+    default:
+        prep_data(sqe, op);
+        break;
+    }
+}
+
+static int uring_submit(struct weft__io *io, struct weft__io_op *op)
+{
+    bool timed = op->deadline != WEFT_NEVER;
+    struct io_uring_sqe *sqe;
+
+    if (take_slot(io, op) < 0)
+        return -ENOMEM;
+    sqe = get_sqes(io, timed ? 2 : 1);
+    prep(sqe, op);
+    io_uring_sqe_set_data64(sqe, op_tag(op));
+    if (!timed)
+        return 0;
+    /* The kernel reads ts when it takes the SQE; op (on the parked task's
+     * stack) outlives that. */
+    sqe->flags |= IOSQE_IO_LINK;
+    op->ts.tv_sec = op->deadline / WEFT_NS_PER_SEC;
+    op->ts.tv_nsec = op->deadline % WEFT_NS_PER_SEC;
+    sqe = io_uring_get_sqe(&io->ring);
+    io_uring_prep_link_timeout(sqe, &op->ts, IORING_TIMEOUT_ABS);
+    io_uring_sqe_set_data64(sqe, TAG_IGNORE);
+    return 0;
+}
+
+static void prep_cancel(struct weft__io *io, struct weft__io_op *op)
+{
+    struct io_uring_sqe *sqe = get_sqes(io, 1);
+
+    io_uring_prep_cancel64(sqe, op_tag(op), 0);
+    io_uring_sqe_set_data64(sqe, TAG_IGNORE);
+}
+
+static void uring_wake(struct weft__io *io);
+
+static void uring_cancel(struct weft__io *io, struct weft__io_op *op)
+{
+    if (op->io == io) {
+        prep_cancel(io, op);
+        return;
+    }
+    weft__io_cancelq_push(&op->io->remote, op);
+    uring_wake(op->io);
+}
+
+/* Cancels requested by tasks that moved to other workers. */
+static void take_remote_cancels(struct weft__io *io)
+{
+    struct weft__io_op *op = weft__io_cancelq_take(&io->remote);
+
+    while (op) {
+        struct weft__io_op *next = op->cancel_next;
+        uint32_t slot;
+
+        if (tag_op(io, op_tag(op), &slot) == op)
+            prep_cancel(io, op);
+        weft__io_cancelq_ack(op);
+        op = next;
+    }
+}
+
+/* ---- completion ---------------------------------------------------------- */
+
+static void complete(struct weft__io *io, const struct io_uring_cqe *cqe)
+{
+    uint64_t tag = io_uring_cqe_get_data64(cqe);
+    struct weft__io_op *op;
+    uint32_t slot;
+
+    if (tag == TAG_IGNORE)
+        return;
+    if (tag == TAG_WAKE) {
+        io->wake_armed = false;
+        return;
+    }
+    op = tag_op(io, tag, &slot);
+    if (!op) {
+        io->stale++;
+        return;
+    }
+    free_slot(io, slot);
+    weft__io_complete(op, cqe->res);
+}
+
+static unsigned reap(struct weft__io *io)
+{
+    struct io_uring_cqe *cqe;
+    unsigned head, n = 0, total = 0;
+
+    do {
+        n = 0;
+        io_uring_for_each_cqe(&io->ring, head, cqe) {
+            complete(io, cqe);
+            n++;
+        }
+        io_uring_cq_advance(&io->ring, n);
+        total += n;
+        /* CQEs the kernel kept back while the CQ was full (NODROP). */
+        if (n == 0 && io_uring_cq_has_overflow(&io->ring))
+            n = io_uring_get_events(&io->ring) == 0;
+    } while (n);
+    return total;
 }
 
 static void arm_wake(struct weft__io *io)
@@ -120,47 +422,40 @@ static void arm_wake(struct weft__io *io)
 
     if (io->wake_armed)
         return;
-    sqe = get_sqe(io);
+    sqe = get_sqes(io, 1);
     io_uring_prep_read(sqe, io->wake_fd, &io->wake_buf, sizeof(io->wake_buf),
                        0);
-    io_uring_sqe_set_data64(sqe, WAKE_TAG);
+    io_uring_sqe_set_data64(sqe, TAG_WAKE);
     io->wake_armed = true;
 }
 
-static unsigned reap(struct weft__io *io)
+static int enter(struct weft__io *io, int64_t timeout_ns)
 {
+    struct __kernel_timespec ts;
     struct io_uring_cqe *cqe;
-    unsigned head, n = 0;
 
-    io_uring_for_each_cqe(&io->ring, head, cqe) {
-        if (io_uring_cqe_get_data64(cqe) == WAKE_TAG)
-            io->wake_armed = false;
-        n++;
-    }
-    io_uring_cq_advance(&io->ring, n);
-    return n;
+    if (timeout_ns == 0 && io->sqpoll)
+        return io_uring_submit(&io->ring);
+    if (timeout_ns == 0)
+        return io_uring_submit_and_get_events(&io->ring);
+    arm_wake(io);
+    if (timeout_ns < 0)
+        return io_uring_submit_and_wait(&io->ring, 1);
+    ts.tv_sec = timeout_ns / WEFT_NS_PER_SEC;
+    ts.tv_nsec = timeout_ns % WEFT_NS_PER_SEC;
+    return io_uring_submit_and_wait_timeout(&io->ring, &cqe, 1, &ts, NULL);
 }
 
 static int uring_wait(struct weft__io *io, int64_t timeout_ns)
 {
-    struct io_uring_cqe *cqe;
-    struct __kernel_timespec ts;
     int ret;
 
-    if (timeout_ns == 0 && !io->pending)
+    take_remote_cancels(io);
+    if (timeout_ns == 0 && !io->inflight && !io_uring_sq_ready(&io->ring))
         return (int)reap(io);
-    arm_wake(io);
-    if (timeout_ns == 0) {
-        ret = io_uring_submit(&io->ring);
-    } else if (timeout_ns < 0) {
-        ret = io_uring_submit_and_wait(&io->ring, 1);
-    } else {
-        ts.tv_sec = timeout_ns / 1000000000;
-        ts.tv_nsec = timeout_ns % 1000000000;
-        ret = io_uring_submit_and_wait_timeout(&io->ring, &cqe, 1, &ts,
-                                               NULL);
-    }
-    io->pending = 0;
+    ret = enter(io, timeout_ns);
+    /* Interrupted, timed out or short of CQ room: not a failure of the
+     * backend; what completed is reaped and the worker comes back. */
     if (ret < 0 && ret != -ETIME && ret != -EINTR && ret != -EAGAIN &&
         ret != -EBUSY)
         return ret;
@@ -178,8 +473,11 @@ static void uring_wake(struct weft__io *io)
 
 const struct weft__io_ops weft__io_uring_ops = {
     .name = "uring",
+    .op_deadlines = true,
     .init = uring_init,
     .fini = uring_fini,
+    .submit = uring_submit,
+    .cancel = uring_cancel,
     .wait = uring_wait,
     .wake = uring_wake,
 };

@@ -51,6 +51,16 @@ int weft_worker_id(void)
     return w ? (int)w->index : -1;
 }
 
+struct weft__io *weft__io_current(const struct weft__io_ops **ops)
+{
+    struct worker *w = weft__worker_current();
+
+    if (!w)
+        return NULL;
+    *ops = w->rt->io_ops;
+    return w->io;
+}
+
 void weft__runtime_notify_work(struct runtime *rt)
 {
     struct idle *idle = &rt->idle;

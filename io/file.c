@@ -1,0 +1,110 @@
+/*
+ * File and generic fd calls: read, write, readv, writev, openat, close,
+ * fsync, statx. Each is one op run through weft__io_run; on the epoll
+ * backend the ones that would block a worker go to its helper thread.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+
+#include "ops.h"
+#include "weft.h"
+
+/* io_uring carries lengths as 32 bits and the kernel caps a transfer at
+ * MAX_RW_COUNT anyway: a longer request is a short read or write. */
+static size_t clamp_len(size_t len)
+{
+    return len > INT_MAX ? (size_t)INT_MAX & ~(size_t)4095 : len;
+}
+
+ssize_t weft_read(int fd, void *buf, size_t len, int64_t offset,
+                  int64_t deadline)
+{
+    struct weft__io_op op = { .opcode = IOP_READ, .fd = fd, .buf = buf,
+                              .len = clamp_len(len), .off = (uint64_t)offset };
+
+    if (offset < -1)
+        return -EINVAL;
+    return weft__io_run(&op, deadline, WEFT_WHERE);
+}
+
+ssize_t weft_write(int fd, const void *buf, size_t len, int64_t offset,
+                   int64_t deadline)
+{
+    struct weft__io_op op = { .opcode = IOP_WRITE, .fd = fd,
+                              .buf = (void *)buf, .len = clamp_len(len),
+                              .off = (uint64_t)offset };
+
+    if (offset < -1)
+        return -EINVAL;
+    return weft__io_run(&op, deadline, WEFT_WHERE);
+}
+
+ssize_t weft_readv(int fd, const struct iovec *iov, int iovcnt,
+                   int64_t offset, int64_t deadline)
+{
+    struct weft__io_op op = { .opcode = IOP_READV, .fd = fd,
+                              .buf = (void *)iov, .len = (size_t)iovcnt,
+                              .off = (uint64_t)offset };
+
+    if (offset < -1 || iovcnt < 0 || iovcnt > IOV_MAX || (iovcnt && !iov))
+        return -EINVAL;
+    return weft__io_run(&op, deadline, WEFT_WHERE);
+}
+
+ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt,
+                    int64_t offset, int64_t deadline)
+{
+    struct weft__io_op op = { .opcode = IOP_WRITEV, .fd = fd,
+                              .buf = (void *)iov, .len = (size_t)iovcnt,
+                              .off = (uint64_t)offset };
+
+    if (offset < -1 || iovcnt < 0 || iovcnt > IOV_MAX || (iovcnt && !iov))
+        return -EINVAL;
+    return weft__io_run(&op, deadline, WEFT_WHERE);
+}
+
+int weft_openat(int dirfd, const char *path, int flags, mode_t mode,
+                int64_t deadline)
+{
+    struct weft__io_op op = { .opcode = IOP_OPENAT, .fd = dirfd,
+                              .buf = (void *)path, .flags = flags,
+                              .off = mode };
+
+    if (!path)
+        return -EINVAL;
+    return weft__io_run(&op, deadline, WEFT_WHERE);
+}
+
+int weft_close(int fd)
+{
+    struct weft__io_op op = { .opcode = IOP_CLOSE, .fd = fd };
+
+    if (fd < 0)
+        return -EBADF;
+    return weft__io_run(&op, WEFT_NO_DEADLINE, WEFT_WHERE);
+}
+
+int weft_fsync(int fd, unsigned flags, int64_t deadline)
+{
+    struct weft__io_op op = { .opcode = IOP_FSYNC, .fd = fd,
+                              .flags = (int)flags };
+
+    if (flags & ~WEFT_FSYNC_DATASYNC)
+        return -EINVAL;
+    return weft__io_run(&op, deadline, WEFT_WHERE);
+}
+
+int weft_statx(int dirfd, const char *path, int flags, unsigned mask,
+               struct statx *out, int64_t deadline)
+{
+    struct weft__io_op op = { .opcode = IOP_STATX, .fd = dirfd,
+                              .buf = (void *)path, .aux = out,
+                              .flags = flags, .off = mask };
+
+    if (!path || !out)
+        return -EINVAL;
+    return weft__io_run(&op, deadline, WEFT_WHERE);
+}

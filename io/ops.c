@@ -1,0 +1,252 @@
+/*
+ * The life of one I/O operation, written once for both backends, and the
+ * socket calls built on it (accept, connect, recv, send, recvmsg, sendmsg,
+ * shutdown, weft_wait_fd).
+ *
+ * Cancellation protocol (the race it prevents: a task returning -ECANCELED,
+ * and its caller freeing the buffer, while the kernel still owns the
+ * operation and writes into that buffer later). weft__io_run never returns
+ * before the op is done, i.e. before the backend has seen its final
+ * completion. A cancel or a timeout only asks the owner to finish the op
+ * early (IORING_OP_ASYNC_CANCEL, or unhooking an epoll waiter), then waits
+ * for the completion like any other. The completion decides the result: if
+ * the op succeeded (or failed on its own) meanwhile, that result is
+ * returned and a taken cancellation is put back, so no data the kernel
+ * moved is ever dropped; only a completion of -ECANCELED becomes
+ * -ECANCELED or -ETIMEDOUT, whichever caused it.
+ */
+#include "ops.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include "../runtime/common.h"
+#include "../runtime/sanitizer.h"
+#include "../runtime/task.h"
+#include "weft.h"
+
+_Atomic uint64_t weft__io_efaults;
+
+void weft__io_complete(struct weft__io_op *op, int result)
+{
+    struct weft_task *t = op->task;
+
+    if (unlikely(result == -EFAULT))
+        atomic_fetch_add_explicit(&weft__io_efaults, 1, memory_order_relaxed);
+    op->result = result;
+    /* release: pairs with the acquire in op_is_done(); from here on the
+     * task may return and its stack frame (op) be gone. */
+    atomic_store_explicit(&op->done, true, memory_order_release);
+    weft__task_wake(t);
+}
+
+void weft__io_cancelq_push(struct weft__io_cancelq *q, struct weft__io_op *op)
+{
+    struct weft__io_op *head = atomic_load_explicit(&q->head,
+                                                    memory_order_relaxed);
+
+    atomic_store_explicit(&op->cancel_queued, true, memory_order_relaxed);
+    do {
+        op->cancel_next = head;
+        /* release: publishes op's fields; pairs with the acquire exchange
+         * in weft__io_cancelq_take(). */
+    } while (!atomic_compare_exchange_weak_explicit(
+        &q->head, &head, op, memory_order_release, memory_order_relaxed));
+}
+
+struct weft__io_op *weft__io_cancelq_take(struct weft__io_cancelq *q)
+{
+    if (!atomic_load_explicit(&q->head, memory_order_relaxed))
+        return NULL;
+    /* acquire: pairs with the release CAS in weft__io_cancelq_push(). */
+    return atomic_exchange_explicit(&q->head, NULL, memory_order_acquire);
+}
+
+void weft__io_cancelq_ack(struct weft__io_op *op)
+{
+    struct weft_task *t = op->task;
+
+    /* release: pairs with the acquire in op_is_done(); op may vanish. */
+    atomic_store_explicit(&op->cancel_queued, false, memory_order_release);
+    weft__task_wake(t);
+}
+
+static bool op_is_done(void *arg)
+{
+    struct weft__io_op *op = arg;
+
+    return atomic_load_explicit(&op->done, memory_order_acquire) &&
+           !atomic_load_explicit(&op->cancel_queued, memory_order_acquire);
+}
+
+/* Valgrind cannot see the kernel fill the caller's buffers. */
+static void mark_defined(const struct weft__io_op *op)
+{
+    const struct iovec *iov = op->buf;
+    size_t left = (size_t)op->result, n = op->len;
+
+    switch (op->opcode) {
+    case IOP_RECV:
+    case IOP_READ:
+        san_vg_defined(op->buf, left);
+        return;
+    case IOP_RECVMSG:
+        iov = ((const struct msghdr *)op->buf)->msg_iov;
+        n = ((const struct msghdr *)op->buf)->msg_iovlen;
+        /* fall through */
+    case IOP_READV:
+        for (size_t i = 0; i < n && left; i++) {
+            size_t k = iov[i].iov_len < left ? iov[i].iov_len : left;
+
+            san_vg_defined(iov[i].iov_base, k);
+            left -= k;
+        }
+        return;
+    default:
+        return;
+    }
+}
+
+/* After a cancel or timeout: wait until the owner has let go of op. */
+static int withdraw(struct weft_task *t, struct weft__io_op *op, int why,
+                    const void *where)
+{
+    const struct weft__io_ops *ops;
+    struct weft__io *io = weft__io_current(&ops);
+
+    if (!atomic_load_explicit(&op->done, memory_order_relaxed))
+        ops->cancel(io, op);
+    /* Further cancels stay pending: this wait must not be cut short. */
+    while (!op_is_done(op))
+        weft__task_park(t, WHY_IO, where);
+    if (op->result == -ECANCELED)
+        return why;
+    if (why == -ECANCELED)
+        weft__task_restore_cancel(t);
+    return op->result;
+}
+
+static int finished(struct weft__io_op *op)
+{
+    /* Only our own cancel or the linked timeout ends an op with
+     * -ECANCELED, and our cancel goes through withdraw(). */
+    if (op->result == -ECANCELED)
+        return -ETIMEDOUT;
+    if (op->result > 0)
+        mark_defined(op);
+    return op->result;
+}
+
+int weft__io_run(struct weft__io_op *op, int64_t deadline, const void *where)
+{
+    const struct weft__io_ops *ops;
+    struct weft__io *io = weft__io_current(&ops);
+    struct weft_task *t = io ? weft__task_current() : NULL;
+    int ret;
+
+    if (!t)
+        return -EPERM;
+    if (weft__task_take_cancel(t))
+        return -ECANCELED;
+    if (t->scope_deadline < deadline)
+        deadline = t->scope_deadline;
+    if (deadline != WEFT_NEVER && deadline <= weft__now())
+        return -ETIMEDOUT;
+    op->task = t;
+    op->deadline = deadline;
+    ret = ops->submit(io, op);
+    if (ret < 0)
+        return ret;
+    ret = weft__task_block(t, op_is_done, op,
+                           ops->op_deadlines ? WEFT_NEVER : deadline, WHY_IO,
+                           where);
+    if (ret < 0)
+        return withdraw(t, op, ret, where);
+    return finished(op);
+}
+
+/* ---- sockets ------------------------------------------------------------- */
+
+int weft_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags,
+                int64_t deadline)
+{
+    struct weft__io_op op = { .opcode = IOP_ACCEPT, .fd = fd, .buf = addr,
+                              .aux = addrlen, .flags = flags };
+
+    if ((addr && !addrlen) || (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)))
+        return -EINVAL;
+    return weft__io_run(&op, deadline, WEFT_WHERE);
+}
+
+int weft_connect(int fd, const struct sockaddr *addr, socklen_t addrlen,
+                 int64_t deadline)
+{
+    struct weft__io_op op = { .opcode = IOP_CONNECT, .fd = fd,
+                              .buf = (void *)addr, .len = addrlen };
+
+    if (!addr)
+        return -EINVAL;
+    return weft__io_run(&op, deadline, WEFT_WHERE);
+}
+
+ssize_t weft_recv(int fd, void *buf, size_t len, int flags, int64_t deadline)
+{
+    struct weft__io_op op = { .opcode = IOP_RECV, .fd = fd, .buf = buf,
+                              .len = len, .flags = flags };
+
+    return weft__io_run(&op, deadline, WEFT_WHERE);
+}
+
+ssize_t weft_send(int fd, const void *buf, size_t len, int flags,
+                  int64_t deadline)
+{
+    /* A library must not kill its host with SIGPIPE: -EPIPE says it. */
+    struct weft__io_op op = { .opcode = IOP_SEND, .fd = fd,
+                              .buf = (void *)buf, .len = len,
+                              .flags = flags | MSG_NOSIGNAL };
+
+    return weft__io_run(&op, deadline, WEFT_WHERE);
+}
+
+ssize_t weft_recvmsg(int fd, struct msghdr *msg, int flags, int64_t deadline)
+{
+    struct weft__io_op op = { .opcode = IOP_RECVMSG, .fd = fd, .buf = msg,
+                              .flags = flags };
+
+    if (!msg)
+        return -EINVAL;
+    return weft__io_run(&op, deadline, WEFT_WHERE);
+}
+
+ssize_t weft_sendmsg(int fd, const struct msghdr *msg, int flags,
+                     int64_t deadline)
+{
+    struct weft__io_op op = { .opcode = IOP_SENDMSG, .fd = fd,
+                              .buf = (void *)msg,
+                              .flags = flags | MSG_NOSIGNAL };
+
+    if (!msg)
+        return -EINVAL;
+    return weft__io_run(&op, deadline, WEFT_WHERE);
+}
+
+int weft_shutdown(int fd, int how)
+{
+    struct weft__io_op op = { .opcode = IOP_SHUTDOWN, .fd = fd, .flags = how };
+
+    if (how != SHUT_RD && how != SHUT_WR && how != SHUT_RDWR)
+        return -EINVAL;
+    return weft__io_run(&op, WEFT_NEVER, WEFT_WHERE);
+}
+
+int weft_wait_fd(int fd, unsigned events, int64_t deadline)
+{
+    struct weft__io_op op = { .opcode = IOP_POLL, .fd = fd,
+                              .flags = (int)events };
+
+    if (!(events & (POLLIN | POLLOUT | POLLPRI | POLLRDHUP)))
+        return -EINVAL;
+    return weft__io_run(&op, deadline, WEFT_WHERE);
+}
