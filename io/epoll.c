@@ -35,6 +35,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -516,6 +517,33 @@ static void drain_wake(struct weft__io *io)
         ;
 }
 
+/*
+ * epoll_pwait2 (Linux 5.11) takes a nanosecond timeout; where it is missing
+ * (older kernels, Valgrind) epoll_wait's milliseconds are rounded up so that
+ * a timer is never fired early.
+ */
+static int wait_events(int epfd, struct epoll_event *evs,
+                       const struct timespec *ts)
+{
+    static atomic_bool no_pwait2;
+    int ms;
+
+    if (!atomic_load_explicit(&no_pwait2, memory_order_relaxed)) {
+        int n = epoll_pwait2(epfd, evs, MAX_EVENTS, ts, NULL);
+
+        if (n >= 0 || errno != ENOSYS)
+            return n;
+        atomic_store_explicit(&no_pwait2, true, memory_order_relaxed);
+    }
+    if (!ts)
+        ms = -1;
+    else if (ts->tv_sec >= INT32_MAX / 1000)
+        ms = INT32_MAX;
+    else
+        ms = (int)(ts->tv_sec * 1000 + (ts->tv_nsec + 999999) / 1000000);
+    return epoll_wait(epfd, evs, MAX_EVENTS, ms);
+}
+
 static int epoll_wait_ns(struct weft__io *io, int64_t timeout_ns)
 {
     struct epoll_event evs[MAX_EVENTS];
@@ -530,7 +558,7 @@ static int epoll_wait_ns(struct weft__io *io, int64_t timeout_ns)
         ts.tv_nsec = timeout_ns % WEFT_NS_PER_SEC;
         tsp = &ts;
     }
-    n = epoll_pwait2(io->epfd, evs, MAX_EVENTS, tsp, NULL);
+    n = wait_events(io->epfd, evs, tsp);
     if (n < 0)
         return errno == EINTR ? 0 : -errno;
     for (int i = 0; i < n; i++) {

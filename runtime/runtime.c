@@ -16,6 +16,7 @@
 #include "../io/backend.h"
 #include "mem.h"
 #include "overflow.h"
+#include "sanitizer.h"
 #include "task.h"
 #include "worker.h"
 
@@ -205,13 +206,20 @@ static int spawn_main(struct runtime *rt, struct main_ctx *m)
 
 static const struct weft__io_ops *pick_backend(const struct weft__config *c)
 {
+    const char *why;
+
     if (c->io == IO_EPOLL)
         return &weft__io_epoll_ops;
-    if (weft__io_uring_probe())
+    /* Valgrind follows neither io_uring's shared rings nor the kernel's
+     * writes into buffers; readiness keeps every byte visible to it. */
+    if (san_on_valgrind())
+        why = "under Valgrind";
+    else if (weft__io_uring_probe())
         return &weft__io_uring_ops;
+    else
+        why = "io_uring is not available here";
     if (c->debug)
-        fprintf(stderr, "weft: io_uring is not available here; "
-                        "using the epoll backend\n");
+        fprintf(stderr, "weft: %s; using the epoll backend\n", why);
     return &weft__io_epoll_ops;
 }
 

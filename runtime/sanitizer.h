@@ -6,6 +6,7 @@
 #ifndef WEFT_SANITIZER_H
 #define WEFT_SANITIZER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -88,6 +89,7 @@ static inline void san_vg_stack_deregister(unsigned id)
 {
     VALGRIND_STACK_DEREGISTER(id);
 }
+static inline bool san_on_valgrind(void) { return RUNNING_ON_VALGRIND; }
 /* The kernel filled [p, p + n); Valgrind cannot see it do so. */
 static inline void san_vg_defined(const void *p, size_t n)
 {
@@ -100,6 +102,7 @@ static inline unsigned san_vg_stack_register(void *lo, size_t n)
     return 0;
 }
 static inline void san_vg_stack_deregister(unsigned id) { (void)id; }
+static inline bool san_on_valgrind(void) { return false; }
 static inline void san_vg_defined(const void *p, size_t n) { (void)p, (void)n; }
 #endif
 
