@@ -45,7 +45,6 @@ extern "C" {
 
 typedef struct weft_task weft_task_t;
 typedef struct weft_runtime weft_runtime_t;
-typedef struct weft_future weft_future_t;
 
 struct addrinfo; /* <netdb.h> */
 
@@ -871,25 +870,31 @@ WEFT_API int weft_blocking(int (*fn)(void *arg), void *arg);
  * asyncio.Future for an int: a one-shot result that any thread may set once
  * and any number of tasks may await. The value is a status, as a task's
  * (>= 0 a value, < 0 a negative errno), so that a failure can travel too.
- * Futures are heap objects: weft_future_new / weft_future_free. They are
- * not tied to a runtime and may be created and freed from any thread.
+ * Storage is embedded, like the toolkit's primitives: put a weft_future_t
+ * in your own struct (typically the one the completing thread holds) and
+ * set it up with weft_future_init. Futures are not tied to a runtime; init,
+ * set, try_get and destroy work from any thread.
  */
+typedef struct weft_future {
+    WEFT_OPAQUE(48);
+} weft_future_t;
 
-/* A new, unset future, or NULL when out of memory. Any thread. */
-WEFT_API weft_future_t *weft_future_new(void);
+/* Makes f unset. Returns 0 or -EINVAL (NULL). Any thread. */
+WEFT_API int weft_future_init(weft_future_t *f);
 
 /*
- * Frees f. A task may free f as soon as its wait returned, even while the
- * setter is still waking other waiters. Never suspends; any thread.
- * Returns 0, or:
- *   -EINVAL  f is NULL
- *   -EBUSY   tasks are still waiting on f (nothing is freed)
+ * Tears f down (the storage is yours). A task may destroy f as soon as its
+ * wait returned, even while the setter is still waking other waiters.
+ * Never suspends; any thread. Returns 0, -EINVAL (NULL), or -EBUSY while
+ * tasks wait on f.
  */
-WEFT_API int weft_future_free(weft_future_t *f);
+WEFT_API int weft_future_destroy(weft_future_t *f);
 
 /*
- * Sets f's value and wakes every task waiting on it. Never suspends; any
- * thread, workers and foreign threads alike. Returns 0, or:
+ * Sets f's value and wakes every task waiting on it; a waiter whose
+ * deadline or cancellation comes at the same moment still gets the value.
+ * Never suspends; any thread, workers and foreign threads alike. Returns 0,
+ * or:
  *   -EINVAL    f is NULL
  *   -EALREADY  f was already set (the first value stays)
  */
@@ -913,7 +918,7 @@ WEFT_API int weft_future_wait(weft_future_t *f, int64_t deadline);
  * value is not NULL) when f is set, or -EAGAIN if not yet, -EINVAL if f is
  * NULL.
  */
-WEFT_API int weft_future_try_get(const weft_future_t *f, int *value);
+WEFT_API int weft_future_try_get(weft_future_t *f, int *value);
 
 /* ---- DNS ------------------------------------------------------------------ */
 

@@ -38,15 +38,9 @@
 #include <unistd.h>
 
 #include "runtime.h"
+#include "spin.h"
 #include "task.h"
-
-/* One waiting task; on its stack. */
-struct sig_waiter {
-    struct sig_waiter *next; /* under lock */
-    struct weft_task *task;
-    int signo;
-    atomic_bool done;
-};
+#include "wait.h"
 
 /* Start and stop; also rt->uses_signals of every runtime. */
 static pthread_mutex_t life = PTHREAD_MUTEX_INITIALIZER;
@@ -55,9 +49,9 @@ static pthread_t thread;               /* under life */
 static int efd = -1;                   /* under life */
 static struct sigaction saved[NSIG];   /* under life */
 
-/* The waiting tasks, per signal. */
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static struct sig_waiter *waiters[NSIG]; /* under lock */
+/* The waiting tasks, per signal (zeroed: empty lists). */
+static struct weft__spin lock;
+static struct weft__waitq waiters[NSIG]; /* under lock */
 
 /* The signal thread only (set before it starts). */
 static uint64_t seen[NSIG];
@@ -133,22 +127,12 @@ static bool is_waitable(int signo)
 
 static void fire(int signo)
 {
-    struct sig_waiter *w;
+    struct weft__waiter *chain;
 
-    pthread_mutex_lock(&lock);
-    w = waiters[signo];
-    waiters[signo] = NULL;
-    while (w) {
-        struct sig_waiter *next = w->next;
-        struct weft_task *t = w->task;
-
-        /* release: pairs with the acquire in waiter_done(). The waiter's
-         * frame may be gone after this store, hence next and t first. */
-        atomic_store_explicit(&w->done, true, memory_order_release);
-        weft__task_wake(t);
-        w = next;
-    }
-    pthread_mutex_unlock(&lock);
+    weft__spin_lock(&lock);
+    chain = weft__waitq_pop_all(&waiters[signo]);
+    weft__spin_unlock(&lock);
+    weft__waiter_release_all(chain, 0);
 }
 
 static void deliver(void)
@@ -251,8 +235,9 @@ static int catch_signal(int signo)
     return 0;
 }
 
-/* Makes sure signo reaches the signal thread, then lists w as waiting. */
-static int watch(struct runtime *rt, struct sig_waiter *w)
+/* Makes sure signo reaches the signal thread: this runtime holds a
+ * reference, and weft's handler is installed. */
+static int watch(struct runtime *rt, int signo)
 {
     int ret = 0;
 
@@ -264,33 +249,9 @@ static int watch(struct runtime *rt, struct sig_waiter *w)
             rt->uses_signals = true;
         }
     }
-    ret = ret ?: catch_signal(w->signo);
-    if (!ret) {
-        pthread_mutex_lock(&lock);
-        w->next = waiters[w->signo];
-        waiters[w->signo] = w;
-        pthread_mutex_unlock(&lock);
-    }
+    ret = ret ?: catch_signal(signo);
     pthread_mutex_unlock(&life);
     return ret;
-}
-
-/* False if w already fired (fire() sets done under the same lock). */
-static bool unwatch(struct sig_waiter *w)
-{
-    struct sig_waiter **p;
-    bool found = false;
-
-    pthread_mutex_lock(&lock);
-    for (p = &waiters[w->signo]; *p; p = &(*p)->next) {
-        if (*p == w) {
-            *p = w->next;
-            found = true;
-            break;
-        }
-    }
-    pthread_mutex_unlock(&lock);
-    return found;
 }
 
 void weft__signal_release(struct runtime *rt)
@@ -306,50 +267,34 @@ void weft__signal_release(struct runtime *rt)
 
 unsigned weft__signal_waiters(int signo)
 {
-    unsigned n = 0;
+    size_t n;
 
     if (!is_waitable(signo))
         return 0;
-    pthread_mutex_lock(&lock);
-    for (struct sig_waiter *w = waiters[signo]; w; w = w->next)
-        n++;
-    pthread_mutex_unlock(&lock);
-    return n;
+    weft__spin_lock(&lock);
+    n = waiters[signo].n;
+    weft__spin_unlock(&lock);
+    return (unsigned)n;
 }
 
 /* ---- weft_signal_wait ---------------------------------------------------- */
 
-static bool waiter_done(void *arg)
-{
-    struct sig_waiter *w = arg;
-
-    /* acquire: pairs with the release in fire(). */
-    return atomic_load_explicit(&w->done, memory_order_acquire);
-}
-
 int weft_signal_wait(int signo, int64_t deadline)
 {
     struct weft_task *t = weft__task_current();
-    struct sig_waiter w = { .task = t, .signo = signo };
+    struct weft__waiter w;
     int ret;
 
     if (!t)
         return -EPERM;
     if (!is_waitable(signo))
         return -EINVAL;
-    atomic_init(&w.done, false);
-    ret = watch(t->rt, &w);
+    ret = watch(t->rt, signo);
     if (ret)
         return ret;
-    if (t->scope_deadline < deadline)
-        deadline = t->scope_deadline;
-    ret = weft__task_block(t, waiter_done, &w, deadline, WHY_SIGNAL,
-                           __builtin_return_address(0));
-    if (ret && !unwatch(&w)) {
-        /* The signal came while we gave up: report it, keep the cancel. */
-        if (ret == -ECANCELED)
-            weft__task_restore_cancel(t);
-        ret = 0;
-    }
-    return ret;
+    weft__waiter_init(&w, t, NULL);
+    weft__spin_lock(&lock);
+    return weft__wait(&lock, &waiters[signo], &w,
+                      weft__wait_deadline(t, deadline), WHY_SIGNAL,
+                      __builtin_return_address(0));
 }

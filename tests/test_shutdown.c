@@ -15,7 +15,7 @@
 #include "runtime/task.h"
 
 struct parked {
-    weft_future_t *never_set;
+    weft_future_t never_set;
     atomic_int jobs_started, jobs_finished;
 };
 
@@ -29,7 +29,7 @@ static int await_never(void *arg)
 {
     struct parked *p = arg;
 
-    return weft_future_wait(p->never_set, WEFT_NO_DEADLINE);
+    return weft_future_wait(&p->never_set, WEFT_NO_DEADLINE);
 }
 
 static int wait_sigusr2(void *arg)
@@ -81,9 +81,10 @@ static int park_everywhere(void *arg)
 Test(shutdown, tasks_parked_everywhere_leak_nothing, .timeout = 20)
 {
     weft_config_t cfg = { .blocking_threads = 2 };
-    struct parked p = { .never_set = weft_future_new() };
+    struct parked p = { .jobs_started = 0 };
     int fds = t_fds(), threads = t_threads();
 
+    weft_future_init(&p.never_set);
     t_run_with(&cfg, park_everywhere, &p);
     cr_assert_eq(t_fds(), fds);
     cr_assert_eq(t_threads(), threads);
@@ -92,7 +93,7 @@ Test(shutdown, tasks_parked_everywhere_leak_nothing, .timeout = 20)
     cr_assert_eq(atomic_load(&p.jobs_finished),
                  atomic_load(&p.jobs_started));
     cr_assert_eq(weft__signal_waiters(SIGUSR2), 0);
-    cr_assert_eq(weft_future_free(p.never_set), 0);
+    cr_assert_eq(weft_future_destroy(&p.never_set), 0);
 }
 
 /* ---- the runtime handle ---------------------------------------------------- */
@@ -140,7 +141,7 @@ enum { FOREIGN_SPAWNS = 100 };
 
 struct foreign {
     weft_runtime_t *rt;
-    weft_future_t *done[FOREIGN_SPAWNS];
+    weft_future_t done[FOREIGN_SPAWNS];
 };
 
 struct slot {
@@ -153,7 +154,7 @@ static int report(void *arg)
     struct slot *s = arg;
 
     weft_yield(); /* a real task: it may suspend */
-    return weft_future_set(s->fr->done[s->i], s->i);
+    return weft_future_set(&s->fr->done[s->i], s->i);
 }
 
 /* A callback thread of "another library". */
@@ -189,7 +190,7 @@ static int await_foreign_spawns(void *arg)
     fr->rt = weft_runtime_current();
     cr_assert_eq(pthread_create(&th, NULL, foreign_main, fr), 0);
     for (int i = 0; i < FOREIGN_SPAWNS; i++)
-        cr_assert_eq(weft_future_wait(fr->done[i], WEFT_NO_DEADLINE), i);
+        cr_assert_eq(weft_future_wait(&fr->done[i], WEFT_NO_DEADLINE), i);
     return weft_blocking(join_thread, &th);
 }
 
@@ -199,11 +200,11 @@ Test(shutdown, spawn_from_a_foreign_thread_into_a_running_runtime,
     static struct foreign fr;
 
     for (int i = 0; i < FOREIGN_SPAWNS; i++)
-        fr.done[i] = weft_future_new();
+        weft_future_init(&fr.done[i]);
     cr_assert_eq(weft_spawn_from(NULL, NULL, report, NULL), -EINVAL);
     t_run(await_foreign_spawns, &fr);
     for (int i = 0; i < FOREIGN_SPAWNS; i++)
-        cr_assert_eq(weft_future_free(fr.done[i]), 0);
+        cr_assert_eq(weft_future_destroy(&fr.done[i]), 0);
 }
 
 /* Spawned from outside while no block_on runs: the runtime still runs it. */
@@ -213,14 +214,15 @@ Test(shutdown, spawn_from_outside_between_block_ons, .timeout = 10)
     weft_runtime_t *rt;
     int v = -1;
 
-    fr.done[0] = weft_future_new();
+    static struct slot s = { .fr = &fr, .i = 0 };
+
+    weft_future_init(&fr.done[0]);
     cr_assert_eq(weft_runtime_new(NULL, &rt), 0);
     fr.rt = rt;
-    struct slot s = { .fr = &fr, .i = 0 };
     cr_assert_eq(weft_spawn_from(rt, NULL, report, &s), 0);
-    while (weft_future_try_get(fr.done[0], &v) == -EAGAIN)
+    while (weft_future_try_get(&fr.done[0], &v) == -EAGAIN)
         usleep(1000);
     cr_assert_eq(v, 0);
     cr_assert_eq(weft_runtime_free(rt), 0);
-    cr_assert_eq(weft_future_free(fr.done[0]), 0);
+    cr_assert_eq(weft_future_destroy(&fr.done[0]), 0);
 }
