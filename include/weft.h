@@ -89,7 +89,11 @@ WEFT_API void weft_config_init(weft_config_t *cfg);
 /*
  * asyncio.run(): starts the runtime (configured from the environment), runs
  * fn(arg) as the main task, and when it returns cancels and waits for the
- * tasks still alive, stops the workers and frees everything.
+ * tasks still alive (blocking-pool jobs already running finish first),
+ * stops the signal thread, the blocking pool and the workers, restores any
+ * signal disposition weft_signal_wait replaced, and frees everything: no
+ * thread or descriptor of weft's outlives the call. It is
+ * weft_runtime_new + weft_runtime_block_on + weft_runtime_free.
  * Called from a thread that is not a weft worker; does not return early.
  * Returns fn's status, or:
  *   -EINVAL  a WEFT_* variable has a bad value (named on stderr), or fn NULL
