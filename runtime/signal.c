@@ -14,8 +14,8 @@
  * handler runs on a user thread, typically the one waiting in weft_run. It
  * is async-signal-safe: it bumps the signal's count and writes the eventfd.
  * The signal thread reads the eventfd and wakes the tasks waiting for each
- * signal whose count moved; weft__task_wake takes locks, so it cannot run in
- * the handler itself.
+ * signal whose count moved, through the shared wait lists (wait.h);
+ * weft__task_wake takes locks, so it cannot run in the handler itself.
  *
  * Rejected: sigwaitinfo or signalfd in the signal thread. Both see only a
  * signal that every thread of the process blocks, and weft cannot block
@@ -183,11 +183,13 @@ static int start(void)
     for (int signo = 1; signo < NSIG; signo++)
         seen[signo] = atomic_load_explicit(&hits[signo], memory_order_relaxed);
     atomic_store_explicit(&stopping, false, memory_order_relaxed);
+    /* seq_cst: pairs with the load in on_signal(); no handler of ours is
+     * installed yet (catch_signal comes after, under life). */
     atomic_store(&handler_fd, fd);
     ret = weft__signal_create_thread(&thread, signal_main,
                                      (void *)(intptr_t)fd);
     if (ret) {
-        atomic_store(&handler_fd, -1);
+        atomic_store(&handler_fd, -1); /* seq_cst: as above */
         close(fd);
         return ret;
     }
@@ -197,7 +199,9 @@ static int start(void)
 
 static void restore_dispositions(void)
 {
-    uint64_t mask = atomic_exchange(&caught, 0);
+    /* Relaxed: caught changes only under life; the signal thread reads
+     * it for a hint of which counters to look at. */
+    uint64_t mask = atomic_exchange_explicit(&caught, 0, memory_order_relaxed);
 
     for (int signo = 1; signo < NSIG && signo <= 64; signo++)
         if (mask & bit(signo))
