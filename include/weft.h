@@ -747,20 +747,23 @@ WEFT_API int weft_wait_fd(int fd, unsigned events, int64_t deadline);
 
 /*
  * Listens on host:port (host NULL: every local address; a name is resolved
- * off the event loop, so this may suspend). SO_REUSEADDR is always set;
- * flags may add WEFT_LISTEN_REUSEPORT. Returns the listening fd, or
- * -EINVAL (bad flags or backlog), -ENOENT (no such host), -EAGAIN (name
- * service busy), or the errors of socket/bind/listen (-EADDRINUSE, ...).
+ * with weft_resolve, on the blocking pool, so this may suspend).
+ * SO_REUSEADDR is always set; flags may add WEFT_LISTEN_REUSEPORT. Returns
+ * the listening fd, or -EINVAL (bad flags or backlog), -ENOENT (no such
+ * host), -EAGAIN (name service busy) or another error of weft_resolve, or
+ * the errors of socket/bind/listen (-EADDRINUSE, ...).
  */
 WEFT_API int weft_listen(const char *host, uint16_t port, int backlog,
                          int flags);
 
 /*
- * Resolves host (off the event loop) and connects to the first address of
- * host:port that accepts, with TCP_NODELAY set. Returns the connected fd,
- * or -EINVAL (host NULL), -ENOENT (no such host), -EAGAIN (name service
- * busy), or the last connect error (-ECONNREFUSED, ...). Resolution itself
- * is not cut short by a cancel or the deadline; the connect is.
+ * Resolves host (with weft_resolve, on the blocking pool) and connects to
+ * the first address of host:port that accepts, with TCP_NODELAY set.
+ * Returns the connected fd, or -EINVAL (host NULL), -ENOENT (no such host),
+ * -EAGAIN (name service busy) or another error of weft_resolve, or the last
+ * connect error (-ECONNREFUSED, ...). A cancel stops the resolution only
+ * while it waits for a pool thread (as weft_blocking), and the deadline
+ * applies to the connect alone.
  */
 WEFT_API int weft_connect_tcp(const char *host, uint16_t port,
                               int64_t deadline);

@@ -6,6 +6,8 @@
  * EAI_* codes become negative errno values, following the rule that every
  * weft call fails with -errno; weft.h lists the mapping.
  */
+#include "dns.h"
+
 #include <errno.h>
 #include <netdb.h>
 #include <stddef.h>
@@ -18,9 +20,10 @@ struct resolve_job {
     struct addrinfo *res;
 };
 
-static int eai_to_errno(int eai, int sys_errno)
+int weft__dns_errno(int eai, int sys_errno)
 {
     switch (eai) {
+    case 0: return 0;
     case EAI_NONAME: return -ENOENT;
     case EAI_NODATA: return -ENODATA;
     case EAI_ADDRFAMILY: return -EADDRNOTAVAIL;
@@ -43,7 +46,7 @@ static int run_getaddrinfo(void *arg)
     struct resolve_job *j = arg;
     int eai = getaddrinfo(j->host, j->service, j->hints, &j->res);
 
-    return eai ? eai_to_errno(eai, errno) : 0;
+    return weft__dns_errno(eai, errno);
 }
 
 int weft_resolve(const char *host, const char *service,
