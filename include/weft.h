@@ -44,6 +44,9 @@ extern "C" {
 #define WEFT_NO_DEADLINE INT64_MAX
 
 typedef struct weft_task weft_task_t;
+typedef struct weft_runtime weft_runtime_t;
+
+struct addrinfo; /* <netdb.h> */
 
 /* The body of a task: its return value is the task's status (see weft_join). */
 typedef int (*weft_fn_t)(void *arg);
@@ -72,9 +75,12 @@ typedef struct weft_config {
     unsigned ring_entries; /* WEFT_RING_ENTRIES: SQ entries per worker ring;
                               default 256, a power of two up to 32768 */
     enum weft_flag sqpoll; /* WEFT_SQPOLL: a kernel SQ polling thread per ring */
-    unsigned blocking_threads;      /* WEFT_BLOCKING_THREADS; default 64 */
-    unsigned blocking_keepalive_ms; /* WEFT_BLOCKING_KEEPALIVE_MS; default
-                                       10000 */
+    unsigned blocking_threads;      /* WEFT_BLOCKING_THREADS: most threads
+                                       of the blocking pool; default 64 */
+    unsigned blocking_keepalive_ms; /* WEFT_BLOCKING_KEEPALIVE_MS: idle time
+                                       before a pool thread exits; default
+                                       10000 (the variable also accepts 0:
+                                       exit as soon as idle) */
 } weft_config_t;
 
 /* Marks every field of cfg unset. */
@@ -83,7 +89,11 @@ WEFT_API void weft_config_init(weft_config_t *cfg);
 /*
  * asyncio.run(): starts the runtime (configured from the environment), runs
  * fn(arg) as the main task, and when it returns cancels and waits for the
- * tasks still alive, stops the workers and frees everything.
+ * tasks still alive (blocking-pool jobs already running finish first),
+ * stops the signal thread, the blocking pool and the workers, restores any
+ * signal disposition weft_signal_wait replaced, and frees everything: no
+ * thread or descriptor of weft's outlives the call. It is
+ * weft_runtime_new + weft_runtime_block_on + weft_runtime_free.
  * Called from a thread that is not a weft worker; does not return early.
  * Returns fn's status, or:
  *   -EINVAL  a WEFT_* variable has a bad value (named on stderr), or fn NULL
@@ -737,20 +747,23 @@ WEFT_API int weft_wait_fd(int fd, unsigned events, int64_t deadline);
 
 /*
  * Listens on host:port (host NULL: every local address; a name is resolved
- * off the event loop, so this may suspend). SO_REUSEADDR is always set;
- * flags may add WEFT_LISTEN_REUSEPORT. Returns the listening fd, or
- * -EINVAL (bad flags or backlog), -ENOENT (no such host), -EAGAIN (name
- * service busy), or the errors of socket/bind/listen (-EADDRINUSE, ...).
+ * with weft_resolve, on the blocking pool, so this may suspend).
+ * SO_REUSEADDR is always set; flags may add WEFT_LISTEN_REUSEPORT. Returns
+ * the listening fd, or -EINVAL (bad flags or backlog), -ENOENT (no such
+ * host), -EAGAIN (name service busy) or another error of weft_resolve, or
+ * the errors of socket/bind/listen (-EADDRINUSE, ...).
  */
 WEFT_API int weft_listen(const char *host, uint16_t port, int backlog,
                          int flags);
 
 /*
- * Resolves host (off the event loop) and connects to the first address of
- * host:port that accepts, with TCP_NODELAY set. Returns the connected fd,
- * or -EINVAL (host NULL), -ENOENT (no such host), -EAGAIN (name service
- * busy), or the last connect error (-ECONNREFUSED, ...). Resolution itself
- * is not cut short by a cancel or the deadline; the connect is.
+ * Resolves host (with weft_resolve, on the blocking pool) and connects to
+ * the first address of host:port that accepts, with TCP_NODELAY set.
+ * Returns the connected fd, or -EINVAL (host NULL), -ENOENT (no such host),
+ * -EAGAIN (name service busy) or another error of weft_resolve, or the last
+ * connect error (-ECONNREFUSED, ...). A cancel stops the resolution only
+ * while it waits for a pool thread (as weft_blocking), and the deadline
+ * applies to the connect alone.
  */
 WEFT_API int weft_connect_tcp(const char *host, uint16_t port,
                               int64_t deadline);
@@ -769,6 +782,206 @@ WEFT_API ssize_t weft_read_exact(int fd, void *buf, size_t len,
  */
 WEFT_API ssize_t weft_write_all(int fd, const void *buf, size_t len,
                                 int64_t deadline);
+
+/* ---- runtime handle and foreign threads --------------------------------- */
+
+/*
+ * A runtime that outlives one call, for programs whose main thread is not
+ * weft's (a GUI loop, another library's callbacks). weft_run is
+ * weft_runtime_new + weft_runtime_block_on + weft_runtime_free.
+ *
+ * weft_runtime_new starts a runtime configured from the environment and cfg
+ * (cfg may be NULL) and stores its handle in *out. Its workers and other
+ * threads block every asynchronous signal (see weft_signal_wait).
+ * Called from a thread that is not a weft worker. Returns 0, or:
+ *   -EINVAL  out is NULL, or a WEFT_* variable or cfg field is bad (named on
+ *            stderr)
+ *   -ENOMEM  out of memory while starting
+ *   -EPERM   called from a worker thread (inside a task)
+ *   other    negative errno from creating threads or the I/O backend
+ */
+WEFT_API int weft_runtime_new(const weft_config_t *cfg, weft_runtime_t **out);
+
+/*
+ * Runs fn(arg) as a task of rt (named "main") and blocks the calling thread
+ * until it returns; returns its status. Tasks it spawned keep running after
+ * it returns, until weft_runtime_free. Several threads may block_on the
+ * same runtime at once. Called from any thread that is not a weft worker,
+ * but not concurrently with weft_runtime_free. Returns fn's status, or:
+ *   -EINVAL     rt or fn is NULL
+ *   -EPERM      called from a worker thread (it would stall that worker)
+ *   -ENOMEM     no memory for the task
+ *   -ESHUTDOWN  weft_runtime_free has begun
+ */
+WEFT_API int weft_runtime_block_on(weft_runtime_t *rt, weft_fn_t fn,
+                                   void *arg);
+
+/*
+ * Shuts rt down as weft_run does when its main task returns: refuses new
+ * weft_spawn_from calls, cancels every task still alive and waits for each
+ * to finish (tasks waiting on a blocking-pool job that is running wait for
+ * it), stops the signal thread, the blocking pool and the workers, restores
+ * the signal dispositions weft replaced, and frees everything. Task handles
+ * of rt must have been joined or detached before; rt is invalid afterwards.
+ * Blocks. Called from a thread outside rt (not a worker, not a pool job).
+ * Returns 0, -EINVAL (NULL) or -EPERM (called from a worker thread).
+ */
+WEFT_API int weft_runtime_free(weft_runtime_t *rt);
+
+/*
+ * asyncio's call_soon_threadsafe: makes fn(arg) a new task of rt from any
+ * thread, typically one weft does not own (a callback thread of another
+ * library, a blocking-pool job). out works as in weft_spawn; a thread that
+ * is not a task cannot join, so such a caller usually passes NULL or
+ * detaches, and reports results through a weft_future_t. Never blocks for
+ * long (takes a lock). Returns 0, or:
+ *   -EINVAL     rt or fn is NULL
+ *   -ENOMEM     no memory for the task
+ *   -ESHUTDOWN  weft_runtime_free has begun (fn will not run)
+ */
+WEFT_API int weft_spawn_from(weft_runtime_t *rt, weft_task_t **out,
+                             weft_fn_t fn, void *arg);
+
+/* The runtime of the calling task (for handing to foreign threads), or NULL
+ * outside a worker. Never suspends. */
+WEFT_API weft_runtime_t *weft_runtime_current(void);
+
+/* ---- blocking pool -------------------------------------------------------- */
+
+/*
+ * asyncio.to_thread: runs fn(arg) on a thread of the blocking pool, apart
+ * from the workers, and suspends the calling task until it returns, so a
+ * CPU-bound or blocking call does not stall the task's event loop. Pool
+ * threads are created on demand up to WEFT_BLOCKING_THREADS and exit after
+ * WEFT_BLOCKING_KEEPALIVE_MS idle; when all are busy, calls queue in FIFO
+ * order (never dropped). fn runs outside any task: it must not call
+ * suspending weft functions (they return -EPERM), but may use
+ * weft_spawn_from and weft_future_set.
+ * Cancellation: while the call is still queued, cancelling the task (or an
+ * enclosing timeout scope expiring) removes it: fn never runs and this
+ * returns -ECANCELED (-ETIMEDOUT). Once fn has started it cannot be
+ * interrupted: the task waits for it and gets fn's status; the cancellation
+ * stays pending and is delivered at the task's next suspension point.
+ * Suspends. Called from a task. Returns fn's status, or:
+ *   -ECANCELED  cancelled before fn started
+ *   -ETIMEDOUT  an enclosing timeout scope expired before fn started
+ *   -EINVAL     fn is NULL
+ *   -EPERM      not called from a task
+ *   -EAGAIN     the pool has no thread and could not create one
+ */
+WEFT_API int weft_blocking(int (*fn)(void *arg), void *arg);
+
+/* ---- futures -------------------------------------------------------------- */
+
+/*
+ * asyncio.Future for an int: a one-shot result that any thread may set once
+ * and any number of tasks may await. The value is a status, as a task's
+ * (>= 0 a value, < 0 a negative errno), so that a failure can travel too.
+ * Storage is embedded, like the toolkit's primitives: put a weft_future_t
+ * in your own struct (typically the one the completing thread holds) and
+ * set it up with weft_future_init. Futures are not tied to a runtime; init,
+ * set, try_get and destroy work from any thread.
+ */
+typedef struct weft_future {
+    WEFT_OPAQUE(48);
+} weft_future_t;
+
+/* Makes f unset. Returns 0 or -EINVAL (NULL). Any thread. */
+WEFT_API int weft_future_init(weft_future_t *f);
+
+/*
+ * Tears f down (the storage is yours). A task may destroy f as soon as its
+ * wait returned, even while the setter is still waking other waiters.
+ * Never suspends; any thread. Returns 0, -EINVAL (NULL), or -EBUSY while
+ * tasks wait on f.
+ */
+WEFT_API int weft_future_destroy(weft_future_t *f);
+
+/*
+ * Sets f's value and wakes every task waiting on it; a waiter whose
+ * deadline or cancellation comes at the same moment still gets the value.
+ * Never suspends; any thread, workers and foreign threads alike. Returns 0,
+ * or:
+ *   -EINVAL    f is NULL
+ *   -EALREADY  f was already set (the first value stays)
+ */
+WEFT_API int weft_future_set(weft_future_t *f, int value);
+
+/*
+ * Awaits f until it is set or deadline (weft_now_ns() clock; or
+ * WEFT_NO_DEADLINE) passes. Suspends. Called from a task. Returns f's value
+ * once set (at once if it already is), or:
+ *   -ETIMEDOUT  the deadline (or an enclosing timeout scope) passed first
+ *   -ECANCELED  the task was cancelled while waiting
+ *   -EINVAL     f is NULL
+ *   -EPERM      not called from a task
+ * A value that is itself one of these errnos is indistinguishable from the
+ * failure; weft_future_try_get tells them apart.
+ */
+WEFT_API int weft_future_wait(weft_future_t *f, int64_t deadline);
+
+/*
+ * Never suspends; any thread. Returns 0 and stores f's value in *value (if
+ * value is not NULL) when f is set, or -EAGAIN if not yet, -EINVAL if f is
+ * NULL.
+ */
+WEFT_API int weft_future_try_get(weft_future_t *f, int *value);
+
+/* ---- DNS ------------------------------------------------------------------ */
+
+/*
+ * getaddrinfo(host, service, hints) on the blocking pool (include
+ * <netdb.h>); on success *out holds the list, to release with
+ * weft_resolve_free. Cancellation works as in weft_blocking.
+ * Suspends. Called from a task. Returns 0, or (EAI_* code it stands for):
+ *   -ENOENT           host or service unknown (EAI_NONAME)
+ *   -ENODATA          the host has no address (EAI_NODATA)
+ *   -EADDRNOTAVAIL    the host has no address in the family (EAI_ADDRFAMILY)
+ *   -EAGAIN           temporary failure in name resolution (EAI_AGAIN)
+ *   -EIO              permanent name-server failure (EAI_FAIL), or an
+ *                     unknown EAI code
+ *   -ENOMEM           out of memory (EAI_MEMORY)
+ *   -EAFNOSUPPORT     hints->ai_family not supported (EAI_FAMILY)
+ *   -ESOCKTNOSUPPORT  hints->ai_socktype not supported (EAI_SOCKTYPE)
+ *   -EPROTONOSUPPORT  service not available for the socket type
+ *                     (EAI_SERVICE)
+ *   -EINVAL           bad hints->ai_flags (EAI_BADFLAGS), out NULL, or host
+ *                     and service both NULL
+ *   -ENAMETOOLONG     a buffer was too small (EAI_OVERFLOW)
+ *   -errno            a system error (EAI_SYSTEM)
+ *   -ECANCELED, -ETIMEDOUT, -EPERM, -EAGAIN  as for weft_blocking
+ */
+WEFT_API int weft_resolve(const char *host, const char *service,
+                          const struct addrinfo *hints, struct addrinfo **out);
+
+/* Frees a list from weft_resolve; NULL is fine. Any thread. */
+WEFT_API void weft_resolve_free(struct addrinfo *res);
+
+/* ---- signals -------------------------------------------------------------- */
+
+/*
+ * Waits until signo (SIGINT, SIGTERM, SIGHUP, SIGUSR1, ...) is delivered to
+ * the process, or deadline passes, so that a server can shut down cleanly.
+ * Every task waiting for signo when it arrives wakes; a delivery while no
+ * task waits is swallowed.
+ * How: the first wait for signo installs weft's handler for it, replacing
+ * the disposition (kept until the runtime shuts down, when the previous one
+ * is restored). The handler runs on any thread that does not block signo;
+ * weft's own threads block every asynchronous signal, so it runs on one of
+ * yours (the one in weft_run will do). If your program blocks signo in
+ * every one of its threads (say, to sigwait for it), the signal stays
+ * pending and the task never sees it: do not mix the two. Conversely, a
+ * thread of yours that must not be interrupted should block signo itself.
+ * Suspends. Called from a task. Returns 0 when signo arrived, or:
+ *   -ETIMEDOUT  the deadline (or an enclosing timeout scope) passed first
+ *   -ECANCELED  the task was cancelled while waiting
+ *   -EINVAL     signo cannot be waited for: SIGKILL, SIGSTOP, the
+ *               synchronous SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP and
+ *               SIGSYS, and the C library's reserved real-time signals
+ *   -EPERM      not called from a task
+ *   other       negative errno from sigaction, eventfd or pthread_create
+ */
+WEFT_API int weft_signal_wait(int signo, int64_t deadline);
 
 #ifdef __cplusplus
 }

@@ -3,126 +3,44 @@
  * connecting by name, reading exactly n bytes, writing all of a buffer.
  *
  * Name resolution blocks (getaddrinfo may talk to DNS), so it never runs on
- * a worker: resolve() hands it to a short-lived thread of its own and parks
- * the task until that thread is done. That is the one place to swap for the
- * blocking pool. Numeric addresses are parsed inline without a thread.
+ * a worker: resolve() hands names to the blocking pool (weft_resolve).
+ * Numeric addresses are parsed inline without a thread.
  */
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "../runtime/task.h"
+#include "dns.h"
 #include "ops.h"
 #include "weft.h"
-
-struct lookup {
-    const char *host;
-    char port[8];
-    struct addrinfo hints;
-    struct addrinfo *res;
-    int ret;                /* getaddrinfo's EAI_* code */
-    int err;                /* errno after EAI_SYSTEM */
-    struct weft_task *task;
-    atomic_bool done;
-};
-
-static int eai_errno(int eai, int err)
-{
-    switch (eai) {
-    case 0:
-        return 0;
-    case EAI_NONAME:
-    case EAI_NODATA:
-        return -ENOENT;
-    case EAI_AGAIN:
-        return -EAGAIN;
-    case EAI_MEMORY:
-        return -ENOMEM;
-    case EAI_SYSTEM:
-        return err ? -err : -EIO;
-    case EAI_FAMILY:
-    case EAI_SERVICE:
-    case EAI_BADFLAGS:
-        return -EINVAL;
-    default:
-        return -EIO;
-    }
-}
-
-static void *lookup_main(void *arg)
-{
-    struct lookup *l = arg;
-    struct weft_task *t = l->task;
-
-    l->ret = getaddrinfo(l->host, l->port, &l->hints, &l->res);
-    l->err = errno;
-    /* release: pairs with the acquire in lookup_done(); l may vanish. */
-    atomic_store_explicit(&l->done, true, memory_order_release);
-    weft__task_wake(t);
-    return NULL;
-}
-
-static bool lookup_done(void *arg)
-{
-    struct lookup *l = arg;
-
-    return atomic_load_explicit(&l->done, memory_order_acquire);
-}
-
-/* Runs getaddrinfo off the event loop; the task waits, not cancellable
- * (the thread writes into l), and a cancel taken meanwhile is put back. */
-static int resolve_blocking(struct lookup *l)
-{
-    struct weft_task *t = weft__task_current();
-    pthread_attr_t attr;
-    pthread_t thread;
-    bool cancelled = false;
-    int ret;
-
-    l->task = t;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    ret = -pthread_create(&thread, &attr, lookup_main, l);
-    pthread_attr_destroy(&attr);
-    if (ret)
-        return ret;
-    while (weft__task_block(t, lookup_done, l, WEFT_NEVER, WHY_BLOCKING,
-                            WEFT_WHERE) == -ECANCELED)
-        cancelled = true;
-    if (cancelled)
-        weft__task_restore_cancel(t);
-    return eai_errno(l->ret, l->err);
-}
 
 /* host:port to addresses (freeaddrinfo them). Suspends for names. */
 static int resolve(const char *host, uint16_t port, bool passive,
                    struct addrinfo **out)
 {
-    struct lookup l = { .host = host };
+    struct addrinfo hints = {
+        .ai_socktype = SOCK_STREAM,
+        .ai_flags = AI_NUMERICSERV | AI_NUMERICHOST |
+                    (passive ? AI_PASSIVE : AI_ADDRCONFIG),
+    };
+    char service[8];
     int ret;
 
     if (!weft__task_current())
         return -EPERM;
-    snprintf(l.port, sizeof(l.port), "%u", (unsigned)port);
-    l.hints.ai_socktype = SOCK_STREAM;
-    l.hints.ai_flags = AI_NUMERICSERV | AI_NUMERICHOST |
-                       (passive ? AI_PASSIVE : AI_ADDRCONFIG);
-    ret = getaddrinfo(host, l.port, &l.hints, &l.res);
+    snprintf(service, sizeof(service), "%u", (unsigned)port);
+    ret = getaddrinfo(host, service, &hints, out);
     if (ret == EAI_NONAME && host) {
-        l.hints.ai_flags &= ~AI_NUMERICHOST;
-        ret = resolve_blocking(&l);
-    } else {
-        ret = eai_errno(ret, errno);
+        hints.ai_flags &= ~AI_NUMERICHOST;
+        return weft_resolve(host, service, &hints, out);
     }
-    if (ret == 0)
-        *out = l.res;
-    return ret;
+    return weft__dns_errno(ret, errno);
 }
 
 static int listen_on(const struct addrinfo *ai, int backlog, int flags)

@@ -1,8 +1,16 @@
 /*
- * The runtime's life: weft_run starts the workers, runs the main task, then
- * cancels and waits for whatever is still alive, stops the workers and frees
- * everything. Also the shared pieces workers use: the idle-set wake
- * (notify_work; the protocol is argued in worker.c) and the task registry.
+ * The runtime's life: weft_runtime_new starts the workers; block_on runs a
+ * function as a task and waits for it; weft_runtime_free cancels and waits
+ * for whatever is still alive, stops the signal thread, the blocking pool
+ * and the workers, and frees everything. weft_run is the three in a row.
+ * Also the shared pieces workers use: the idle-set wake (notify_work; the
+ * protocol is argued in worker.c) and the task registry.
+ *
+ * Threads outside the runtime (the caller of block_on, a callback thread of
+ * another library calling weft_spawn_from) hand it tasks through the
+ * injection queue, like any wake from outside a worker. Their task structs
+ * come from the registry's orphans or the allocator, under reg_lock; they
+ * never touch a worker's caches.
  */
 #include "runtime.h"
 
@@ -17,6 +25,7 @@
 #include "mem.h"
 #include "overflow.h"
 #include "sanitizer.h"
+#include "signal.h"
 #include "task.h"
 #include "worker.h"
 
@@ -141,13 +150,130 @@ void weft__runtime_dump(struct runtime *rt, const char *why)
     pthread_mutex_unlock(&rt->reg_lock);
 }
 
-/* ---- the main task ------------------------------------------------------- */
+/* ---- tasks spawned from outside a worker --------------------------------- */
 
-struct main_ctx {
+/* A task struct for a spawn from outside any worker: one that was released
+ * outside a worker (weft__task_free's orphans) if any, else a new one. */
+static struct weft_task *alloc_outside(struct runtime *rt)
+{
+    struct weft_task *t;
+
+    pthread_mutex_lock(&rt->reg_lock);
+    t = rt->orphans;
+    if (t)
+        rt->orphans = t->next;
+    pthread_mutex_unlock(&rt->reg_lock);
+    if (t)
+        return t;
+    t = weft__zalloc(sizeof(*t));
+    if (!t)
+        return NULL;
+    weft__spin_init(&t->join_lock);
+    t->timer.index = TIMER_UNQUEUED;
+    weft__runtime_register(rt, t);
+    return t;
+}
+
+/* Makes t (from alloc_outside) runnable through the injection queue. */
+static void start_outside(struct runtime *rt, struct weft_task *t,
+                          weft_task_t **out, weft_fn_t fn, void *arg,
+                          const char *name)
+{
+    weft_spawn_opts_t opts = { .name = name };
+
+    weft__task_init(t, rt, fn, arg, &opts);
+    t->detached_at_spawn = !out;
+    atomic_store_explicit(&t->handle, out ? HANDLE_HELD : 0,
+                          memory_order_relaxed);
+    if (out)
+        *out = t;
+    /* The injection queue's lock publishes t's fields to the worker. */
+    weft__worker_enqueue(NULL, t, false);
+}
+
+/* Holding foreign_lock while enqueueing makes "closed" a clean cut: a spawn
+ * either lands before shutdown's drain begins, or fails. */
+static int spawn_outside(struct runtime *rt, weft_task_t **out, weft_fn_t fn,
+                         void *arg, const char *name)
+{
+    struct weft_task *t = NULL;
+    int ret = 0;
+
+    pthread_mutex_lock(&rt->foreign_lock);
+    if (rt->closed)
+        ret = -ESHUTDOWN;
+    else if (!(t = alloc_outside(rt)))
+        ret = -ENOMEM;
+    else
+        start_outside(rt, t, out, fn, arg, name);
+    pthread_mutex_unlock(&rt->foreign_lock);
+    return ret;
+}
+
+int weft_spawn_from(weft_runtime_t *h, weft_task_t **out, weft_fn_t fn,
+                    void *arg)
+{
+    if (!h || !fn)
+        return -EINVAL;
+    return spawn_outside(&h->rt, out, fn, arg, NULL);
+}
+
+weft_runtime_t *weft_runtime_current(void)
+{
+    struct worker *w = weft__worker_current();
+
+    return w ? container_of(w->rt, struct weft_runtime, rt) : NULL;
+}
+
+/* ---- calls from outside: block_on and the shutdown drain ----------------- */
+
+/* A function run as a task for a thread outside the runtime that waits for
+ * it. Lives on the waiting thread's stack. */
+struct call {
     struct runtime *rt;
     weft_fn_t fn;
     void *arg;
+    int result;
+    bool done;   /* under rt->done_lock */
 };
+
+static int call_task(void *arg)
+{
+    struct call *c = arg;
+    struct runtime *rt = c->rt;
+    int ret = c->fn(c->arg);
+
+    /* The lock and condition belong to the runtime, not to c: the waiter
+     * may return and pop c's frame as soon as the lock is released. */
+    pthread_mutex_lock(&rt->done_lock);
+    c->result = ret;
+    c->done = true;
+    pthread_cond_broadcast(&rt->done_cond);
+    pthread_mutex_unlock(&rt->done_lock);
+    return ret;
+}
+
+static int wait_call(struct call *c)
+{
+    pthread_mutex_lock(&c->rt->done_lock);
+    while (!c->done)
+        pthread_cond_wait(&c->rt->done_cond, &c->rt->done_lock);
+    pthread_mutex_unlock(&c->rt->done_lock);
+    return c->result;
+}
+
+int weft_runtime_block_on(weft_runtime_t *h, weft_fn_t fn, void *arg)
+{
+    struct call c = { .rt = h ? &h->rt : NULL, .fn = fn, .arg = arg };
+    int ret;
+
+    if (weft__worker_current())
+        return -EPERM;
+    if (!h || !fn)
+        return -EINVAL;
+    ret = spawn_outside(c.rt, NULL, call_task, &c, "main");
+    return ret ? ret : wait_call(&c);
+}
 
 /* asyncio.run's epilogue: cancel what is left and wait for it to end. */
 static void drain(struct runtime *rt, struct weft_task *self)
@@ -167,39 +293,23 @@ static void drain(struct runtime *rt, struct weft_task *self)
     }
 }
 
-static int main_task(void *arg)
+static int drain_task(void *arg)
 {
-    struct main_ctx *m = arg;
-    struct runtime *rt = m->rt;
-    int ret = m->fn(m->arg);
-
-    drain(rt, weft__task_current());
-    pthread_mutex_lock(&rt->main_lock);
-    rt->main_done = true;
-    rt->main_result = ret;
-    pthread_cond_signal(&rt->main_cond);
-    pthread_mutex_unlock(&rt->main_lock);
-    return ret;
+    drain(arg, weft__task_current());
+    return 0;
 }
 
-static int spawn_main(struct runtime *rt, struct main_ctx *m)
+/* Closes the door to spawns from outside, then drains on the preallocated
+ * drainer task, so that shutdown cannot fail. */
+static void drain_outside(struct runtime *rt)
 {
-    struct weft_task *t = weft__zalloc(sizeof(*t));
+    struct call c = { .rt = rt, .fn = drain_task, .arg = rt };
 
-    if (!t)
-        return -ENOMEM;
-    weft__spin_init(&t->join_lock);
-    t->timer.index = TIMER_UNQUEUED;
-    weft__runtime_register(rt, t);
-    t->fn = main_task;
-    t->arg = m;
-    t->rt = rt;
-    t->scope_deadline = WEFT_NEVER;
-    t->detached_at_spawn = true;
-    snprintf(t->name, sizeof(t->name), "main");
-    atomic_store(&t->state, TASK_SCHED);
-    weft__worker_enqueue(NULL, t, false);
-    return 0;
+    pthread_mutex_lock(&rt->foreign_lock);
+    rt->closed = true;
+    pthread_mutex_unlock(&rt->foreign_lock);
+    start_outside(rt, rt->drainer, NULL, call_task, &c, "shutdown");
+    wait_call(&c);
 }
 
 /* ---- start and stop ------------------------------------------------------ */
@@ -237,16 +347,8 @@ static void report_unjoined(struct runtime *rt)
     }
 }
 
-static void free_runtime(struct runtime *rt)
+static void free_workers(struct runtime *rt)
 {
-    struct weft_task *t = rt->registry;
-
-    while (t) {
-        struct weft_task *next = t->all_next;
-
-        weft__free(t, sizeof(*t));
-        t = next;
-    }
     for (unsigned i = 0; rt->workers && i < rt->nworkers; i++) {
         struct worker *w = rt->workers[i];
 
@@ -257,31 +359,35 @@ static void free_runtime(struct runtime *rt)
     }
     weft__free(rt->workers, rt->nworkers * sizeof(*rt->workers));
     weft__free(rt->idle.sleepers, rt->nworkers * sizeof(unsigned));
-    weft__stack_pool_fini(&rt->stacks);
-    weft__inject_fini(&rt->inject);
-    pthread_mutex_destroy(&rt->idle.lock);
-    pthread_mutex_destroy(&rt->reg_lock);
-    pthread_mutex_destroy(&rt->main_lock);
-    pthread_cond_destroy(&rt->main_cond);
-    weft__free(rt, sizeof(*rt));
 }
 
-static int init_runtime(struct runtime *rt, const weft_config_t *cfg)
+static void free_runtime(struct runtime *rt)
 {
-    int ret = weft__config_resolve(&rt->cfg, cfg);
+    struct weft_task *t = rt->registry;
 
-    if (ret)
-        return ret;
-    rt->io_ops = pick_backend(&rt->cfg);
-    rt->nworkers = rt->cfg.workers;
-    pthread_mutex_init(&rt->idle.lock, NULL);
-    pthread_mutex_init(&rt->reg_lock, NULL);
-    pthread_mutex_init(&rt->main_lock, NULL);
-    pthread_cond_init(&rt->main_cond, NULL);
-    ret = weft__inject_init(&rt->inject);
-    ret = ret ?: weft__stack_pool_init(&rt->stacks, rt->cfg.stack_size);
-    if (ret)
-        return ret;
+    while (t) {
+        struct weft_task *next = t->all_next;
+
+        weft__free(t, sizeof(*t));
+        t = next;
+    }
+    free_workers(rt);
+    weft__stack_pool_fini(&rt->stacks);
+    weft__inject_fini(&rt->inject);
+    weft__blocking_fini(&rt->pool);
+    pthread_mutex_destroy(&rt->idle.lock);
+    pthread_mutex_destroy(&rt->reg_lock);
+    pthread_mutex_destroy(&rt->done_lock);
+    pthread_mutex_destroy(&rt->foreign_lock);
+    pthread_cond_destroy(&rt->done_cond);
+    weft__free(container_of(rt, struct weft_runtime, rt),
+               sizeof(struct weft_runtime));
+}
+
+static int init_workers(struct runtime *rt)
+{
+    int ret;
+
     rt->workers = weft__zalloc(rt->nworkers * sizeof(*rt->workers));
     rt->idle.sleepers = weft__zalloc(rt->nworkers * sizeof(unsigned));
     if (!rt->workers || !rt->idle.sleepers)
@@ -303,6 +409,31 @@ static int init_runtime(struct runtime *rt, const weft_config_t *cfg)
     return 0;
 }
 
+static int init_runtime(struct runtime *rt, const weft_config_t *cfg)
+{
+    int ret = weft__config_resolve(&rt->cfg, cfg);
+
+    if (ret)
+        return ret;
+    rt->io_ops = pick_backend(&rt->cfg);
+    rt->nworkers = rt->cfg.workers;
+    pthread_mutex_init(&rt->idle.lock, NULL);
+    pthread_mutex_init(&rt->reg_lock, NULL);
+    pthread_mutex_init(&rt->done_lock, NULL);
+    pthread_mutex_init(&rt->foreign_lock, NULL);
+    pthread_cond_init(&rt->done_cond, NULL);
+    ret = weft__inject_init(&rt->inject);
+    ret = ret ?: weft__stack_pool_init(&rt->stacks, rt->cfg.stack_size);
+    ret = ret ?: weft__blocking_init(&rt->pool, rt->cfg.blocking_threads,
+                                     rt->cfg.blocking_keepalive_ms);
+    if (ret)
+        return ret;
+    rt->drainer = alloc_outside(rt);
+    if (!rt->drainer)
+        return -ENOMEM;
+    return init_workers(rt);
+}
+
 /* Starts the threads; on failure the ones started are stopped again. */
 static int start_workers(struct runtime *rt)
 {
@@ -314,7 +445,7 @@ static int start_workers(struct runtime *rt)
     for (; started < rt->nworkers; started++) {
         struct worker *w = rt->workers[started];
 
-        ret = -pthread_create(&w->thread, NULL, weft__worker_main, w);
+        ret = weft__signal_create_thread(&w->thread, weft__worker_main, w);
         if (ret)
             break;
     }
@@ -340,46 +471,75 @@ static void stop_workers(struct runtime *rt)
     pthread_barrier_destroy(&rt->stop_barrier);
 }
 
-static int wait_main(struct runtime *rt, weft_fn_t fn, void *arg)
+int weft_runtime_new(const weft_config_t *cfg, weft_runtime_t **out)
 {
-    struct main_ctx m = { .rt = rt, .fn = fn, .arg = arg };
-    int ret = spawn_main(rt, &m);
+    struct weft_runtime *h;
+    int ret;
 
+    if (weft__worker_current())
+        return -EPERM;
+    if (!out)
+        return -EINVAL;
+    h = weft__zalloc(sizeof(*h));
+    if (!h)
+        return -ENOMEM;
+    ret = init_runtime(&h->rt, cfg);
+    ret = ret ?: weft__overflow_install();
     if (ret)
-        return ret;
-    pthread_mutex_lock(&rt->main_lock);
-    while (!rt->main_done)
-        pthread_cond_wait(&rt->main_cond, &rt->main_lock);
-    pthread_mutex_unlock(&rt->main_lock);
-    return rt->main_result;
+        goto out_free;
+    ret = start_workers(&h->rt);
+    if (ret)
+        goto out_stop;
+    *out = h;
+    return 0;
+out_stop:
+    stop_workers(&h->rt);
+    weft__overflow_uninstall();
+out_free:
+    free_runtime(&h->rt);
+    return ret;
+}
+
+/*
+ * The stop sequence. Order matters: the drain ends every task, which also
+ * withdraws queued pool jobs and waits for running ones, so the signal
+ * thread and the pool have nobody left to wake when they stop; and they
+ * stop before the workers, whose backends their wakes go through.
+ */
+int weft_runtime_free(weft_runtime_t *h)
+{
+    struct runtime *rt;
+
+    if (weft__worker_current())
+        return -EPERM;
+    if (!h)
+        return -EINVAL;
+    rt = &h->rt;
+    drain_outside(rt);
+    weft__signal_release(rt);
+    weft__blocking_stop(&rt->pool);
+    stop_workers(rt);
+    if (rt->cfg.debug)
+        report_unjoined(rt);
+    weft__overflow_uninstall();
+    free_runtime(rt);
+    return 0;
 }
 
 int weft_run_with(const weft_config_t *cfg, weft_fn_t fn, void *arg)
 {
-    struct runtime *rt;
+    weft_runtime_t *rt;
     int ret;
 
     if (weft__worker_current())
         return -EPERM;
     if (!fn)
         return -EINVAL;
-    rt = weft__zalloc(sizeof(*rt));
-    if (!rt)
-        return -ENOMEM;
-    ret = init_runtime(rt, cfg);
-    ret = ret ?: weft__overflow_install();
-    if (ret) {
-        free_runtime(rt);
+    ret = weft_runtime_new(cfg, &rt);
+    if (ret)
         return ret;
-    }
-    ret = start_workers(rt);
-    if (!ret)
-        ret = wait_main(rt, fn, arg);
-    stop_workers(rt);
-    if (rt->cfg.debug)
-        report_unjoined(rt);
-    weft__overflow_uninstall();
-    free_runtime(rt);
+    ret = weft_runtime_block_on(rt, fn, arg);
+    weft_runtime_free(rt);
     return ret;
 }
 

@@ -1,6 +1,7 @@
 /*
  * The runtime: its workers, the queues they share, the idle-worker set, the
- * task registry, and the start/stop sequence behind weft_run.
+ * task registry, the blocking pool, and the start/stop sequence behind
+ * weft_runtime_new / weft_runtime_free (and weft_run, built on them).
  */
 #ifndef WEFT_RUNTIME_H
 #define WEFT_RUNTIME_H
@@ -9,6 +10,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include "blocking.h"
 #include "config.h"
 #include "inject.h"
 #include "stack.h"
@@ -45,14 +47,28 @@ struct runtime {
     pthread_mutex_t reg_lock;
     struct weft_task *registry;
 
-    /* Task structs released outside any worker; under reg_lock. */
+    /* Task structs released outside any worker, reused by spawns from
+     * outside (weft_spawn_from, block_on); under reg_lock. */
     struct weft_task *orphans;
 
-    /* The main task's completion, for the thread in weft_run. */
-    pthread_mutex_t main_lock;
-    pthread_cond_t main_cond;
-    bool main_done;                  /* under main_lock */
-    int main_result;
+    /* Completions of block_on calls: each waits for its own flag. */
+    pthread_mutex_t done_lock;
+    pthread_cond_t done_cond;
+
+    /* Spawns from outside a worker; closed once shutdown begins, so that
+     * the drain sees every task spawned from outside. */
+    pthread_mutex_t foreign_lock;
+    bool closed;                     /* under foreign_lock */
+    struct weft_task *drainer;       /* allocated at start: shutdown cannot
+                                        fail for want of memory */
+
+    struct weft__blocking pool;
+    bool uses_signals;               /* under signal.c's lock */
+};
+
+/* The public handle is the runtime itself (as weft_task_t is the task). */
+struct weft_runtime {
+    struct runtime rt;
 };
 
 /* Wakes a parked worker if work was just queued and nobody is searching;

@@ -160,8 +160,8 @@ void weft__task_free(struct weft_task *t)
     pthread_mutex_unlock(&t->rt->reg_lock);
 }
 
-static void task_init(struct weft_task *t, struct runtime *rt, weft_fn_t fn,
-                      void *arg, const weft_spawn_opts_t *opts)
+void weft__task_init(struct weft_task *t, struct runtime *rt, weft_fn_t fn,
+                     void *arg, const weft_spawn_opts_t *opts)
 {
     t->fn = fn;
     t->arg = arg;
@@ -290,7 +290,7 @@ int weft_spawn_ex(weft_task_t **out, weft_fn_t fn, void *arg,
     t = task_alloc(w);
     if (!t)
         return -ENOMEM;
-    task_init(t, w->rt, fn, arg, opts);
+    weft__task_init(t, w->rt, fn, arg, opts);
     t->detached_at_spawn = !out;
     atomic_store_explicit(&t->handle, out ? HANDLE_HELD : 0,
                           memory_order_relaxed);

@@ -170,6 +170,11 @@ int weft__task_wait_done(struct weft_task *self, struct weft_task *t,
                          int64_t deadline, bool pass_cancel,
                          const void *where);
 
+/* Resets a task struct for a new run of fn(arg) (state SCHED); the caller
+ * sets detached_at_spawn and the handle bits, then enqueues it. */
+void weft__task_init(struct weft_task *t, struct runtime *rt, weft_fn_t fn,
+                     void *arg, const weft_spawn_opts_t *opts);
+
 /* Called by the scheduler: the task body, run on the task's fiber. */
 void weft__task_entry(void *arg);
 

@@ -102,8 +102,12 @@ void weft__worker_enqueue(struct worker *w, struct weft_task *t, bool lifo)
     struct weft_task *prev;
 
     if (!w || w->rt != t->rt) {
-        weft__inject_push(&t->rt->inject, t, t, 1);
-        weft__runtime_notify_work(t->rt);
+        struct runtime *rt = t->rt;
+
+        /* Not t->rt after the push: t may run, finish and be recycled
+         * before we get to notify. */
+        weft__inject_push(&rt->inject, t, t, 1);
+        weft__runtime_notify_work(rt);
         return;
     }
     if (!lifo || !w->current) {

@@ -6,6 +6,7 @@
 #define WEFT_TEST_HELPERS_H
 
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <stdatomic.h>
 
 #include <weft.h>
@@ -24,6 +25,32 @@ static inline unsigned t_workers(void)
     const char *s = getenv("WEFT_WORKERS");
 
     return s ? (unsigned)atoi(s) : 2;
+}
+
+/* Entries of a /proc/self directory (fds, threads), for leak checks. */
+static inline int t_count_entries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int n = 0;
+
+    cr_assert_not_null(d, "opendir %s", dir);
+    while ((e = readdir(d)))
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+static inline int t_fds(void) { return t_count_entries("/proc/self/fd"); }
+static inline int t_threads(void) { return t_count_entries("/proc/self/task"); }
+
+/* Runs fn(arg) as the main task with cfg and asserts it returned 0. */
+static inline void t_run_with(const weft_config_t *cfg, weft_fn_t fn,
+                              void *arg)
+{
+    int ret = weft_run_with(cfg, fn, arg);
+
+    cr_assert_eq(ret, 0, "weft_run_with returned %d", ret);
 }
 
 #endif

@@ -1,0 +1,304 @@
+/*
+ * Signals delivered to tasks (weft_signal_wait), and the signal mask of
+ * weft's own threads.
+ *
+ * Dispositions are process-wide, so this module's state is too: one handler
+ * per watched signal, one signal thread and one eventfd, shared by every
+ * runtime that has waited for a signal and reference-counted by them. The
+ * first wait for a signal installs weft's handler (saving the previous
+ * disposition); the last runtime to shut down restores every saved one.
+ *
+ * Delivery. The kernel gives a process-directed signal to any thread that
+ * does not block it. Every weft thread (workers, pool, the signal thread)
+ * blocks all asynchronous signals (weft__signal_create_thread), so the
+ * handler runs on a user thread, typically the one waiting in weft_run. It
+ * is async-signal-safe: it bumps the signal's count and writes the eventfd.
+ * The signal thread reads the eventfd and wakes the tasks waiting for each
+ * signal whose count moved, through the shared wait lists (wait.h);
+ * weft__task_wake takes locks, so it cannot run in the handler itself.
+ *
+ * Rejected: sigwaitinfo or signalfd in the signal thread. Both see only a
+ * signal that every thread of the process blocks, and weft cannot block
+ * signals in threads it does not own: an unblocking user thread would take
+ * the default action instead (for SIGINT, the process dies).
+ *
+ * Teardown race: a handler already running on some thread when the last
+ * runtime restores the dispositions could write to the eventfd after it was
+ * closed, or to a descriptor that reused its number. The handler counts
+ * itself in `in_handler` before it loads the descriptor; teardown clears the
+ * descriptor, then waits for in_handler to drop to zero. With seq_cst on
+ * both sides (Dekker) either the handler sees -1 or teardown sees it.
+ */
+#include "signal.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "runtime.h"
+#include "spin.h"
+#include "task.h"
+#include "wait.h"
+
+/* Start and stop; also rt->uses_signals of every runtime. */
+static pthread_mutex_t life = PTHREAD_MUTEX_INITIALIZER;
+static unsigned users;                 /* under life */
+static pthread_t thread;               /* under life */
+static int efd = -1;                   /* under life */
+static struct sigaction saved[NSIG];   /* under life */
+
+/* The waiting tasks, per signal (zeroed: empty lists). */
+static struct weft__spin lock;
+static struct weft__waitq waiters[NSIG]; /* under lock */
+
+/* The signal thread only (set before it starts). */
+static uint64_t seen[NSIG];
+
+/* Any thread, signal handlers included. */
+static _Atomic uint64_t caught;        /* bit signo-1: our handler is in */
+static _Atomic uint64_t hits[NSIG];
+static atomic_int handler_fd = -1;
+static atomic_int in_handler;
+static atomic_bool stopping;
+
+static uint64_t bit(int signo)
+{
+    return UINT64_C(1) << (signo - 1);
+}
+
+static void on_signal(int signo)
+{
+    int saved_errno = errno;
+    uint64_t one = 1;
+    int fd;
+
+    /* seq_cst: pairs with teardown() (see the file comment). */
+    atomic_fetch_add(&in_handler, 1);
+    /* release: pairs with the acquire in deliver(). */
+    atomic_fetch_add_explicit(&hits[signo], 1, memory_order_release);
+    fd = atomic_load(&handler_fd);
+    if (fd >= 0)
+        (void)!write(fd, &one, sizeof(one)); /* fails only if one is due */
+    atomic_fetch_sub(&in_handler, 1);
+    errno = saved_errno;
+}
+
+/* Synchronous signals stay deliverable: blocking them is undefined. */
+static void async_signals(sigset_t *set)
+{
+    static const int sync[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE,
+                                SIGTRAP, SIGSYS };
+
+    sigfillset(set);
+    for (unsigned i = 0; i < sizeof(sync) / sizeof(sync[0]); i++)
+        sigdelset(set, sync[i]);
+}
+
+int weft__signal_create_thread(pthread_t *th, void *(*fn)(void *), void *arg)
+{
+    sigset_t all, old;
+    int ret;
+
+    async_signals(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    ret = -pthread_create(th, NULL, fn, arg);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return ret;
+}
+
+static bool is_waitable(int signo)
+{
+    if (signo <= 0 || signo >= NSIG || signo > 64)
+        return false;
+    /* 32 .. SIGRTMIN-1 belong to the C library's threads implementation. */
+    if (signo >= 32 && signo < SIGRTMIN)
+        return false;
+    switch (signo) {
+    case SIGKILL: case SIGSTOP: case SIGSEGV: case SIGBUS: case SIGILL:
+    case SIGFPE: case SIGTRAP: case SIGSYS:
+        return false;
+    }
+    return true;
+}
+
+/* ---- the signal thread --------------------------------------------------- */
+
+static void fire(int signo)
+{
+    struct weft__waiter *chain;
+
+    weft__spin_lock(&lock);
+    chain = weft__waitq_pop_all(&waiters[signo]);
+    weft__spin_unlock(&lock);
+    weft__waiter_release_all(chain, 0);
+}
+
+static void deliver(void)
+{
+    uint64_t mask = atomic_load_explicit(&caught, memory_order_relaxed);
+
+    for (int signo = 1; signo < NSIG && signo <= 64; signo++) {
+        uint64_t h;
+
+        if (!(mask & bit(signo)))
+            continue;
+        /* acquire: pairs with the release in on_signal(). */
+        h = atomic_load_explicit(&hits[signo], memory_order_acquire);
+        if (h != seen[signo]) {
+            seen[signo] = h;
+            fire(signo);
+        }
+    }
+}
+
+static void *signal_main(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    uint64_t n;
+
+    pthread_setname_np(pthread_self(), "weft-signal");
+    for (;;) {
+        ssize_t r = read(fd, &n, sizeof(n));
+
+        /* acquire: pairs with the release in stop(). */
+        if (atomic_load_explicit(&stopping, memory_order_acquire))
+            break;
+        if (r == sizeof(n))
+            deliver();
+    }
+    return NULL;
+}
+
+/* ---- start and stop (under life) ----------------------------------------- */
+
+static int start(void)
+{
+    int fd = eventfd(0, EFD_CLOEXEC);
+    int ret;
+
+    if (fd < 0)
+        return -errno;
+    for (int signo = 1; signo < NSIG; signo++)
+        seen[signo] = atomic_load_explicit(&hits[signo], memory_order_relaxed);
+    atomic_store_explicit(&stopping, false, memory_order_relaxed);
+    /* seq_cst: pairs with the load in on_signal(); no handler of ours is
+     * installed yet (catch_signal comes after, under life). */
+    atomic_store(&handler_fd, fd);
+    ret = weft__signal_create_thread(&thread, signal_main,
+                                     (void *)(intptr_t)fd);
+    if (ret) {
+        atomic_store(&handler_fd, -1); /* seq_cst: as above */
+        close(fd);
+        return ret;
+    }
+    efd = fd;
+    return 0;
+}
+
+static void restore_dispositions(void)
+{
+    /* Relaxed: caught changes only under life; the signal thread reads
+     * it for a hint of which counters to look at. */
+    uint64_t mask = atomic_exchange_explicit(&caught, 0, memory_order_relaxed);
+
+    for (int signo = 1; signo < NSIG && signo <= 64; signo++)
+        if (mask & bit(signo))
+            sigaction(signo, &saved[signo], NULL);
+}
+
+static void stop(void)
+{
+    uint64_t one = 1;
+
+    restore_dispositions();
+    /* release: pairs with the acquire in signal_main(). */
+    atomic_store_explicit(&stopping, true, memory_order_release);
+    if (write(efd, &one, sizeof(one)) < 0)
+        weft__panic("signal stop: eventfd write failed (%d)", errno);
+    pthread_join(thread, NULL);
+    /* seq_cst: pairs with on_signal(); see "Teardown race". */
+    atomic_store(&handler_fd, -1);
+    while (atomic_load(&in_handler))
+        sched_yield();
+    close(efd);
+    efd = -1;
+}
+
+static int catch_signal(int signo)
+{
+    struct sigaction sa = { .sa_handler = on_signal, .sa_flags = SA_RESTART };
+
+    if (atomic_load_explicit(&caught, memory_order_relaxed) & bit(signo))
+        return 0;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(signo, &sa, &saved[signo]) != 0)
+        return -errno;
+    atomic_fetch_or_explicit(&caught, bit(signo), memory_order_relaxed);
+    return 0;
+}
+
+/* Makes sure signo reaches the signal thread: this runtime holds a
+ * reference, and weft's handler is installed. */
+static int watch(struct runtime *rt, int signo)
+{
+    int ret = 0;
+
+    pthread_mutex_lock(&life);
+    if (!rt->uses_signals) {
+        ret = users ? 0 : start();
+        if (!ret) {
+            users++;
+            rt->uses_signals = true;
+        }
+    }
+    ret = ret ?: catch_signal(signo);
+    pthread_mutex_unlock(&life);
+    return ret;
+}
+
+void weft__signal_release(struct runtime *rt)
+{
+    pthread_mutex_lock(&life);
+    if (rt->uses_signals) {
+        rt->uses_signals = false;
+        if (--users == 0)
+            stop();
+    }
+    pthread_mutex_unlock(&life);
+}
+
+unsigned weft__signal_waiters(int signo)
+{
+    size_t n;
+
+    if (!is_waitable(signo))
+        return 0;
+    weft__spin_lock(&lock);
+    n = waiters[signo].n;
+    weft__spin_unlock(&lock);
+    return (unsigned)n;
+}
+
+/* ---- weft_signal_wait ---------------------------------------------------- */
+
+int weft_signal_wait(int signo, int64_t deadline)
+{
+    struct weft_task *t = weft__task_current();
+    struct weft__waiter w;
+    int ret;
+
+    if (!t)
+        return -EPERM;
+    if (!is_waitable(signo))
+        return -EINVAL;
+    ret = watch(t->rt, signo);
+    if (ret)
+        return ret;
+    weft__waiter_init(&w, t, NULL);
+    weft__spin_lock(&lock);
+    return weft__wait(&lock, &waiters[signo], &w,
+                      weft__wait_deadline(t, deadline), WHY_SIGNAL,
+                      __builtin_return_address(0));
+}

@@ -1,0 +1,30 @@
+/*
+ * Signals: weft_signal_wait() and the rule that weft's own threads never
+ * run signal handlers. See signal.c for the design.
+ */
+#ifndef WEFT_SIGNAL_H
+#define WEFT_SIGNAL_H
+
+#include <pthread.h>
+
+struct runtime;
+
+/*
+ * pthread_create with every asynchronous signal blocked in the new thread
+ * (the caller's mask is left as it was). Every weft thread is made with it.
+ * Returns 0 or a negative errno.
+ */
+int weft__signal_create_thread(pthread_t *thread, void *(*fn)(void *),
+                               void *arg);
+
+/*
+ * Drops rt's use of the signal machinery at shutdown (after its tasks are
+ * drained). The last runtime out stops the signal thread, restores the
+ * dispositions weft replaced and closes its descriptor.
+ */
+void weft__signal_release(struct runtime *rt);
+
+/* Tasks of any runtime waiting for signo right now (tests). */
+unsigned weft__signal_waiters(int signo);
+
+#endif

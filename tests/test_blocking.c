@@ -1,0 +1,417 @@
+/*
+ * The blocking pool: weft_blocking results, an event loop that keeps ticking
+ * beside a CPU-bound job, growth to the limit and retirement after the
+ * keepalive, FIFO order, cancellation before and during a job, and DNS.
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "helpers.h"
+#include "runtime/blocking.h"
+#include "runtime/task.h"
+#include "runtime/runtime.h"
+
+static void t_pool_stats(struct weft__blocking_stats *st)
+{
+    weft__blocking_stats(&weft__task_current()->rt->pool, st);
+}
+
+/* A gate that pool jobs wait at (pool threads may block; tasks may not). */
+static void t_gate_wait(atomic_bool *gate)
+{
+    while (!atomic_load(gate))
+        usleep(500);
+}
+
+static int return_arg(void *arg)
+{
+    return (int)(intptr_t)arg;
+}
+
+static int results(void *arg)
+{
+    (void)arg;
+    cr_assert_eq(weft_blocking(return_arg, (void *)(intptr_t)42), 42);
+    cr_assert_eq(weft_blocking(return_arg, (void *)(intptr_t)-EIO), -EIO);
+    cr_assert_eq(weft_blocking(NULL, NULL), -EINVAL);
+    return 0;
+}
+
+Test(blocking, returns_the_functions_status, .timeout = 10)
+{
+    cr_assert_eq(weft_blocking(return_arg, NULL), -EPERM);
+    t_run(results, NULL);
+}
+
+/* ---- the event loop keeps ticking ---------------------------------------- */
+
+struct ticker {
+    atomic_bool stop;
+    int64_t worst_ns;
+    unsigned ticks;
+};
+
+static int tick(void *arg)
+{
+    struct ticker *tk = arg;
+
+    while (!atomic_load(&tk->stop)) {
+        int64_t deadline = weft_now_ns() + 1000000;
+        int64_t late;
+
+        cr_assert_eq(weft_sleep_until(deadline), 0);
+        late = weft_now_ns() - deadline;
+        if (late > tk->worst_ns)
+            tk->worst_ns = late;
+        tk->ticks++;
+    }
+    return 0;
+}
+
+static int spin_50ms(void *arg)
+{
+    int64_t end = weft_now_ns() + 50 * 1000000;
+    volatile uint64_t x = 0;
+
+    (void)arg;
+    while (weft_now_ns() < end)
+        x++;
+    return 0;
+}
+
+static int cpu_job_beside_ticker(void *arg)
+{
+    struct ticker tk = { .worst_ns = 0 };
+    weft_task_t *t;
+
+    (void)arg;
+    cr_assert_eq(weft_spawn(&t, tick, &tk), 0);
+    cr_assert_eq(weft_sleep_ms(3), 0);
+    cr_assert_eq(weft_blocking(spin_50ms, NULL), 0);
+    atomic_store(&tk.stop, true);
+    cr_assert_eq(weft_join(t), 0);
+    fprintf(stderr, "blocking: worst timer lateness beside a 50 ms pool job: "
+                    "%.3f ms over %u ticks (%u workers)\n",
+            tk.worst_ns / 1e6, tk.ticks, t_workers());
+    cr_assert_lt(tk.worst_ns, 25 * 1000000, "the ticker stalled %lld ns",
+                 (long long)tk.worst_ns);
+    return 0;
+}
+
+Test(blocking, cpu_bound_job_does_not_stall_the_worker, .timeout = 20)
+{
+    t_run(cpu_job_beside_ticker, NULL);
+}
+
+/* ---- growth and retirement ------------------------------------------------ */
+
+struct gated {
+    atomic_bool gate;
+    atomic_int running, ran;
+};
+
+static int gated_job(void *arg)
+{
+    struct gated *g = arg;
+
+    atomic_fetch_add(&g->running, 1);
+    t_gate_wait(&g->gate);
+    atomic_fetch_sub(&g->running, 1);
+    atomic_fetch_add(&g->ran, 1);
+    return 0;
+}
+
+static int submit_gated(void *arg)
+{
+    return weft_blocking(gated_job, arg);
+}
+
+static int grow_and_shrink(void *arg)
+{
+    enum { LIMIT = 4, TASKS = 8 };
+    struct gated g = { .gate = false };
+    struct weft__blocking_stats st;
+    weft_task_t *t[TASKS];
+
+    (void)arg;
+    for (int i = 0; i < TASKS; i++)
+        cr_assert_eq(weft_spawn(&t[i], submit_gated, &g), 0);
+    do {
+        weft_sleep_ms(1);
+        t_pool_stats(&st);
+    } while (atomic_load(&g.running) < LIMIT || st.queued < TASKS - LIMIT);
+    cr_assert_eq(st.threads, LIMIT);
+    cr_assert_eq(st.peak, LIMIT);
+    atomic_store(&g.gate, true);
+    for (int i = 0; i < TASKS; i++)
+        cr_assert_eq(weft_join(t[i]), 0);
+    cr_assert_eq(atomic_load(&g.ran), TASKS);
+    do { /* the keepalive is 20 ms; the test's timeout bounds this */
+        weft_sleep_ms(5);
+        t_pool_stats(&st);
+    } while (st.threads > 0);
+    cr_assert_eq(st.peak, LIMIT);
+    return 0;
+}
+
+Test(blocking, pool_grows_to_the_limit_and_shrinks_after_keepalive,
+     .timeout = 20)
+{
+    weft_config_t cfg = { .blocking_threads = 4,
+                          .blocking_keepalive_ms = 20 };
+
+    t_run_with(&cfg, grow_and_shrink, NULL);
+}
+
+/* ---- many jobs, few threads ------------------------------------------------ */
+
+enum { SUBMITTERS = 16, JOBS_EACH = 25 };
+
+struct submitter {
+    int log[JOBS_EACH];
+    int n;
+    int seq;
+};
+
+static int record_seq(void *arg)
+{
+    struct submitter *s = arg;
+
+    s->log[s->n++] = s->seq;
+    return s->seq;
+}
+
+static int submit_many(void *arg)
+{
+    struct submitter *s = arg;
+
+    for (s->seq = 0; s->seq < JOBS_EACH; s->seq++)
+        cr_assert_eq(weft_blocking(record_seq, s), s->seq);
+    return 0;
+}
+
+static int many_jobs(void *arg)
+{
+    static struct submitter s[SUBMITTERS];
+    weft_task_t *t[SUBMITTERS];
+    struct weft__blocking_stats st;
+
+    (void)arg;
+    memset(s, 0, sizeof(s));
+    for (int i = 0; i < SUBMITTERS; i++)
+        cr_assert_eq(weft_spawn(&t[i], submit_many, &s[i]), 0);
+    for (int i = 0; i < SUBMITTERS; i++)
+        cr_assert_eq(weft_join(t[i]), 0);
+    for (int i = 0; i < SUBMITTERS; i++) {
+        cr_assert_eq(s[i].n, JOBS_EACH);
+        for (int j = 0; j < JOBS_EACH; j++)
+            cr_assert_eq(s[i].log[j], j);
+    }
+    t_pool_stats(&st);
+    cr_assert_leq(st.peak, 2);
+    return 0;
+}
+
+Test(blocking, more_jobs_than_threads_all_complete_in_order, .timeout = 30)
+{
+    weft_config_t cfg = { .blocking_threads = 2 };
+
+    t_run_with(&cfg, many_jobs, NULL);
+}
+
+struct fifo {
+    struct gated g;
+    atomic_int order[10];
+    atomic_int next;
+};
+
+struct fifo_job {
+    struct fifo *f;
+    int id;
+};
+
+static int log_order(void *arg)
+{
+    struct fifo_job *j = arg;
+
+    atomic_store(&j->f->order[atomic_fetch_add(&j->f->next, 1)], j->id);
+    return 0;
+}
+
+static int submit_logged(void *arg)
+{
+    return weft_blocking(log_order, arg);
+}
+
+static int fifo_order(void *arg)
+{
+    static struct fifo f;
+    static struct fifo_job jobs[10];
+    struct weft__blocking_stats st;
+    weft_task_t *blocker, *t[10];
+
+    (void)arg;
+    memset(&f, 0, sizeof(f));
+    cr_assert_eq(weft_spawn(&blocker, submit_gated, &f.g), 0);
+    while (atomic_load(&f.g.running) == 0)
+        weft_sleep_ms(1);
+    for (int i = 0; i < 10; i++) {
+        jobs[i] = (struct fifo_job){ .f = &f, .id = i };
+        cr_assert_eq(weft_spawn(&t[i], submit_logged, &jobs[i]), 0);
+        do {
+            weft_sleep_ms(1);
+            t_pool_stats(&st);
+        } while (st.queued < (unsigned)i + 1);
+    }
+    atomic_store(&f.g.gate, true);
+    cr_assert_eq(weft_join(blocker), 0);
+    for (int i = 0; i < 10; i++)
+        cr_assert_eq(weft_join(t[i]), 0);
+    for (int i = 0; i < 10; i++)
+        cr_assert_eq(atomic_load(&f.order[i]), i);
+    return 0;
+}
+
+Test(blocking, queued_jobs_run_in_fifo_order, .timeout = 20)
+{
+    weft_config_t cfg = { .blocking_threads = 1 };
+
+    t_run_with(&cfg, fifo_order, NULL);
+}
+
+/* ---- cancellation ---------------------------------------------------------- */
+
+static int set_flag(void *arg)
+{
+    atomic_store((atomic_bool *)arg, true);
+    return 0;
+}
+
+static int submit_flag(void *arg)
+{
+    return weft_blocking(set_flag, arg);
+}
+
+static int cancel_queued(void *arg)
+{
+    struct gated g = { .gate = false };
+    struct weft__blocking_stats st;
+    atomic_bool ran = false;
+    weft_task_t *blocker, *t;
+
+    (void)arg;
+    cr_assert_eq(weft_spawn(&blocker, submit_gated, &g), 0);
+    while (atomic_load(&g.running) == 0)
+        weft_sleep_ms(1);
+    cr_assert_eq(weft_spawn(&t, submit_flag, &ran), 0);
+    do {
+        weft_sleep_ms(1);
+        t_pool_stats(&st);
+    } while (st.queued == 0);
+    weft_cancel(t);
+    cr_assert_eq(weft_join(t), -ECANCELED);
+    t_pool_stats(&st);
+    cr_assert_eq(st.queued, 0);
+    atomic_store(&g.gate, true);
+    cr_assert_eq(weft_join(blocker), 0);
+    cr_assert_eq(weft_blocking(return_arg, NULL), 0); /* the pool drained */
+    cr_assert(!atomic_load(&ran), "a withdrawn job ran");
+    return 0;
+}
+
+Test(blocking, cancel_while_queued_never_runs_the_job, .timeout = 20)
+{
+    weft_config_t cfg = { .blocking_threads = 1 };
+
+    t_run_with(&cfg, cancel_queued, NULL);
+}
+
+static int gated_7(void *arg)
+{
+    gated_job(arg);
+    return 7;
+}
+
+/* The job's status comes back; the cancellation waits for the next
+ * suspension point. */
+static int submit_then_yield(void *arg)
+{
+    int ret = weft_blocking(gated_7, arg);
+
+    cr_assert_eq(ret, 7);
+    cr_assert_eq(weft_yield(), -ECANCELED);
+    return 0;
+}
+
+static int cancel_running(void *arg)
+{
+    struct gated g = { .gate = false };
+    weft_task_t *t;
+
+    (void)arg;
+    cr_assert_eq(weft_spawn(&t, submit_then_yield, &g), 0);
+    while (atomic_load(&g.running) == 0)
+        weft_sleep_ms(1);
+    weft_cancel(t);
+    weft_sleep_ms(5);
+    cr_assert_eq(atomic_load(&g.ran), 0);
+    atomic_store(&g.gate, true);
+    cr_assert_eq(weft_join(t), 0);
+    cr_assert_eq(atomic_load(&g.ran), 1);
+    return 0;
+}
+
+Test(blocking, cancel_while_running_waits_for_the_job, .timeout = 20)
+{
+    t_run(cancel_running, NULL);
+}
+
+/* ---- DNS ------------------------------------------------------------------- */
+
+static bool is_loopback(const struct addrinfo *ai)
+{
+    if (ai->ai_family == AF_INET) {
+        const struct sockaddr_in *a = (const void *)ai->ai_addr;
+
+        return (ntohl(a->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (ai->ai_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const void *)ai->ai_addr;
+
+        return IN6_IS_ADDR_LOOPBACK(&a->sin6_addr);
+    }
+    return false;
+}
+
+static int resolve(void *arg)
+{
+    struct addrinfo hints = { .ai_socktype = SOCK_STREAM };
+    struct addrinfo *res = NULL;
+
+    (void)arg;
+    cr_assert_eq(weft_resolve("localhost", "80", &hints, &res), 0);
+    cr_assert_not_null(res);
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next)
+        cr_assert(is_loopback(ai), "localhost resolved to family %d",
+                  ai->ai_family);
+    weft_resolve_free(res);
+    hints.ai_flags = AI_NUMERICHOST;
+    cr_assert_eq(weft_resolve("not an address", NULL, &hints, &res),
+                 -ENOENT);
+    cr_assert_null(res);
+    cr_assert_eq(weft_resolve(NULL, NULL, NULL, &res), -EINVAL);
+    cr_assert_eq(weft_resolve("localhost", NULL, NULL, NULL), -EINVAL);
+    return 0;
+}
+
+Test(blocking, resolve_localhost, .timeout = 20)
+{
+    struct addrinfo *res;
+
+    cr_assert_eq(weft_resolve("localhost", NULL, NULL, &res), -EPERM);
+    t_run(resolve, NULL);
+}
