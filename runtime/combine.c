@@ -209,14 +209,10 @@ int weft_gather(weft_task_t **tasks, size_t n, int *results, unsigned flags)
 int weft_wait_for(weft_task_t *t, int64_t deadline)
 {
     struct weft_task *self = weft__task_current();
-    int ret;
+    int ret = weft__task_await_check(self, t);
 
-    if (!self)
-        return -EPERM;
-    if (!t)
-        return -EINVAL;
-    if (t == self)
-        return -EDEADLK;
+    if (ret)
+        return ret;
     ret = weft__task_wait_done(self, t, weft__wait_deadline(self, deadline),
                                false, CALLER);
     if (ret < 0) {
@@ -231,14 +227,12 @@ int weft_wait_for(weft_task_t *t, int64_t deadline)
 int weft_shield(weft_task_t *t, int *status)
 {
     struct weft_task *self = weft__task_current();
-    int ret;
+    int ret = weft__task_await_check(self, t);
 
-    if (!self)
-        return -EPERM;
-    if (!t || !status)
+    if (ret)
+        return ret;
+    if (!status)
         return -EINVAL;
-    if (t == self)
-        return -EDEADLK;
     ret = weft__task_wait_done(self, t, self->scope_deadline, false, CALLER);
     if (ret < 0)
         return ret;

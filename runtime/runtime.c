@@ -163,15 +163,7 @@ static struct weft_task *alloc_outside(struct runtime *rt)
     if (t)
         rt->orphans = t->next;
     pthread_mutex_unlock(&rt->reg_lock);
-    if (t)
-        return t;
-    t = weft__zalloc(sizeof(*t));
-    if (!t)
-        return NULL;
-    weft__spin_init(&t->join_lock);
-    t->timer.index = TIMER_UNQUEUED;
-    weft__runtime_register(rt, t);
-    return t;
+    return t ? t : weft__task_struct_new(rt);
 }
 
 /* Makes t (from alloc_outside) runnable through the injection queue. */

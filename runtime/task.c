@@ -49,29 +49,34 @@ void weft__task_park(struct weft_task *t, enum weft__why why,
 
 void weft__task_wake(struct weft_task *t)
 {
-    uint32_t s = atomic_load_explicit(&t->state, memory_order_acquire);
+    uint32_t s = atomic_load_explicit(&t->state, memory_order_relaxed);
 
     for (;;) {
+        if (s == TASK_DONE || s == TASK_FREE)
+            return;
         if (s == TASK_IDLE) {
             /* acq_rel: acquire pairs with the release CAS to IDLE in the
              * worker (the fiber is fully switched out); release publishes
-             * our own writes to the task. */
+             * our writes to whoever runs the task. */
             if (atomic_compare_exchange_weak_explicit(
                     &t->state, &s, TASK_SCHED, memory_order_acq_rel,
-                    memory_order_acquire)) {
+                    memory_order_relaxed)) {
                 weft__worker_enqueue(weft__worker_current(), t, true);
                 return;
             }
-        } else if (s == TASK_RUNNING) {
-            /* release: pairs with the acquire in weft__task_park() or the
-             * worker's failed CAS to IDLE. */
-            if (atomic_compare_exchange_weak_explicit(
-                    &t->state, &s, TASK_RUNNING | TASK_NOTIFIED,
-                    memory_order_release, memory_order_acquire))
-                return;
-        } else {
-            return; /* queued, already notified, done or free */
+            continue;
         }
+        /* Queued or running: mark it notified with an RMW even if the bit
+         * is already set. A plain load would let our condition store sit in
+         * the store buffer while the task's worker moves it to RUNNING,
+         * checks the condition, sees it false and parks: the RMW orders our
+         * store before the worker's exchange to RUNNING (or we see RUNNING
+         * and its CAS to IDLE fails on the bit). release: pairs with the
+         * acquire RMWs on state in the worker and in weft__task_park(). */
+        if (atomic_compare_exchange_weak_explicit(
+                &t->state, &s, s | TASK_NOTIFIED, memory_order_release,
+                memory_order_relaxed))
+            return;
     }
 }
 
@@ -134,12 +139,18 @@ static struct weft_task *task_alloc(struct worker *w)
         w->nfree_tasks--;
         return t;
     }
-    t = weft__zalloc(sizeof(*t));
+    return weft__task_struct_new(w->rt);
+}
+
+struct weft_task *weft__task_struct_new(struct runtime *rt)
+{
+    struct weft_task *t = weft__zalloc(sizeof(*t));
+
     if (!t)
         return NULL;
     weft__spin_init(&t->join_lock);
     t->timer.index = TIMER_UNQUEUED;
-    weft__runtime_register(w->rt, t);
+    weft__runtime_register(rt, t);
     return t;
 }
 
@@ -385,17 +396,23 @@ int weft__task_wait_done(struct weft_task *self, struct weft_task *t,
     return ret;
 }
 
-int weft_join(weft_task_t *t)
+int weft__task_await_check(const struct weft_task *self,
+                           const struct weft_task *t)
 {
-    struct weft_task *self = weft__task_current();
-    int result;
-
     if (!self)
         return -EPERM;
     if (!t)
         return -EINVAL;
-    if (t == self)
-        return -EDEADLK;
+    return t == self ? -EDEADLK : 0;
+}
+
+int weft_join(weft_task_t *t)
+{
+    struct weft_task *self = weft__task_current();
+    int result = weft__task_await_check(self, t);
+
+    if (result)
+        return result;
     /* An enclosing timeout scope expiring is passed on like a cancel. */
     weft__task_wait_done(self, t, self->scope_deadline, true,
                          __builtin_return_address(0));

@@ -19,10 +19,18 @@
  * A task parks by switching to its worker's scheduler fiber; only there, off
  * the task's stack, does the worker CAS RUNNING -> IDLE (release). A waker
  * that sees IDLE wins the CAS IDLE -> SCHED (acquire) and alone enqueues the
- * task; a waker that sees RUNNING sets NOTIFIED instead, and the worker's CAS
- * to IDLE then fails and it requeues the task itself. So a wake is never
- * lost and a task is in at most one run queue. Wakes may be spurious (a
- * stale waker, a recycled task struct): every wait loops on its condition.
+ * task; a waker that sees it queued or running sets NOTIFIED instead, and the
+ * worker's CAS to IDLE then fails and it requeues the task itself. So a wake
+ * is never lost and a task is in at most one run queue. Wakes may be
+ * spurious (a stale waker, a recycled task struct): every wait loops on its
+ * condition.
+ *
+ * Every write to `state` while wakers may be about is an atomic RMW (the
+ * worker's exchange to RUNNING and to SCHED included). A plain store would
+ * break the chain that carries a waker's condition store to the task's next
+ * check of it: "waker stores condition, sees SCHED; worker stores RUNNING,
+ * task reads the stale condition and parks" is a lost wakeup on any CPU with
+ * a store buffer.
  *
  * Task structs are never unmapped while their runtime lives (they are kept
  * in a registry and recycled through per-worker caches), which is what makes
@@ -147,6 +155,14 @@ void weft__task_restore_cancel(struct weft_task *t);
  */
 int weft__task_block(struct weft_task *t, bool (*done)(void *), void *arg,
                      int64_t deadline, enum weft__why why, const void *where);
+
+/* A fresh task struct, registered with rt; NULL on ENOMEM. Any thread. */
+struct weft_task *weft__task_struct_new(struct runtime *rt);
+
+/* The argument checks of every call that awaits t from self: 0, -EPERM
+ * (self NULL: not in a task), -EINVAL (t NULL) or -EDEADLK (t is self). */
+int weft__task_await_check(const struct weft_task *self,
+                           const struct weft_task *t);
 
 /* True once t has finished. Any thread. */
 bool weft__task_is_done(const struct weft_task *t);

@@ -274,7 +274,8 @@ static void after_switch(struct worker *w, struct weft_task *t)
 
     switch (w->reason) {
     case SWITCH_YIELD:
-        atomic_store_explicit(&t->state, TASK_SCHED, memory_order_relaxed);
+        /* acq_rel RMW: see "Every write to state" in task.h. */
+        atomic_exchange_explicit(&t->state, TASK_SCHED, memory_order_acq_rel);
         push_local(w, t);
         break;
     case SWITCH_PARK:
@@ -283,8 +284,8 @@ static void after_switch(struct worker *w, struct weft_task *t)
         if (!atomic_compare_exchange_strong_explicit(
                 &t->state, &s, TASK_IDLE, memory_order_release,
                 memory_order_relaxed)) {
-            atomic_store_explicit(&t->state, TASK_SCHED,
-                                  memory_order_relaxed);
+            atomic_exchange_explicit(&t->state, TASK_SCHED,
+                                     memory_order_acq_rel);
             push_local(w, t);
         }
         break;
@@ -306,7 +307,9 @@ static void run_task(struct worker *w, struct weft_task *t)
 
     if (w->searching)
         end_search(w);
-    atomic_store_explicit(&t->state, TASK_RUNNING, memory_order_relaxed);
+    /* acquire RMW: pairs with the release CAS of any waker that found the
+     * task queued, so the task's first check sees what that waker wrote. */
+    atomic_exchange_explicit(&t->state, TASK_RUNNING, memory_order_acquire);
     if (unlikely(!t->started) && !start_task(w, t))
         return;
     count(&w->stats.tasks_run);
