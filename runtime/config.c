@@ -178,6 +178,19 @@ static int check_field(const char *name, uint64_t v, uint64_t lo, uint64_t hi)
     return bad(name, val, "out of range");
 }
 
+/* Like every other bad field, a bad flag is named with its value. Compared
+ * unsigned so that a negative value is out of range too. */
+static int check_flag(const char *name, enum weft_flag f)
+{
+    char val[16];
+
+    if ((unsigned)f <= WEFT_FLAG_OFF)
+        return 0;
+    snprintf(val, sizeof(val), "%d", (int)f);
+    return bad(name, val, "expected WEFT_FLAG_UNSET, WEFT_FLAG_ON or "
+                          "WEFT_FLAG_OFF");
+}
+
 static int apply_user(struct weft__config *c, const weft_config_t *u)
 {
     int ret = 0;
@@ -195,9 +208,9 @@ static int apply_user(struct weft__config *c, const weft_config_t *u)
         ret = check_field("config.ring_entries", u->ring_entries, 1, 0);
     if (u->io)
         ret = ret ?: parse_io("config.io", u->io, &c->io);
-    if (u->pin > WEFT_FLAG_OFF || u->debug > WEFT_FLAG_OFF ||
-        u->sqpoll > WEFT_FLAG_OFF)
-        ret = ret ?: bad("config", "flag", "a weft_flag is out of range");
+    ret = ret ?: check_flag("config.pin", u->pin);
+    ret = ret ?: check_flag("config.debug", u->debug);
+    ret = ret ?: check_flag("config.sqpoll", u->sqpoll);
     if (ret)
         return ret;
     c->workers = u->workers ?: c->workers;
