@@ -34,6 +34,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <liburing.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -49,6 +50,7 @@
 #define TAG_WAKE 1ull
 #define SLOT_BASE 2u
 #define SLOT_NONE UINT32_MAX
+#define STOPS_MAX 16
 
 struct slot {
     struct weft__io_op *op; /* NULL when free */
@@ -67,6 +69,9 @@ struct weft__io {
     struct slot *slots;
     uint32_t nslots, free_head;
     uint64_t stale;        /* completions whose op was gone */
+    struct weft__io_op *close_acks; /* close notices to ack after enter */
+    uint64_t stops[STOPS_MAX];      /* multishots to cancel after reaping */
+    unsigned nstops;
 
     /* Any thread. */
     struct weft__io_cancelq remote;
@@ -285,6 +290,9 @@ static void prep(struct io_uring_sqe *sqe, struct weft__io_op *op)
     case IOP_ACCEPT:
         io_uring_prep_accept(sqe, op->fd, op->buf, op->aux, op->flags);
         break;
+    case IOP_ACCEPT_MULTI:
+        io_uring_prep_multishot_accept(sqe, op->fd, NULL, NULL, op->flags);
+        break;
     case IOP_CONNECT:
         io_uring_prep_connect(sqe, op->fd, op->buf, (socklen_t)op->len);
         break;
@@ -321,7 +329,15 @@ static int uring_submit(struct weft__io *io, struct weft__io_op *op)
 
     if (take_slot(io, op) < 0)
         return -ENOMEM;
-    sqe = get_sqes(io, timed ? 2 : 1);
+    sqe = get_sqes(io, timed || op->started ? 2 : 1);
+    if (op->opcode == IOP_CLOSE && op->started) {
+        /* Ops of this worker still waiting on fd end first (-ECANCELED,
+         * -EBADF to their callers): the cancel takes the file before the
+         * close that follows it in the same batch drops the fd. */
+        io_uring_prep_cancel_fd(sqe, op->fd, IORING_ASYNC_CANCEL_ALL);
+        io_uring_sqe_set_data64(sqe, TAG_IGNORE);
+        sqe = io_uring_get_sqe(&io->ring);
+    }
     prep(sqe, op);
     io_uring_sqe_set_data64(sqe, op_tag(op));
     if (!timed)
@@ -357,7 +373,12 @@ static void uring_cancel(struct weft__io *io, struct weft__io_op *op)
     uring_wake(op->io);
 }
 
-/* Cancels requested by tasks that moved to other workers. */
+/*
+ * Cancels requested by tasks that moved to other workers, and close
+ * notices (IOP_CLOSE, see backend.h): those cancel every op on the fd and
+ * are acked only once the cancel went into the kernel (ack_closes), which
+ * then holds the file, so the closer may drop the fd.
+ */
 static void take_remote_cancels(struct weft__io *io)
 {
     struct weft__io_op *op = weft__io_cancelq_take(&io->remote);
@@ -366,10 +387,32 @@ static void take_remote_cancels(struct weft__io *io)
         struct weft__io_op *next = op->cancel_next;
         uint32_t slot;
 
+        if (op->opcode == IOP_CLOSE) {
+            struct io_uring_sqe *sqe = get_sqes(io, 1);
+
+            io_uring_prep_cancel_fd(sqe, op->fd, IORING_ASYNC_CANCEL_ALL);
+            io_uring_sqe_set_data64(sqe, TAG_IGNORE);
+            op->wait_next = io->close_acks;
+            io->close_acks = op;
+            op = next;
+            continue;
+        }
         if (tag_op(io, op_tag(op), &slot) == op)
             prep_cancel(io, op);
         weft__io_cancelq_ack(op);
         op = next;
+    }
+}
+
+/* After the enter that submitted their cancels: close notices are done. */
+static void ack_closes(struct weft__io *io)
+{
+    struct weft__io_op *op = io->close_acks, *next;
+
+    io->close_acks = NULL;
+    for (; op; op = next) {
+        next = op->wait_next;
+        weft__io_cancelq_ack(op);
     }
 }
 
@@ -390,6 +433,17 @@ static void complete(struct weft__io *io, const struct io_uring_cqe *cqe)
     op = tag_op(io, tag, &slot);
     if (!op) {
         io->stale++;
+        return;
+    }
+    if (op->opcode == IOP_ACCEPT_MULTI) {
+        bool more = cqe->flags & IORING_CQE_F_MORE;
+
+        if (!more)
+            free_slot(io, slot);
+        /* After the event the op may be gone: keep its tag, not op. */
+        if (weft__io_accept_event(op, cqe->res, more) && more &&
+            io->nstops < STOPS_MAX)
+            io->stops[io->nstops++] = tag;
         return;
     }
     free_slot(io, slot);
@@ -446,20 +500,48 @@ static int enter(struct weft__io *io, int64_t timeout_ns)
     return io_uring_submit_and_wait_timeout(&io->ring, &cqe, 1, &ts, NULL);
 }
 
+/* Multishots whose owner asked to stop them (cancelled by tag: a stale
+ * one finds nothing). */
+static void issue_stops(struct weft__io *io)
+{
+    while (io->nstops) {
+        struct io_uring_sqe *sqe = get_sqes(io, 1);
+
+        io_uring_prep_cancel64(sqe, io->stops[--io->nstops], 0);
+        io_uring_sqe_set_data64(sqe, TAG_IGNORE);
+    }
+}
+
 static int uring_wait(struct weft__io *io, int64_t timeout_ns)
 {
-    int ret;
+    int ret, n;
 
     take_remote_cancels(io);
-    if (timeout_ns == 0 && !io->inflight && !io_uring_sq_ready(&io->ring))
-        return (int)reap(io);
+    if (timeout_ns == 0 && !io->inflight && !io_uring_sq_ready(&io->ring)) {
+        n = (int)reap(io);
+        goto out;
+    }
     ret = enter(io, timeout_ns);
+    if (io->close_acks) {
+        /* The cancels must be in the kernel before the acks (with SQPOLL:
+         * taken by its thread). Rare: a close while others wait. */
+        while (io_uring_sq_ready(&io->ring)) {
+            flush(io);
+            if (io->sqpoll && io_uring_sq_ready(&io->ring))
+                sched_yield();
+        }
+        ack_closes(io);
+    }
     /* Interrupted, timed out or short of CQ room: not a failure of the
      * backend; what completed is reaped and the worker comes back. */
     if (ret < 0 && ret != -ETIME && ret != -EINTR && ret != -EAGAIN &&
         ret != -EBUSY)
         return ret;
-    return (int)reap(io);
+    n = (int)reap(io);
+out:
+    if (unlikely(io->nstops))
+        issue_stops(io);
+    return n;
 }
 
 static void uring_wake(struct weft__io *io)
