@@ -87,8 +87,7 @@ struct weft__io_op {
     struct __kernel_timespec ts; /* uring: the linked timeout's deadline */
     struct weft__io_op *wait_next; /* epoll: the fd's waiter list */
     uint32_t want;            /* epoll: EPOLL* events it waits for */
-    bool started;             /* epoll: a connect already in progress;
-                                 IOP_CLOSE: cancel this worker's ops on fd */
+    bool started;             /* epoll: a connect already in progress */
     int result;               /* valid once done */
 
     /* Any thread. */
@@ -183,11 +182,14 @@ bool weft__io_accept_event(struct weft__io_op *op, int res, bool more);
 /*
  * Closing an fd others wait on. Every op that may wait on an fd marks the
  * fd with its worker (weft__io_fd_mark, in weft__io_run); weft_close takes
- * the marks and sends a close notice (an IOP_CLOSE op pushed on the cancel
- * queue, see backend.h's header comment) to each other marked worker, whose
- * backend then ends that worker's ops on the fd with -EBADF (epoll) or
- * -ECANCELED (uring, mapped to -EBADF in ops.c) before acking; the fd is
- * closed only after every ack, so its number cannot be reused meanwhile.
+ * the marks. A backend's IOP_CLOSE first ends the calling worker's own ops
+ * on the fd. If other workers marked it, each marked worker (the caller's
+ * included) first gets a close notice: an IOP_CLOSE op given to cancel(),
+ * which always queues it on the target's cancel queue (waking the target
+ * unless it is the caller's); the target ends its ops on the fd with
+ * -EBADF (epoll) or -ECANCELED (uring, mapped to -EBADF in ops.c) and then
+ * acks. The fd is closed only after every ack, so its number cannot be
+ * reused meanwhile.
  */
 void weft__io_fd_mark(int fd, int self);
 

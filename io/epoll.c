@@ -557,9 +557,10 @@ static void epoll_wake(struct weft__io *io);
 
 static void epoll_cancel(struct weft__io *io, struct weft__io_op *op)
 {
-    if (op->io != io) {
+    if (op->io != io || op->opcode == IOP_CLOSE) {
         weft__io_cancelq_push(&op->io->remote, op);
-        epoll_wake(op->io);
+        if (op->io != io)
+            epoll_wake(op->io);
         return;
     }
     if (unhook(io, op))

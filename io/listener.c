@@ -241,6 +241,10 @@ int weft_listener_accept(weft_listener_t *l, struct sockaddr *addr,
             break;
         }
         if (l->single) {
+            /* Marked before the closer can take the marks (it sets closing
+             * under the lock first), so its weft_close ends this accept:
+             * nothing suspends between here and the submit. */
+            weft__io_fd_mark(l->fd, weft__io_self());
             weft__spin_unlock(&l->lock);
             ret = weft_accept(l->fd, addr, addrlen, l->flags, deadline);
             addr = NULL; /* filled in */

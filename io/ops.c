@@ -252,17 +252,18 @@ static bool notice_acked(void *arg)
 }
 
 /* Has worker i end its ops on fd, and waits until it has; not cut short
- * by a cancel (the notice lives on this stack), which is put back. */
-static void notify_close(struct weft_task *t, struct weft__io *self_io,
-                         const struct weft__io_ops *ops, unsigned i, int fd)
+ * by a cancel (the notice lives on this stack), which is put back. The
+ * task may come back on another worker. */
+static void notify_close(struct weft_task *t, const struct weft__io_ops *ops,
+                         unsigned i, int fd)
 {
     struct weft__io_op note = { .opcode = IOP_CLOSE, .fd = fd, .task = t };
     bool cancelled = false;
 
     note.io = weft__io_of(i);
-    if (!note.io || note.io == self_io)
+    if (!note.io)
         return;
-    ops->cancel(self_io, &note);
+    ops->cancel(weft__io_current(&ops), &note);
     while (weft__task_block(t, notice_acked, &note, WEFT_NEVER, WHY_IO,
                             WEFT_WHERE) == -ECANCELED)
         cancelled = true;
@@ -270,6 +271,12 @@ static void notify_close(struct weft_task *t, struct weft__io *self_io,
         weft__task_restore_cancel(t);
 }
 
+/*
+ * If only this worker marked fd, its backend ends its ops on fd as part of
+ * the close (nothing suspends in between, so the task cannot move). Else
+ * every marked worker gets a notice, this one included: the closer may
+ * move while it waits for the acks, so "this worker" is not fixed.
+ */
 int weft__io_close(int fd, const void *where)
 {
     struct weft__io_op op = { .opcode = IOP_CLOSE, .fd = fd };
@@ -285,11 +292,11 @@ int weft__io_close(int fd, const void *where)
     /* The fd is gone either way: a pending cancel waits for the next call. */
     cancelled = weft__task_take_cancel(t);
     marks = fd_take_marks(fd);
-    op.started = marks & (1ull << (self % 64));
     /* Workers past 64 share bits: a set bit notifies each of them. */
-    for (unsigned i = 0; marks && weft__io_of(i); i++)
-        if ((int)i != self && (marks & (1ull << (i % 64))))
-            notify_close(t, io, ops, i, fd);
+    if (marks & ~(1ull << (self % 64)))
+        for (unsigned i = 0; weft__io_of(i); i++)
+            if (marks & (1ull << (i % 64)))
+                notify_close(t, ops, i, fd);
     ret = weft__io_run(&op, WEFT_NEVER, where);
     if (cancelled)
         weft__task_restore_cancel(t);

@@ -68,6 +68,8 @@ struct weft__io {
     unsigned inflight;     /* ops whose final CQE has not been reaped */
     struct slot *slots;
     uint32_t nslots, free_head;
+    uint32_t *fdops;       /* ops in flight per fd (those that wait on it) */
+    uint32_t nfdops;
     uint64_t stale;        /* completions whose op was gone */
     struct weft__io_op *close_acks; /* close notices to ack after enter */
     uint64_t stops[STOPS_MAX];      /* multishots to cancel after reaping */
@@ -143,12 +145,48 @@ static int grow_slots(struct weft__io *io)
     return 0;
 }
 
+/* Does op wait on op->fd (rather than use it as a directory)? */
+static bool on_fd(const struct weft__io_op *op)
+{
+    return op->fd >= 0 && op->opcode != IOP_OPENAT &&
+           op->opcode != IOP_STATX && op->opcode != IOP_CLOSE;
+}
+
+static int grow_fdops(struct weft__io *io, int fd)
+{
+    uint32_t n = io->nfdops ? io->nfdops : 256;
+    uint32_t *f;
+
+    while (n <= (uint32_t)fd)
+        n *= 2;
+    f = weft__zalloc(n * sizeof(*f));
+    if (!f)
+        return -ENOMEM;
+    for (uint32_t i = 0; i < io->nfdops; i++)
+        f[i] = io->fdops[i];
+    weft__free(io->fdops, io->nfdops * sizeof(*f));
+    io->fdops = f;
+    io->nfdops = n;
+    return 0;
+}
+
+/* Ops of this ring in flight on fd: a close cancels them only if any. */
+static bool fd_busy(const struct weft__io *io, int fd)
+{
+    return fd >= 0 && (uint32_t)fd < io->nfdops && io->fdops[fd];
+}
+
 static int take_slot(struct weft__io *io, struct weft__io_op *op)
 {
     struct slot *s;
 
     if (io->free_head == SLOT_NONE && grow_slots(io) < 0)
         return -ENOMEM;
+    if (on_fd(op)) {
+        if ((uint32_t)op->fd >= io->nfdops && grow_fdops(io, op->fd) < 0)
+            return -ENOMEM;
+        io->fdops[op->fd]++;
+    }
     op->slot = io->free_head;
     s = &io->slots[op->slot];
     io->free_head = s->next_free;
@@ -161,6 +199,10 @@ static int take_slot(struct weft__io *io, struct weft__io_op *op)
 
 static void free_slot(struct weft__io *io, uint32_t i)
 {
+    const struct weft__io_op *op = io->slots[i].op;
+
+    if (on_fd(op))
+        io->fdops[op->fd]--;
     io->slots[i].op = NULL;
     io->slots[i].gen++;
     io->slots[i].next_free = io->free_head;
@@ -224,6 +266,7 @@ static void uring_fini(struct weft__io *io)
     io_uring_queue_exit(&io->ring);
     close(io->wake_fd);
     weft__free(io->slots, io->nslots * sizeof(*io->slots));
+    weft__free(io->fdops, io->nfdops * sizeof(*io->fdops));
     weft__free(io, sizeof(*io));
 }
 
@@ -324,13 +367,14 @@ static void prep(struct io_uring_sqe *sqe, struct weft__io_op *op)
 
 static int uring_submit(struct weft__io *io, struct weft__io_op *op)
 {
-    bool timed = op->deadline != WEFT_NEVER;
+    bool timed = op->deadline != WEFT_NEVER, closing;
     struct io_uring_sqe *sqe;
 
     if (take_slot(io, op) < 0)
         return -ENOMEM;
-    sqe = get_sqes(io, timed || op->started ? 2 : 1);
-    if (op->opcode == IOP_CLOSE && op->started) {
+    closing = op->opcode == IOP_CLOSE && fd_busy(io, op->fd);
+    sqe = get_sqes(io, timed || closing ? 2 : 1);
+    if (closing) {
         /* Ops of this worker still waiting on fd end first (-ECANCELED,
          * -EBADF to their callers): the cancel takes the file before the
          * close that follows it in the same batch drops the fd. */
@@ -365,12 +409,13 @@ static void uring_wake(struct weft__io *io);
 
 static void uring_cancel(struct weft__io *io, struct weft__io_op *op)
 {
-    if (op->io == io) {
+    if (op->io == io && op->opcode != IOP_CLOSE) {
         prep_cancel(io, op);
         return;
     }
     weft__io_cancelq_push(&op->io->remote, op);
-    uring_wake(op->io);
+    if (op->io != io)
+        uring_wake(op->io);
 }
 
 /*
@@ -387,6 +432,11 @@ static void take_remote_cancels(struct weft__io *io)
         struct weft__io_op *next = op->cancel_next;
         uint32_t slot;
 
+        if (op->opcode == IOP_CLOSE && !fd_busy(io, op->fd)) {
+            weft__io_cancelq_ack(op); /* nothing of ours on it */
+            op = next;
+            continue;
+        }
         if (op->opcode == IOP_CLOSE) {
             struct io_uring_sqe *sqe = get_sqes(io, 1);
 
