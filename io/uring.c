@@ -51,6 +51,11 @@
 #define SLOT_BASE 2u
 #define SLOT_NONE UINT32_MAX
 #define STOPS_MAX 16
+/* fdops flag: the last recv on the fd left nothing to read (no
+ * IORING_CQE_F_SOCK_NONEMPTY), so the next one most likely finds nothing
+ * and is issued IORING_RECVSEND_POLL_FIRST: it waits for data instead of
+ * first trying (and failing) a receive. */
+#define FD_DRAINED (1u << 31)
 
 struct slot {
     struct weft__io_op *op; /* NULL when free */
@@ -68,7 +73,8 @@ struct weft__io {
     unsigned inflight;     /* ops whose final CQE has not been reaped */
     struct slot *slots;
     uint32_t nslots, free_head;
-    uint32_t *fdops;       /* ops in flight per fd (those that wait on it) */
+    uint32_t *fdops;       /* per fd: ops in flight that wait on it, and
+                              FD_DRAINED */
     uint32_t nfdops;
     uint64_t stale;        /* completions whose op was gone */
     struct weft__io_op *close_acks; /* close notices to ack after enter */
@@ -173,7 +179,8 @@ static int grow_fdops(struct weft__io *io, int fd)
 /* Ops of this ring in flight on fd: a close cancels them only if any. */
 static bool fd_busy(const struct weft__io *io, int fd)
 {
-    return fd >= 0 && (uint32_t)fd < io->nfdops && io->fdops[fd];
+    return fd >= 0 && (uint32_t)fd < io->nfdops &&
+           (io->fdops[fd] & ~FD_DRAINED);
 }
 
 static int take_slot(struct weft__io *io, struct weft__io_op *op)
@@ -294,11 +301,14 @@ static struct io_uring_sqe *get_sqes(struct weft__io *io, unsigned n)
     return io_uring_get_sqe(&io->ring);
 }
 
-static void prep_data(struct io_uring_sqe *sqe, struct weft__io_op *op)
+static void prep_data(struct weft__io *io, struct io_uring_sqe *sqe,
+                      struct weft__io_op *op)
 {
     switch (op->opcode) {
     case IOP_RECV:
         io_uring_prep_recv(sqe, op->fd, op->buf, op->len, op->flags);
+        if ((io->fdops[op->fd] & FD_DRAINED) && !(op->flags & MSG_DONTWAIT))
+            sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
         break;
     case IOP_SEND:
         io_uring_prep_send(sqe, op->fd, op->buf, op->len, op->flags);
@@ -327,7 +337,8 @@ static void prep_data(struct io_uring_sqe *sqe, struct weft__io_op *op)
     }
 }
 
-static void prep(struct io_uring_sqe *sqe, struct weft__io_op *op)
+static void prep(struct weft__io *io, struct io_uring_sqe *sqe,
+                 struct weft__io_op *op)
 {
     switch (op->opcode) {
     case IOP_ACCEPT:
@@ -360,7 +371,7 @@ static void prep(struct io_uring_sqe *sqe, struct weft__io_op *op)
         io_uring_prep_poll_add(sqe, op->fd, (unsigned)op->flags);
         break;
     default:
-        prep_data(sqe, op);
+        prep_data(io, sqe, op);
         break;
     }
 }
@@ -372,6 +383,9 @@ static int uring_submit(struct weft__io *io, struct weft__io_op *op)
 
     if (take_slot(io, op) < 0)
         return -ENOMEM;
+    if (op->opcode == IOP_CLOSE && op->fd >= 0 &&
+        (uint32_t)op->fd < io->nfdops)
+        io->fdops[op->fd] &= ~FD_DRAINED; /* the next file starts afresh */
     closing = op->opcode == IOP_CLOSE && fd_busy(io, op->fd);
     sqe = get_sqes(io, timed || closing ? 2 : 1);
     if (closing) {
@@ -382,7 +396,7 @@ static int uring_submit(struct weft__io *io, struct weft__io_op *op)
         io_uring_sqe_set_data64(sqe, TAG_IGNORE);
         sqe = io_uring_get_sqe(&io->ring);
     }
-    prep(sqe, op);
+    prep(io, sqe, op);
     io_uring_sqe_set_data64(sqe, op_tag(op));
     if (!timed)
         return 0;
@@ -484,6 +498,12 @@ static void complete(struct weft__io *io, const struct io_uring_cqe *cqe)
     if (!op) {
         io->stale++;
         return;
+    }
+    if (op->opcode == IOP_RECV && cqe->res > 0) {
+        if (cqe->flags & IORING_CQE_F_SOCK_NONEMPTY)
+            io->fdops[op->fd] &= ~FD_DRAINED;
+        else
+            io->fdops[op->fd] |= FD_DRAINED;
     }
     if (op->opcode == IOP_ACCEPT_MULTI) {
         bool more = cqe->flags & IORING_CQE_F_MORE;
