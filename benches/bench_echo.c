@@ -36,10 +36,11 @@ static int serve(void *arg)
 
 static int accept_loop(void *arg)
 {
-    int lfd = (int)(intptr_t)arg, one = 1, fd;
+    weft_listener_t *l = arg;
+    int one = 1, fd;
 
     for (;;) {
-        fd = weft_accept(lfd, NULL, NULL, SOCK_CLOEXEC, WEFT_NO_DEADLINE);
+        fd = weft_listener_accept(l, NULL, NULL, WEFT_NO_DEADLINE);
         if (fd == -ECANCELED)
             return 0;
         if (fd < 0) {
@@ -56,19 +57,24 @@ static int main_task(void *arg)
 {
     int lfd = weft_listen("127.0.0.1", (uint16_t)(intptr_t)arg, 4096, 0);
     struct signalfd_siginfo si;
+    weft_listener_t *l;
     weft_task_t *acc;
 
     if (lfd < 0) {
         fprintf(stderr, "bench_echo: listen: %s\n", strerror(-lfd));
         return lfd;
     }
-    weft_spawn(&acc, accept_loop, (void *)(intptr_t)lfd);
+    if (weft_listener_new(&l, lfd, SOCK_CLOEXEC) < 0) {
+        close(lfd);
+        return -ENOMEM;
+    }
+    weft_spawn(&acc, accept_loop, l);
     if (weft_wait_fd(sig_fd, POLLIN, WEFT_NO_DEADLINE) > 0 &&
         read(sig_fd, &si, sizeof(si)) < 0)
         perror("bench_echo: signalfd");
     weft_cancel(acc);
     weft_join(acc);
-    close(lfd);
+    weft_listener_close(l);
     return 0; /* weft_run cancels the connections */
 }
 

@@ -668,6 +668,53 @@ WEFT_API int weft_accept(int fd, struct sockaddr *addr, socklen_t *addrlen,
                          int flags, int64_t deadline);
 
 /*
+ * Listeners: the handle an accept loop keeps on a listening socket (what
+ * asyncio's Server is to its socket). On io_uring one multishot accept
+ * stays in flight for the listener: the kernel accepts connections as they
+ * arrive, without a submission or a system call per connection, and queues
+ * them in the listener until an accept call takes them (at most a few dozen
+ * ahead; beyond that the kernel's listen backlog holds them). On epoll each
+ * call is an accept4 that waits for readiness. The calls behave the same on
+ * both, and any number of tasks on any workers may accept on one listener
+ * at once (each connection goes to exactly one of them).
+ */
+typedef struct weft_listener weft_listener_t;
+
+/*
+ * Wraps listening socket fd (from weft_listen, or bound and listening);
+ * the listener owns fd from then on. flags (SOCK_NONBLOCK, SOCK_CLOEXEC)
+ * apply to every accepted fd. Does not suspend. Returns 0, -EINVAL (out
+ * NULL, fd < 0, other flags) or -ENOMEM.
+ */
+WEFT_API int weft_listener_new(weft_listener_t **out, int fd, int flags);
+
+/* The listening fd (for getsockname and socket options; do not close it).
+ * -EINVAL if l is NULL. */
+WEFT_API int weft_listener_fd(const weft_listener_t *l);
+
+/*
+ * Waits for the next connection on l. addr/addrlen (may be NULL) receive
+ * the peer's address (getpeername; *addrlen 0 if the peer already left).
+ * A connection the runtime accepted is never lost: if the call is
+ * cancelled or times out, it stays queued for the next call.
+ * Returns the new fd, -EINVAL (l NULL, addr without addrlen), -EBADF (l is
+ * being closed), or the errors of accept4 (-EMFILE, -ENFILE, -ENOBUFS,
+ * -ENOMEM, ...), each returned once, after which accepting resumes.
+ */
+WEFT_API int weft_listener_accept(weft_listener_t *l, struct sockaddr *addr,
+                                  socklen_t *addrlen, int64_t deadline);
+
+/*
+ * Closes l: accept calls in progress return -EBADF, the multishot accept is
+ * cancelled (and waited for), connections accepted ahead are closed, then
+ * the listening fd, and l is freed. Waits for all that even if the task is
+ * cancelled meanwhile (the cancellation stays pending). Called from a task,
+ * once, when no new accept call can start. Returns the result of closing
+ * the fd (0, or -EIO), -EINVAL (l NULL) or -EPERM outside a task.
+ */
+WEFT_API int weft_listener_close(weft_listener_t *l);
+
+/*
  * connect(): connects socket fd to addr. Returns 0, -EINVAL (addr NULL), or
  * the errors of connect (-ECONNREFUSED, -ENETUNREACH, -EISCONN, ...).
  */
@@ -718,7 +765,13 @@ WEFT_API ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt,
 WEFT_API int weft_openat(int dirfd, const char *path, int flags, mode_t mode,
                          int64_t deadline);
 
-/* close(): returns 0, or -EBADF, -EIO. The fd is gone either way. */
+/*
+ * close(): returns 0, or -EBADF, -EIO. The fd is gone either way, even if
+ * the task was cancelled (the cancellation stays pending). Calls of other
+ * tasks still waiting on fd (weft_recv, weft_send, weft_accept,
+ * weft_wait_fd, ... on any worker) end first, returning -EBADF; the fd is
+ * closed only after they let go of it.
+ */
 WEFT_API int weft_close(int fd);
 
 /* fsync() (flags 0) or fdatasync() (WEFT_FSYNC_DATASYNC). Returns 0,

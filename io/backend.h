@@ -58,6 +58,8 @@ enum weft__io_opcode {
                      off: mask */
     IOP_SHUTDOWN, /* fd, flags: SHUT_* */
     IOP_POLL,     /* fd, flags: POLL* events; result: revents */
+    IOP_ACCEPT_MULTI, /* fd, flags: SOCK_*; multishot: every completion
+                         goes to weft__io_accept_event, not to op->task */
 };
 
 struct weft__io_op;
@@ -147,6 +149,13 @@ int weft__io_uring_probe(void);
  */
 struct weft__io *weft__io_current(const struct weft__io_ops **ops);
 
+/*
+ * Provided by the runtime: the calling worker's index (-1 outside a worker),
+ * and worker i's instance (NULL if there is no such worker).
+ */
+int weft__io_self(void);
+struct weft__io *weft__io_of(unsigned index);
+
 /* ---- shared by the backends (io/ops.c) ----------------------------------- */
 
 /* Completes op: stores the result, publishes done, wakes its task. The op
@@ -161,6 +170,28 @@ struct weft__io_op *weft__io_cancelq_take(struct weft__io_cancelq *q);
 
 /* Owner: done with a queued request; op must not be touched afterwards. */
 void weft__io_cancelq_ack(struct weft__io_op *op);
+
+/*
+ * Owner: one completion of an IOP_ACCEPT_MULTI op (io/listener.c). more is
+ * false on the last one; the op must not be touched after that call.
+ * Returns true if the owner should cancel the op (enough accepted ahead);
+ * the owner does so after its reaping, by user_data, never touching op.
+ */
+bool weft__io_accept_event(struct weft__io_op *op, int res, bool more);
+
+/*
+ * Closing an fd others wait on. Every op that may wait on an fd marks the
+ * fd with its worker (weft__io_fd_mark, in weft__io_run); weft_close takes
+ * the marks. A backend's IOP_CLOSE first ends the calling worker's own ops
+ * on the fd. If other workers marked it, each marked worker (the caller's
+ * included) first gets a close notice: an IOP_CLOSE op given to cancel(),
+ * which always queues it on the target's cancel queue (waking the target
+ * unless it is the caller's); the target ends its ops on the fd with
+ * -EBADF (epoll) or -ECANCELED (uring, mapped to -EBADF in ops.c) and then
+ * acks. The fd is closed only after every ack, so its number cannot be
+ * reused meanwhile.
+ */
+void weft__io_fd_mark(int fd, int self);
 
 /* Completions that reported -EFAULT (a buffer the kernel could not write);
  * tests assert it stays 0 under their guard allocator. */

@@ -25,6 +25,19 @@
  * ops with weft__io_complete from its own thread; they cannot be cancelled
  * early, a cancelled caller waits for the syscall to return.
  *
+ * Fairness: an op that succeeds at once never suspends its task, so a
+ * connection that always has data could keep its worker forever. After
+ * IMMEDIATE_MAX such completions in a row by one task without a wait() in
+ * between, the next op
+ * that succeeds at once is completed from the next wait() instead (its
+ * task parks like any waiter; the syscall already happened, so a cancel
+ * cannot undo it and the result stands).
+ *
+ * Close: weft_close ends the waiters on the fd (-EBADF) before closing it,
+ * here directly and on other workers through close notices (backend.h);
+ * otherwise they would wait forever, as a closed fd leaves the epoll set
+ * without an event.
+ *
  * Waking: the worker's eventfd is registered level-triggered; wake() writes
  * it from any thread and the worker drains it when epoll reports it. A
  * write before the worker blocks keeps the fd readable, so no wake is lost.
@@ -50,6 +63,7 @@
 #include "weft.h"
 
 #define MAX_EVENTS 128
+#define IMMEDIATE_MAX 64 /* ops completed at once before a forced turn */
 #define WAKE_KEY 0 /* epoll data of the wake fd; fds are stored as fd + 1 */
 
 /* The waiters on one fd, on this worker. */
@@ -75,6 +89,9 @@ struct weft__io {
     struct fdwait *fds;  /* indexed by fd */
     uint32_t nfds;
     unsigned nwaiting;   /* ops in waiter lists */
+    unsigned immediate;  /* ops completed at once in a row by imm_task */
+    struct weft_task *imm_task; /* the task that issued them */
+    struct weft__io_op *deferred; /* done, completed by the next wait() */
     struct helper helper;
 
     /* Any thread. */
@@ -430,6 +447,44 @@ static void dispatch(struct weft__io *io, int fd, uint32_t revents)
         weft__panic("epoll dispatch: cannot re-arm fd %d", fd);
 }
 
+/* Ends every waiter on fd (-EBADF) and drops its registration: fd is about
+ * to be closed. */
+static void close_waiters(struct weft__io *io, int fd)
+{
+    struct fdwait *fw;
+    struct weft__io_op *op;
+
+    if ((uint32_t)fd >= io->nfds)
+        return;
+    fw = &io->fds[fd];
+    if (fw->in_epoll)
+        epoll_ctl(io->epfd, EPOLL_CTL_DEL, fd, NULL);
+    fw->in_epoll = false;
+    fw->armed = 0;
+    while ((op = fw->head)) {
+        fw->head = op->wait_next;
+        op->want = 0;
+        io->nwaiting--;
+        weft__io_complete(op, -EBADF);
+    }
+}
+
+/* Completes the ops finished at once but held back for fairness. */
+static int run_deferred(struct weft__io *io)
+{
+    struct weft__io_op *op = io->deferred, *next;
+    int n = 0;
+
+    io->deferred = NULL;
+    io->immediate = 0;
+    io->imm_task = NULL;
+    for (; op; op = next, n++) {
+        next = op->wait_next;
+        weft__io_complete(op, op->result);
+    }
+    return n;
+}
+
 /* ---- the table ----------------------------------------------------------- */
 
 static bool on_helper(const struct weft__io_op *op)
@@ -438,10 +493,22 @@ static bool on_helper(const struct weft__io_op *op)
            op->opcode == IOP_FSYNC;
 }
 
-/* Completes op on the issuing task itself: nobody to wake. */
-static int finish_now(struct weft__io_op *op, int result)
+/* Completes op on the issuing task itself (nobody to wake), unless the
+ * worker has not had a turn for IMMEDIATE_MAX of those: then the task parks
+ * and the next wait() completes op. */
+static int finish_now(struct weft__io *io, struct weft__io_op *op, int result)
 {
     op->result = result;
+    if (op->task != io->imm_task) {
+        io->imm_task = op->task;
+        io->immediate = 0;
+    }
+    if (unlikely(++io->immediate > IMMEDIATE_MAX)) {
+        op->want = 0;
+        op->wait_next = io->deferred;
+        io->deferred = op;
+        return 0;
+    }
     atomic_store_explicit(&op->done, true, memory_order_relaxed);
     return 0;
 }
@@ -462,6 +529,10 @@ static int epoll_submit(struct weft__io *io, struct weft__io_op *op)
     int ret;
 
     op->io = io;
+    if (op->opcode == IOP_ACCEPT_MULTI)
+        return -EOPNOTSUPP; /* listeners accept one at a time here */
+    if (op->opcode == IOP_CLOSE)
+        close_waiters(io, op->fd);
     if (on_helper(op))
         return helper_push(io, op);
     if ((op->opcode == IOP_ACCEPT || op->opcode == IOP_CONNECT) &&
@@ -472,10 +543,10 @@ static int epoll_submit(struct weft__io *io, struct weft__io_op *op)
         op->opcode <= IOP_WRITEV)
         return helper_push(io, op); /* no RWF_NOWAIT for this file */
     if (ret != -EAGAIN)
-        return finish_now(op, ret);
+        return finish_now(io, op, ret);
     if (op->opcode >= IOP_RECV && op->opcode <= IOP_SENDMSG &&
         (op->flags & MSG_DONTWAIT))
-        return finish_now(op, -EAGAIN); /* the caller asked not to wait */
+        return finish_now(io, op, -EAGAIN); /* the caller asked not to wait */
     ret = add_waiter(io, op);
     if (ret == -EPERM) /* a regular file: always "ready" */
         return helper_push(io, op);
@@ -486,15 +557,17 @@ static void epoll_wake(struct weft__io *io);
 
 static void epoll_cancel(struct weft__io *io, struct weft__io_op *op)
 {
-    if (op->io != io) {
+    if (op->io != io || op->opcode == IOP_CLOSE) {
         weft__io_cancelq_push(&op->io->remote, op);
-        epoll_wake(op->io);
+        if (op->io != io)
+            epoll_wake(op->io);
         return;
     }
     if (unhook(io, op))
         weft__io_complete(op, -ECANCELED);
 }
 
+/* Cancels from tasks that moved to other workers, and close notices. */
 static void take_remote_cancels(struct weft__io *io)
 {
     struct weft__io_op *op = weft__io_cancelq_take(&io->remote);
@@ -502,7 +575,9 @@ static void take_remote_cancels(struct weft__io *io)
     while (op) {
         struct weft__io_op *next = op->cancel_next;
 
-        if (unhook(io, op))
+        if (op->opcode == IOP_CLOSE)
+            close_waiters(io, op->fd);
+        else if (unhook(io, op))
             weft__io_complete(op, -ECANCELED);
         weft__io_cancelq_ack(op);
         op = next;
@@ -548,11 +623,16 @@ static int epoll_wait_ns(struct weft__io *io, int64_t timeout_ns)
 {
     struct epoll_event evs[MAX_EVENTS];
     struct timespec ts, *tsp = NULL;
-    int n;
+    int n, done = 0;
 
     take_remote_cancels(io);
+    if (io->deferred || io->immediate) {
+        done = run_deferred(io);
+        if (done)
+            timeout_ns = 0; /* tasks were woken: do not sleep */
+    }
     if (timeout_ns == 0 && !io->nwaiting)
-        return 0; /* nothing here can become ready */
+        return done; /* nothing here can become ready */
     if (timeout_ns >= 0) {
         ts.tv_sec = timeout_ns / WEFT_NS_PER_SEC;
         ts.tv_nsec = timeout_ns % WEFT_NS_PER_SEC;
@@ -560,7 +640,7 @@ static int epoll_wait_ns(struct weft__io *io, int64_t timeout_ns)
     }
     n = wait_events(io->epfd, evs, tsp);
     if (n < 0)
-        return errno == EINTR ? 0 : -errno;
+        return errno == EINTR ? done : -errno;
     for (int i = 0; i < n; i++) {
         if (evs[i].data.u64 == WAKE_KEY)
             drain_wake(io);
@@ -568,7 +648,7 @@ static int epoll_wait_ns(struct weft__io *io, int64_t timeout_ns)
             dispatch(io, (int)(evs[i].data.u64 - 1), evs[i].events);
     }
     take_remote_cancels(io);
-    return n;
+    return n + done;
 }
 
 static void epoll_wake(struct weft__io *io)

@@ -80,11 +80,9 @@ int weft_openat(int dirfd, const char *path, int flags, mode_t mode,
 
 int weft_close(int fd)
 {
-    struct weft__io_op op = { .opcode = IOP_CLOSE, .fd = fd };
-
     if (fd < 0)
         return -EBADF;
-    return weft__io_run(&op, WEFT_NO_DEADLINE, WEFT_WHERE);
+    return weft__io_close(fd, WEFT_WHERE);
 }
 
 int weft_fsync(int fd, unsigned flags, int64_t deadline)

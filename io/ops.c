@@ -23,11 +23,81 @@
 #include <sys/uio.h>
 
 #include "../runtime/common.h"
+#include "../runtime/mem.h"
 #include "../runtime/sanitizer.h"
 #include "../runtime/task.h"
 #include "weft.h"
 
 _Atomic uint64_t weft__io_efaults;
+
+/* ---- fd marks ------------------------------------------------------------ */
+
+/*
+ * Which workers may have ops waiting on an fd: one 64-bit mask per fd
+ * (worker i is bit i % 64), in pages of FDMARK_PAGE fds allocated on first
+ * use and kept for the process's life, so readers need no lock. A mark
+ * stays until weft_close takes it; a stale one (an fd closed with close(),
+ * a task that moved on) costs only a needless notice. fds beyond the table
+ * are never marked, and their close notifies every worker.
+ */
+#define FDMARK_PAGE 4096
+#define FDMARK_PAGES 1024
+
+static _Atomic(_Atomic uint64_t *) fdmark_dir[FDMARK_PAGES];
+
+static _Atomic uint64_t *fdmark_slot(int fd, bool create)
+{
+    _Atomic(_Atomic uint64_t *) *dir = &fdmark_dir[fd / FDMARK_PAGE];
+    _Atomic uint64_t *page, *fresh = NULL;
+
+    if ((unsigned)fd >= FDMARK_PAGE * FDMARK_PAGES)
+        return NULL;
+    /* acquire: pairs with the release CAS below (the page's zeroes). */
+    page = atomic_load_explicit(dir, memory_order_acquire);
+    if (page || !create)
+        return page ? &page[fd % FDMARK_PAGE] : NULL;
+    fresh = weft__zalloc(FDMARK_PAGE * sizeof(*fresh));
+    if (!fresh)
+        return NULL;
+    if (!atomic_compare_exchange_strong_explicit(
+            dir, &page, fresh, memory_order_acq_rel, memory_order_acquire)) {
+        weft__free(fresh, FDMARK_PAGE * sizeof(*fresh));
+        return &page[fd % FDMARK_PAGE];
+    }
+    return &fresh[fd % FDMARK_PAGE];
+}
+
+void weft__io_fd_mark(int fd, int self)
+{
+    uint64_t bit = 1ull << (self % 64);
+    _Atomic uint64_t *m;
+
+    if (fd < 0 || self < 0 || !(m = fdmark_slot(fd, true)))
+        return;
+    /* A plain load first: an fd used again on the same worker costs no
+     * read-modify-write. relaxed: weft_close orders through the notice. */
+    if (!(atomic_load_explicit(m, memory_order_relaxed) & bit))
+        atomic_fetch_or_explicit(m, bit, memory_order_relaxed);
+}
+
+/* Takes fd's marks: the workers to notify before closing it. */
+static uint64_t fd_take_marks(int fd)
+{
+    _Atomic uint64_t *m = fdmark_slot(fd, false);
+
+    if ((unsigned)fd >= FDMARK_PAGE * FDMARK_PAGES)
+        return UINT64_MAX;
+    if (!m || !atomic_load_explicit(m, memory_order_relaxed))
+        return 0;
+    return atomic_exchange_explicit(m, 0, memory_order_relaxed);
+}
+
+/* Does op wait on op->fd (rather than use it as a directory)? */
+static bool waits_on_fd(const struct weft__io_op *op)
+{
+    return op->opcode != IOP_OPENAT && op->opcode != IOP_STATX &&
+           op->opcode != IOP_CLOSE;
+}
 
 void weft__io_complete(struct weft__io_op *op, int result)
 {
@@ -130,10 +200,13 @@ static int withdraw(struct weft_task *t, struct weft__io_op *op, int why,
 
 static int finished(struct weft__io_op *op)
 {
-    /* Only our own cancel or the linked timeout ends an op with
-     * -ECANCELED, and our cancel goes through withdraw(). */
+    /* Only our own cancel, the linked timeout or a weft_close of the fd
+     * end an op with -ECANCELED, and our cancel goes through withdraw().
+     * A timeout fires at the deadline, not before. */
     if (op->result == -ECANCELED)
-        return -ETIMEDOUT;
+        return op->deadline != WEFT_NEVER && weft__now() >= op->deadline
+                   ? -ETIMEDOUT
+                   : -EBADF;
     if (op->result > 0)
         mark_defined(op);
     return op->result;
@@ -156,6 +229,8 @@ int weft__io_run(struct weft__io_op *op, int64_t deadline, const void *where)
         return -ETIMEDOUT;
     op->task = t;
     op->deadline = deadline;
+    if (waits_on_fd(op))
+        weft__io_fd_mark(op->fd, weft__io_self());
     ret = ops->submit(io, op);
     if (ret < 0)
         return ret;
@@ -165,6 +240,67 @@ int weft__io_run(struct weft__io_op *op, int64_t deadline, const void *where)
     if (ret < 0)
         return withdraw(t, op, ret, where);
     return finished(op);
+}
+
+/* ---- close --------------------------------------------------------------- */
+
+static bool notice_acked(void *arg)
+{
+    struct weft__io_op *note = arg;
+
+    return !atomic_load_explicit(&note->cancel_queued, memory_order_acquire);
+}
+
+/* Has worker i end its ops on fd, and waits until it has; not cut short
+ * by a cancel (the notice lives on this stack), which is put back. The
+ * task may come back on another worker. */
+static void notify_close(struct weft_task *t, const struct weft__io_ops *ops,
+                         unsigned i, int fd)
+{
+    struct weft__io_op note = { .opcode = IOP_CLOSE, .fd = fd, .task = t };
+    bool cancelled = false;
+
+    note.io = weft__io_of(i);
+    if (!note.io)
+        return;
+    ops->cancel(weft__io_current(&ops), &note);
+    while (weft__task_block(t, notice_acked, &note, WEFT_NEVER, WHY_IO,
+                            WEFT_WHERE) == -ECANCELED)
+        cancelled = true;
+    if (cancelled)
+        weft__task_restore_cancel(t);
+}
+
+/*
+ * If only this worker marked fd, its backend ends its ops on fd as part of
+ * the close (nothing suspends in between, so the task cannot move). Else
+ * every marked worker gets a notice, this one included: the closer may
+ * move while it waits for the acks, so "this worker" is not fixed.
+ */
+int weft__io_close(int fd, const void *where)
+{
+    struct weft__io_op op = { .opcode = IOP_CLOSE, .fd = fd };
+    const struct weft__io_ops *ops;
+    struct weft__io *io = weft__io_current(&ops);
+    struct weft_task *t = io ? weft__task_current() : NULL;
+    int self = weft__io_self(), ret;
+    bool cancelled;
+    uint64_t marks;
+
+    if (!t)
+        return -EPERM;
+    /* The fd is gone either way: a pending cancel waits for the next call. */
+    cancelled = weft__task_take_cancel(t);
+    marks = fd_take_marks(fd);
+    /* Workers past 64 share bits: a set bit notifies each of them. */
+    if (marks & ~(1ull << (self % 64)))
+        for (unsigned i = 0; weft__io_of(i); i++)
+            if (marks & (1ull << (i % 64)))
+                notify_close(t, ops, i, fd);
+    ret = weft__io_run(&op, WEFT_NEVER, where);
+    if (cancelled)
+        weft__task_restore_cancel(t);
+    return ret;
 }
 
 /* ---- sockets ------------------------------------------------------------- */

@@ -22,4 +22,10 @@
  */
 int weft__io_run(struct weft__io_op *op, int64_t deadline, const void *where);
 
+/*
+ * Closes fd after every worker that may have ops waiting on it ended them
+ * (-EBADF to their callers). Task context only; -EPERM outside a task.
+ */
+int weft__io_close(int fd, const void *where);
+
 #endif

@@ -34,6 +34,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <liburing.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -49,6 +50,12 @@
 #define TAG_WAKE 1ull
 #define SLOT_BASE 2u
 #define SLOT_NONE UINT32_MAX
+#define STOPS_MAX 16
+/* fdops flag: the last recv on the fd left nothing to read (no
+ * IORING_CQE_F_SOCK_NONEMPTY), so the next one most likely finds nothing
+ * and is issued IORING_RECVSEND_POLL_FIRST: it waits for data instead of
+ * first trying (and failing) a receive. */
+#define FD_DRAINED (1u << 31)
 
 struct slot {
     struct weft__io_op *op; /* NULL when free */
@@ -66,7 +73,13 @@ struct weft__io {
     unsigned inflight;     /* ops whose final CQE has not been reaped */
     struct slot *slots;
     uint32_t nslots, free_head;
+    uint32_t *fdops;       /* per fd: ops in flight that wait on it, and
+                              FD_DRAINED */
+    uint32_t nfdops;
     uint64_t stale;        /* completions whose op was gone */
+    struct weft__io_op *close_acks; /* close notices to ack after enter */
+    uint64_t stops[STOPS_MAX];      /* multishots to cancel after reaping */
+    unsigned nstops;
 
     /* Any thread. */
     struct weft__io_cancelq remote;
@@ -138,12 +151,49 @@ static int grow_slots(struct weft__io *io)
     return 0;
 }
 
+/* Does op wait on op->fd (rather than use it as a directory)? */
+static bool on_fd(const struct weft__io_op *op)
+{
+    return op->fd >= 0 && op->opcode != IOP_OPENAT &&
+           op->opcode != IOP_STATX && op->opcode != IOP_CLOSE;
+}
+
+static int grow_fdops(struct weft__io *io, int fd)
+{
+    uint32_t n = io->nfdops ? io->nfdops : 256;
+    uint32_t *f;
+
+    while (n <= (uint32_t)fd)
+        n *= 2;
+    f = weft__zalloc(n * sizeof(*f));
+    if (!f)
+        return -ENOMEM;
+    for (uint32_t i = 0; i < io->nfdops; i++)
+        f[i] = io->fdops[i];
+    weft__free(io->fdops, io->nfdops * sizeof(*f));
+    io->fdops = f;
+    io->nfdops = n;
+    return 0;
+}
+
+/* Ops of this ring in flight on fd: a close cancels them only if any. */
+static bool fd_busy(const struct weft__io *io, int fd)
+{
+    return fd >= 0 && (uint32_t)fd < io->nfdops &&
+           (io->fdops[fd] & ~FD_DRAINED);
+}
+
 static int take_slot(struct weft__io *io, struct weft__io_op *op)
 {
     struct slot *s;
 
     if (io->free_head == SLOT_NONE && grow_slots(io) < 0)
         return -ENOMEM;
+    if (on_fd(op)) {
+        if ((uint32_t)op->fd >= io->nfdops && grow_fdops(io, op->fd) < 0)
+            return -ENOMEM;
+        io->fdops[op->fd]++;
+    }
     op->slot = io->free_head;
     s = &io->slots[op->slot];
     io->free_head = s->next_free;
@@ -156,6 +206,10 @@ static int take_slot(struct weft__io *io, struct weft__io_op *op)
 
 static void free_slot(struct weft__io *io, uint32_t i)
 {
+    const struct weft__io_op *op = io->slots[i].op;
+
+    if (on_fd(op))
+        io->fdops[op->fd]--;
     io->slots[i].op = NULL;
     io->slots[i].gen++;
     io->slots[i].next_free = io->free_head;
@@ -219,6 +273,7 @@ static void uring_fini(struct weft__io *io)
     io_uring_queue_exit(&io->ring);
     close(io->wake_fd);
     weft__free(io->slots, io->nslots * sizeof(*io->slots));
+    weft__free(io->fdops, io->nfdops * sizeof(*io->fdops));
     weft__free(io, sizeof(*io));
 }
 
@@ -246,11 +301,14 @@ static struct io_uring_sqe *get_sqes(struct weft__io *io, unsigned n)
     return io_uring_get_sqe(&io->ring);
 }
 
-static void prep_data(struct io_uring_sqe *sqe, struct weft__io_op *op)
+static void prep_data(struct weft__io *io, struct io_uring_sqe *sqe,
+                      struct weft__io_op *op)
 {
     switch (op->opcode) {
     case IOP_RECV:
         io_uring_prep_recv(sqe, op->fd, op->buf, op->len, op->flags);
+        if ((io->fdops[op->fd] & FD_DRAINED) && !(op->flags & MSG_DONTWAIT))
+            sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
         break;
     case IOP_SEND:
         io_uring_prep_send(sqe, op->fd, op->buf, op->len, op->flags);
@@ -279,11 +337,15 @@ static void prep_data(struct io_uring_sqe *sqe, struct weft__io_op *op)
     }
 }
 
-static void prep(struct io_uring_sqe *sqe, struct weft__io_op *op)
+static void prep(struct weft__io *io, struct io_uring_sqe *sqe,
+                 struct weft__io_op *op)
 {
     switch (op->opcode) {
     case IOP_ACCEPT:
         io_uring_prep_accept(sqe, op->fd, op->buf, op->aux, op->flags);
+        break;
+    case IOP_ACCEPT_MULTI:
+        io_uring_prep_multishot_accept(sqe, op->fd, NULL, NULL, op->flags);
         break;
     case IOP_CONNECT:
         io_uring_prep_connect(sqe, op->fd, op->buf, (socklen_t)op->len);
@@ -309,20 +371,32 @@ static void prep(struct io_uring_sqe *sqe, struct weft__io_op *op)
         io_uring_prep_poll_add(sqe, op->fd, (unsigned)op->flags);
         break;
     default:
-        prep_data(sqe, op);
+        prep_data(io, sqe, op);
         break;
     }
 }
 
 static int uring_submit(struct weft__io *io, struct weft__io_op *op)
 {
-    bool timed = op->deadline != WEFT_NEVER;
+    bool timed = op->deadline != WEFT_NEVER, closing;
     struct io_uring_sqe *sqe;
 
     if (take_slot(io, op) < 0)
         return -ENOMEM;
-    sqe = get_sqes(io, timed ? 2 : 1);
-    prep(sqe, op);
+    if (op->opcode == IOP_CLOSE && op->fd >= 0 &&
+        (uint32_t)op->fd < io->nfdops)
+        io->fdops[op->fd] &= ~FD_DRAINED; /* the next file starts afresh */
+    closing = op->opcode == IOP_CLOSE && fd_busy(io, op->fd);
+    sqe = get_sqes(io, timed || closing ? 2 : 1);
+    if (closing) {
+        /* Ops of this worker still waiting on fd end first (-ECANCELED,
+         * -EBADF to their callers): the cancel takes the file before the
+         * close that follows it in the same batch drops the fd. */
+        io_uring_prep_cancel_fd(sqe, op->fd, IORING_ASYNC_CANCEL_ALL);
+        io_uring_sqe_set_data64(sqe, TAG_IGNORE);
+        sqe = io_uring_get_sqe(&io->ring);
+    }
+    prep(io, sqe, op);
     io_uring_sqe_set_data64(sqe, op_tag(op));
     if (!timed)
         return 0;
@@ -349,15 +423,21 @@ static void uring_wake(struct weft__io *io);
 
 static void uring_cancel(struct weft__io *io, struct weft__io_op *op)
 {
-    if (op->io == io) {
+    if (op->io == io && op->opcode != IOP_CLOSE) {
         prep_cancel(io, op);
         return;
     }
     weft__io_cancelq_push(&op->io->remote, op);
-    uring_wake(op->io);
+    if (op->io != io)
+        uring_wake(op->io);
 }
 
-/* Cancels requested by tasks that moved to other workers. */
+/*
+ * Cancels requested by tasks that moved to other workers, and close
+ * notices (IOP_CLOSE, see backend.h): those cancel every op on the fd and
+ * are acked only once the cancel went into the kernel (ack_closes), which
+ * then holds the file, so the closer may drop the fd.
+ */
 static void take_remote_cancels(struct weft__io *io)
 {
     struct weft__io_op *op = weft__io_cancelq_take(&io->remote);
@@ -366,10 +446,37 @@ static void take_remote_cancels(struct weft__io *io)
         struct weft__io_op *next = op->cancel_next;
         uint32_t slot;
 
+        if (op->opcode == IOP_CLOSE && !fd_busy(io, op->fd)) {
+            weft__io_cancelq_ack(op); /* nothing of ours on it */
+            op = next;
+            continue;
+        }
+        if (op->opcode == IOP_CLOSE) {
+            struct io_uring_sqe *sqe = get_sqes(io, 1);
+
+            io_uring_prep_cancel_fd(sqe, op->fd, IORING_ASYNC_CANCEL_ALL);
+            io_uring_sqe_set_data64(sqe, TAG_IGNORE);
+            op->wait_next = io->close_acks;
+            io->close_acks = op;
+            op = next;
+            continue;
+        }
         if (tag_op(io, op_tag(op), &slot) == op)
             prep_cancel(io, op);
         weft__io_cancelq_ack(op);
         op = next;
+    }
+}
+
+/* After the enter that submitted their cancels: close notices are done. */
+static void ack_closes(struct weft__io *io)
+{
+    struct weft__io_op *op = io->close_acks, *next;
+
+    io->close_acks = NULL;
+    for (; op; op = next) {
+        next = op->wait_next;
+        weft__io_cancelq_ack(op);
     }
 }
 
@@ -390,6 +497,23 @@ static void complete(struct weft__io *io, const struct io_uring_cqe *cqe)
     op = tag_op(io, tag, &slot);
     if (!op) {
         io->stale++;
+        return;
+    }
+    if (op->opcode == IOP_RECV && cqe->res > 0) {
+        if (cqe->flags & IORING_CQE_F_SOCK_NONEMPTY)
+            io->fdops[op->fd] &= ~FD_DRAINED;
+        else
+            io->fdops[op->fd] |= FD_DRAINED;
+    }
+    if (op->opcode == IOP_ACCEPT_MULTI) {
+        bool more = cqe->flags & IORING_CQE_F_MORE;
+
+        if (!more)
+            free_slot(io, slot);
+        /* After the event the op may be gone: keep its tag, not op. */
+        if (weft__io_accept_event(op, cqe->res, more) && more &&
+            io->nstops < STOPS_MAX)
+            io->stops[io->nstops++] = tag;
         return;
     }
     free_slot(io, slot);
@@ -446,20 +570,48 @@ static int enter(struct weft__io *io, int64_t timeout_ns)
     return io_uring_submit_and_wait_timeout(&io->ring, &cqe, 1, &ts, NULL);
 }
 
+/* Multishots whose owner asked to stop them (cancelled by tag: a stale
+ * one finds nothing). */
+static void issue_stops(struct weft__io *io)
+{
+    while (io->nstops) {
+        struct io_uring_sqe *sqe = get_sqes(io, 1);
+
+        io_uring_prep_cancel64(sqe, io->stops[--io->nstops], 0);
+        io_uring_sqe_set_data64(sqe, TAG_IGNORE);
+    }
+}
+
 static int uring_wait(struct weft__io *io, int64_t timeout_ns)
 {
-    int ret;
+    int ret, n;
 
     take_remote_cancels(io);
-    if (timeout_ns == 0 && !io->inflight && !io_uring_sq_ready(&io->ring))
-        return (int)reap(io);
+    if (timeout_ns == 0 && !io->inflight && !io_uring_sq_ready(&io->ring)) {
+        n = (int)reap(io);
+        goto out;
+    }
     ret = enter(io, timeout_ns);
+    if (io->close_acks) {
+        /* The cancels must be in the kernel before the acks (with SQPOLL:
+         * taken by its thread). Rare: a close while others wait. */
+        while (io_uring_sq_ready(&io->ring)) {
+            flush(io);
+            if (io->sqpoll && io_uring_sq_ready(&io->ring))
+                sched_yield();
+        }
+        ack_closes(io);
+    }
     /* Interrupted, timed out or short of CQ room: not a failure of the
      * backend; what completed is reaped and the worker comes back. */
     if (ret < 0 && ret != -ETIME && ret != -EINTR && ret != -EAGAIN &&
         ret != -EBUSY)
         return ret;
-    return (int)reap(io);
+    n = (int)reap(io);
+out:
+    if (unlikely(io->nstops))
+        issue_stops(io);
+    return n;
 }
 
 static void uring_wake(struct weft__io *io)

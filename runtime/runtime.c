@@ -71,6 +71,22 @@ struct weft__io *weft__io_current(const struct weft__io_ops **ops)
     return w->io;
 }
 
+int weft__io_self(void)
+{
+    struct worker *w = weft__worker_current();
+
+    return w ? (int)w->index : -1;
+}
+
+struct weft__io *weft__io_of(unsigned index)
+{
+    struct worker *w = weft__worker_current();
+
+    if (!w || index >= w->rt->nworkers)
+        return NULL;
+    return w->rt->workers[index]->io;
+}
+
 void weft__runtime_notify_work(struct runtime *rt)
 {
     struct idle *idle = &rt->idle;

@@ -527,3 +527,68 @@ Test(io_net, blocked_worker_does_not_stop_the_others, .timeout = 60)
         cr_skip_test("needs 2 workers");
     t_run(blocked_worker_main, NULL);
 }
+
+/* ---- fairness ------------------------------------------------------------ */
+
+#define HOG_BYTES 60000
+
+struct busy {
+    int fd;
+    atomic_bool other_ran;
+    size_t read_when_seen;
+};
+
+static int note_ran(void *arg)
+{
+    atomic_store(&((struct busy *)arg)->other_ran, true);
+    return 0;
+}
+
+/* Reads a socket that always has data, one byte per call: every call
+ * completes at once, so only the runtime can make it give way. */
+static int busy_reader(void *arg)
+{
+    struct busy *b = arg;
+    size_t got = 0;
+    char c;
+
+    cr_assert_eq(weft_recv(b->fd, &c, 1, 0, T_SECS(5)), 1);
+    got++;
+    cr_assert_eq(weft_spawn(NULL, note_ran, b), 0);
+    while (!atomic_load(&b->other_ran) && got < HOG_BYTES) {
+        cr_assert_eq(weft_recv(b->fd, &c, 1, 0, T_SECS(5)), 1);
+        got++;
+    }
+    b->read_when_seen = got;
+    return 0;
+}
+
+static int busy_main(void *arg)
+{
+    static char data[HOG_BYTES];
+    struct busy b = { 0 };
+    int sv[2], size = 1 << 20;
+    weft_task_t *t;
+
+    (void)arg;
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+    setsockopt(sv[0], SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+    cr_assert_eq(weft_write_all(sv[1], data, sizeof(data), T_SECS(5)),
+                 (ssize_t)sizeof(data));
+    b.fd = sv[0];
+    cr_assert_eq(weft_spawn(&t, busy_reader, &b), 0);
+    cr_assert_eq(weft_join(t), 0);
+    cr_assert(atomic_load(&b.other_ran));
+    /* The other task ran while data was still waiting. */
+    cr_assert_lt(b.read_when_seen, HOG_BYTES);
+    close(sv[0]);
+    close(sv[1]);
+    return 0;
+}
+
+Test(io_net, connection_that_always_has_data_lets_other_tasks_run,
+     .timeout = 30)
+{
+    t_run(busy_main, NULL);
+}
