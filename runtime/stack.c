@@ -1,7 +1,7 @@
 /*
  * Stack allocation. See stack.h for the model.
  *
- * Guards: on Linux >= 6.13 MADV_GUARD_INSTALL marks the guard page in the
+ * Guards: on Linux >= 6.13 MADV_GUARD_INSTALL marks the guard pages in the
  * page tables without splitting the mapping, so a slab of 64 stacks stays one
  * VMA. Older kernels fall back to mprotect(PROT_NONE), which splits the
  * mapping at every guard; vm.max_map_count (65530 by default) then caps live
@@ -73,17 +73,27 @@ static void *map_region(size_t len)
     return p;
 }
 
-/* Lays out a stack in [base, base + span): guard page, body, header. */
+/*
+ * Bytes of guard below each stack. One page could be jumped by a function
+ * whose frame is larger than a page and that touches only its far end; 64
+ * KiB of guard costs address space only (no memory, and no VMA with
+ * MADV_GUARD_INSTALL).
+ */
+static size_t guard_size(void)
+{
+    return 16 * weft__page_size();
+}
+
+/* Lays out a stack in [base, base + span): guard, body, header. */
 static struct stack *carve(void *base, size_t span, bool from_slab)
 {
-    size_t page = weft__page_size();
     struct stack *st;
 
-    if (install_guard(base, page) < 0)
+    if (install_guard(base, guard_size()) < 0)
         return NULL;
     st = (struct stack *)((char *)base + span) - 1;
     st->next = NULL;
-    st->lo = (char *)base + page;
+    st->lo = (char *)base + guard_size();
     st->size = (size_t)((char *)st - (char *)st->lo);
     st->from_slab = from_slab;
     st->vg_id = san_vg_stack_register(st->lo, st->size);
@@ -92,7 +102,7 @@ static struct stack *carve(void *base, size_t span, bool from_slab)
 
 static size_t span_of(size_t size)
 {
-    return weft__page_size() + weft__page_round(size);
+    return guard_size() + weft__page_round(size);
 }
 
 int weft__stack_pool_init(struct weft__stack_pool *p, size_t size)
@@ -203,7 +213,7 @@ void weft__stack_put(struct weft__stack_pool *p, struct weft__stack_cache *c,
 {
     (void)p;
     if (!st->from_slab) {
-        char *base = (char *)st->lo - weft__page_size();
+        char *base = (char *)st->lo - guard_size();
         size_t span = (size_t)((char *)(st + 1) - base);
 
         san_vg_stack_deregister(st->vg_id);
@@ -246,5 +256,5 @@ bool weft__stack_is_guard(const struct stack *st, const void *addr)
     const char *lo = st->lo;
 
     return (const char *)addr < lo &&
-           (const char *)addr >= lo - weft__page_size();
+           (const char *)addr >= lo - guard_size();
 }

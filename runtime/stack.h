@@ -1,6 +1,6 @@
 /*
  * Fiber stacks: mmap'd, lazily committed, never THP-backed, each with a
- * guard page below it. Default-size stacks are carved from slabs (one mmap
+ * guard (64 KiB of address space) below it. Default-size stacks are carved from slabs (one mmap
  * for many stacks) so that starting 100k tasks costs a few hundred syscalls,
  * not hundreds of thousands; they are recycled through per-worker caches and
  * a shared pool. Stacks of any other size are mapped one by one.
@@ -51,7 +51,7 @@ void weft__stack_put(struct weft__stack_pool *p, struct weft__stack_cache *c,
 void weft__stack_cache_trim(struct weft__stack_pool *p,
                             struct weft__stack_cache *c, unsigned keep);
 
-/* True if addr lies in the guard page of st. */
+/* True if addr lies in the guard below st. */
 bool weft__stack_is_guard(const struct stack *st, const void *addr);
 
 /* The page size, and `n` rounded up to whole pages. */
