@@ -43,23 +43,29 @@ uint32_t weft__runq_spill(struct weft__runq *q, struct weft_task *t,
     uint32_t h = atomic_load_explicit(&q->head, memory_order_acquire);
     uint32_t tl = atomic_load_explicit(&q->tail, memory_order_relaxed);
     uint32_t n = (tl - h) / 2;
-    struct weft_task *batch[WEFT_RUNQ_CAP / 2 + 1];
+    struct weft_task *prev = NULL;
 
     if (n == 0)
         return 0;
-    for (uint32_t i = 0; i < n; i++)
-        batch[i] = atomic_load_explicit(&q->buf[(h + i) & MASK],
-                                        memory_order_relaxed);
-    /* The CAS claims the batch against stealers racing for the same slots. */
+    /* The CAS claims slots [h, h + n) against racing stealers. Only the
+     * owner (us) writes slots, and not before its next push, so they can be
+     * read after the claim, in place. */
     if (!atomic_compare_exchange_strong_explicit(&q->head, &h, h + n,
                                                  memory_order_acq_rel,
                                                  memory_order_acquire))
         return 0;
-    batch[n] = t;
-    for (uint32_t i = 0; i < n; i++)
-        batch[i]->next = batch[i + 1];
+    for (uint32_t i = 0; i < n; i++) {
+        struct weft_task *u = atomic_load_explicit(&q->buf[(h + i) & MASK],
+                                                   memory_order_relaxed);
+
+        if (prev)
+            prev->next = u;
+        else
+            *first = u;
+        prev = u;
+    }
+    prev->next = t;
     t->next = NULL;
-    *first = batch[0];
     *last = t;
     return n + 1;
 }

@@ -21,7 +21,7 @@
 #include "common.h"
 
 #ifndef WEFT_RUNQ_CAP
-#define WEFT_RUNQ_CAP 256 /* a power of two; test builds shrink it */
+#define WEFT_RUNQ_CAP 1024 /* a power of two; test builds shrink it */
 #endif
 
 struct weft_task;

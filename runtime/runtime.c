@@ -110,11 +110,12 @@ void weft__runtime_notify_work(struct runtime *rt)
     rt->io_ops->wake(w->io);
 }
 
-void weft__runtime_register(struct runtime *rt, struct weft_task *t)
+void weft__runtime_register(struct runtime *rt, struct weft_task *first,
+                            struct weft_task *last)
 {
     pthread_mutex_lock(&rt->reg_lock);
-    t->all_next = rt->registry;
-    rt->registry = t;
+    last->all_next = rt->registry;
+    rt->registry = first;
     pthread_mutex_unlock(&rt->reg_lock);
 }
 

@@ -75,8 +75,9 @@ struct weft_runtime {
  * see the essay in worker.c. Any thread. */
 void weft__runtime_notify_work(struct runtime *rt);
 
-/* Adds a fresh task struct to the registry. */
-void weft__runtime_register(struct runtime *rt, struct weft_task *t);
+/* Adds fresh task structs, chained through all_next, to the registry. */
+void weft__runtime_register(struct runtime *rt, struct weft_task *first,
+                            struct weft_task *last);
 
 /* Cancels every live task except self; returns how many were live. */
 unsigned weft__runtime_cancel_all(struct runtime *rt, struct weft_task *self);

@@ -130,27 +130,63 @@ int weft__task_block(struct weft_task *t, bool (*done)(void *), void *arg,
 
 /* ---- allocation ---------------------------------------------------------- */
 
-static struct weft_task *task_alloc(struct worker *w)
-{
-    struct weft_task *t = w->free_tasks;
+#define TASK_ALLOC_BATCH 32
 
-    if (likely(t)) {
-        w->free_tasks = t->next;
-        w->nfree_tasks--;
-        return t;
+/* A zeroed, unregistered task struct; NULL on ENOMEM. */
+static struct weft_task *fresh(void)
+{
+    struct weft_task *t = weft__zalloc(sizeof(*t));
+
+    if (t) {
+        weft__spin_init(&t->join_lock);
+        t->timer.index = TIMER_UNQUEUED;
     }
-    return weft__task_struct_new(w->rt);
+    return t;
 }
 
 struct weft_task *weft__task_struct_new(struct runtime *rt)
 {
-    struct weft_task *t = weft__zalloc(sizeof(*t));
+    struct weft_task *t = fresh();
 
-    if (!t)
+    if (t)
+        weft__runtime_register(rt, t, t);
+    return t;
+}
+
+/* Refills w's cache with up to TASK_ALLOC_BATCH fresh structs, registered
+ * under one lock. Returns false if not even one could be had. */
+static bool refill(struct worker *w)
+{
+    struct weft_task *first = NULL, *last = NULL;
+
+    for (unsigned i = 0; i < TASK_ALLOC_BATCH; i++) {
+        struct weft_task *t = fresh();
+
+        if (!t)
+            break;
+        t->all_next = first;
+        t->next = first;
+        if (!last)
+            last = t;
+        first = t;
+        w->nfree_tasks++;
+    }
+    if (!first)
+        return false;
+    weft__runtime_register(w->rt, first, last);
+    w->free_tasks = first;
+    return true;
+}
+
+static struct weft_task *task_alloc(struct worker *w)
+{
+    struct weft_task *t;
+
+    if (unlikely(!w->free_tasks) && !refill(w))
         return NULL;
-    weft__spin_init(&t->join_lock);
-    t->timer.index = TIMER_UNQUEUED;
-    weft__runtime_register(rt, t);
+    t = w->free_tasks;
+    w->free_tasks = t->next;
+    w->nfree_tasks--;
     return t;
 }
 

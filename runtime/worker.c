@@ -94,7 +94,9 @@ static void push_local(struct worker *w, struct weft_task *t)
             break;
         }
     }
-    weft__runtime_notify_work(w->rt);
+    /* Alone, the worker that pushed is the one that will run it. */
+    if (w->rt->nworkers > 1)
+        weft__runtime_notify_work(w->rt);
 }
 
 void weft__worker_enqueue(struct worker *w, struct weft_task *t, bool lifo)
@@ -144,18 +146,25 @@ static struct weft_task *take_injected(struct worker *w)
     struct weft_task *first, *t;
     uint32_t n;
 
+    uint32_t room = WEFT_RUNQ_CAP - weft__runq_len(&w->runq);
+
     if (len == 0)
         return NULL;
+    /* Take no more than the local queue can hold besides the one we run,
+     * so nothing has to go back under the lock. */
     if (max > WEFT_RUNQ_CAP / 2)
         max = WEFT_RUNQ_CAP / 2;
+    if (max > room + 1)
+        max = room + 1;
     n = weft__inject_pop(&rt->inject, max, &first);
     if (n == 0)
         return NULL;
     for (t = first->next; t;) {
         struct weft_task *next = t->next;
 
+        /* Only stealers change the length meanwhile, and only down. */
         if (!weft__runq_push(&w->runq, t))
-            weft__inject_push(&rt->inject, t, t, 1);
+            weft__panic("take_injected: local queue overflow");
         t = next;
     }
     if (n > 1)
