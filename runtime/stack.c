@@ -139,12 +139,11 @@ static bool remember_slab(struct weft__stack_pool *p, void *slab)
     return true;
 }
 
-/* Fills c from the pool's free list or a new slab; under p->lock. */
-static void refill(struct weft__stack_pool *p, struct weft__stack_cache *c)
+/* Moves up to a slab's worth of released stacks from the pool into c. */
+static void take_released(struct weft__stack_pool *p,
+                          struct weft__stack_cache *c)
 {
-    size_t span = span_of(p->size);
-    char *slab;
-
+    pthread_mutex_lock(&p->lock);
     for (unsigned i = 0; i < SLAB_STACKS && p->free; i++) {
         struct stack *st = p->free;
 
@@ -153,12 +152,24 @@ static void refill(struct weft__stack_pool *p, struct weft__stack_cache *c)
         c->head = st;
         c->n++;
     }
-    if (c->head)
-        return;
-    slab = map_region(span * SLAB_STACKS);
+    pthread_mutex_unlock(&p->lock);
+}
+
+/* Maps a new slab and carves it into c. The syscalls (one mmap, a guard per
+ * stack) run outside the pool's lock, so workers starting many tasks at once
+ * do not queue behind each other. */
+static void add_slab(struct weft__stack_pool *p, struct weft__stack_cache *c)
+{
+    size_t span = span_of(p->size);
+    char *slab = map_region(span * SLAB_STACKS);
+    bool kept;
+
     if (!slab)
         return;
-    if (!remember_slab(p, slab)) {
+    pthread_mutex_lock(&p->lock);
+    kept = remember_slab(p, slab);
+    pthread_mutex_unlock(&p->lock);
+    if (!kept) {
         munmap(slab, span * SLAB_STACKS);
         return;
     }
@@ -195,9 +206,9 @@ struct stack *weft__stack_get(struct weft__stack_pool *p,
     if (size && size != p->size)
         return get_own_mapping(size);
     if (unlikely(!c->head)) {
-        pthread_mutex_lock(&p->lock);
-        refill(p, c);
-        pthread_mutex_unlock(&p->lock);
+        take_released(p, c);
+        if (!c->head)
+            add_slab(p, c);
         if (!c->head)
             return NULL;
     }
