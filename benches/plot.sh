@@ -20,7 +20,7 @@ awk -F, '$1 == "net" && ($6 == "rtt_per_s" && $2 != "N2" || $6 == "mbps" && $2 =
 
 if [ -s "$tmp/sched.dat" ]; then
     gnuplot <<EOT
-set terminal pngcairo size 900,500
+set terminal pngcairo noenhanced size 900,500
 set output "$stem-sched.png"
 set title "weft scheduler workloads (median ops/s)"
 set style data histograms
@@ -35,7 +35,7 @@ EOT
 fi
 if [ -s "$tmp/net.dat" ]; then
     gnuplot <<EOT
-set terminal pngcairo size 1000,500
+set terminal pngcairo noenhanced size 1000,500
 set output "$stem-net.png"
 set title "network workloads (median; N1/N3 per second, N2 MB/s)"
 set style data histograms
