@@ -29,6 +29,20 @@ _Noreturn void weft__panic(const char *fmt, ...)
                         __FILE__, __LINE__);                                  \
     } while (0)
 
+/*
+ * Fault hooks for error paths too rare to reach otherwise (ENOMEM): test
+ * builds (WEFT_FAULT_HOOKS) let a test make the named site fail; other
+ * builds compile the check away.
+ */
+#ifdef WEFT_FAULT_HOOKS
+#include <stdatomic.h>
+extern atomic_int weft__fault_stack_alloc;
+#define WEFT_FAULT(name) \
+    unlikely(atomic_load_explicit(&weft__fault_##name, memory_order_relaxed))
+#else
+#define WEFT_FAULT(name) 0
+#endif
+
 #define WEFT_NS_PER_MS INT64_C(1000000)
 #define WEFT_NS_PER_SEC INT64_C(1000000000)
 #define WEFT_NEVER INT64_MAX

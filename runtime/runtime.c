@@ -184,6 +184,10 @@ static struct weft_task *alloc_outside(struct runtime *rt)
 }
 
 /* Makes t (from alloc_outside) runnable through the injection queue. */
+/* Tasks that a thread outside the runtime waits for; see struct call. */
+static int call_task(void *arg);
+static void call_finished(struct weft_task *t);
+
 static void start_outside(struct runtime *rt, struct weft_task *t,
                           weft_task_t **out, weft_fn_t fn, void *arg,
                           const char *name)
@@ -191,6 +195,8 @@ static void start_outside(struct runtime *rt, struct weft_task *t,
     weft_spawn_opts_t opts = { .name = name };
 
     weft__task_init(t, rt, fn, arg, &opts);
+    if (fn == call_task)
+        t->on_finish = call_finished;
     t->detached_at_spawn = !out;
     atomic_store_explicit(&t->handle, out ? HANDLE_HELD : 0,
                           memory_order_relaxed);
@@ -249,17 +255,24 @@ struct call {
 static int call_task(void *arg)
 {
     struct call *c = arg;
+
+    return c->fn(c->arg);
+}
+
+/* The call task's finish hook: it runs even if the task never started (no
+ * stack to be had, say), so the waiting thread always hears back. */
+static void call_finished(struct weft_task *t)
+{
+    struct call *c = t->arg;
     struct runtime *rt = c->rt;
-    int ret = c->fn(c->arg);
 
     /* The lock and condition belong to the runtime, not to c: the waiter
      * may return and pop c's frame as soon as the lock is released. */
     pthread_mutex_lock(&rt->done_lock);
-    c->result = ret;
+    c->result = t->result;
     c->done = true;
     pthread_cond_broadcast(&rt->done_cond);
     pthread_mutex_unlock(&rt->done_lock);
-    return ret;
 }
 
 static int wait_call(struct call *c)

@@ -198,10 +198,17 @@ static struct stack *get_own_mapping(size_t size)
     return st;
 }
 
+#ifdef WEFT_FAULT_HOOKS
+atomic_int weft__fault_stack_alloc;
+#endif
+
 struct stack *weft__stack_get(struct weft__stack_pool *p,
                               struct weft__stack_cache *c, size_t size)
 {
     struct stack *st;
+
+    if (WEFT_FAULT(stack_alloc))
+        return NULL;
 
     if (size && size != p->size)
         return get_own_mapping(size);

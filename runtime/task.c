@@ -224,6 +224,7 @@ void weft__task_init(struct weft_task *t, struct runtime *rt, weft_fn_t fn,
     if (opts && opts->name)
         snprintf(t->name, sizeof(t->name), "%s", opts->name);
     t->joiners = NULL;
+    t->on_finish = NULL;
     atomic_store_explicit(&t->cancel, false, memory_order_relaxed);
     atomic_store_explicit(&t->shutdown_seen, false, memory_order_relaxed);
     atomic_store_explicit(&t->state, TASK_SCHED, memory_order_relaxed);
@@ -286,6 +287,8 @@ void weft__task_finish(struct worker *w, struct weft_task *t)
                           atomic_load_explicit(&w->stats.finished,
                                                memory_order_relaxed) + 1,
                           memory_order_relaxed);
+    if (t->on_finish)
+        t->on_finish(t);
     if (t->detached_at_spawn) {
         report_failure(t, "was detached");
         weft__task_free(t);

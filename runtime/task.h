@@ -106,6 +106,10 @@ struct weft_task {
     struct runtime *rt;
     size_t stack_size;       /* 0: the runtime default */
     bool detached_at_spawn;  /* no handle was ever given out */
+    /* Called by the worker when the task ends, run or not (cancelled
+     * before it started, no stack): how a thread outside the runtime
+     * learns the result of a task it waits for. NULL for most tasks. */
+    void (*on_finish)(struct weft_task *t);
     char name[TASK_NAME_MAX];
 
     /* Queue link: run queue spill batches, injection queue, free caches. */

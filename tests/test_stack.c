@@ -320,3 +320,40 @@ Test(stack, parked_task_costs_a_few_pages, .timeout = 60)
 {
     t_run(parked_cost, NULL);
 }
+
+/* ---- no stack to be had ----------------------------------------------- */
+
+static int never_runs(void *arg)
+{
+    atomic_store((atomic_int *)arg, 1);
+    return 0;
+}
+
+static int spawn_without_stacks(void *arg)
+{
+    atomic_int ran = 0;
+    weft_task_t *t;
+
+    (void)arg;
+    atomic_store(&weft__fault_stack_alloc, 1);
+    cr_assert_eq(weft_spawn(&t, never_runs, &ran), 0);
+    cr_assert_eq(weft_join(t), -ENOMEM);
+    atomic_store(&weft__fault_stack_alloc, 0);
+    cr_assert_eq(atomic_load(&ran), 0);
+    return 0;
+}
+
+Test(stack, task_without_a_stack_fails_with_enomem_at_join, .timeout = 30)
+{
+    t_run(spawn_without_stacks, NULL);
+}
+
+Test(stack, main_task_without_a_stack_fails_weft_run, .timeout = 30)
+{
+    atomic_int ran = 0;
+
+    /* The main task ends without running; weft_run must hear of it. */
+    atomic_store(&weft__fault_stack_alloc, 1);
+    cr_assert_eq(weft_run(never_runs, &ran), -ENOMEM);
+    cr_assert_eq(atomic_load(&ran), 0);
+}
