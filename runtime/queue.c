@@ -105,8 +105,10 @@ static int grow(struct queue *q)
     weft__spin_lock(&q->lock);
     if (!items)
         return -ENOMEM;
-    if (q->count < q->cap) {
-        weft__free(items, cap * sizeof(*items)); /* another put grew it */
+    /* While the lock was dropped, other puts may have grown the ring (even
+     * past cap) and filled it: ours is only of use if it is still larger. */
+    if (q->count < q->cap || cap <= q->cap) {
+        weft__free(items, cap * sizeof(*items));
         return 0;
     }
     for (size_t i = 0; i < q->count; i++)
