@@ -475,11 +475,38 @@ static int serve(struct loop *loops, int n, sigset_t *sigs, int stop_fd)
     return ret;
 }
 
-int main(int argc, char **argv)
+/* Sets up n loops, serves until a signal, then tears everything down. */
+static int run_loops(int n, int port, enum mode mode, sigset_t *sigs)
 {
     struct loop *loops;
+    int i, stop_fd, ret = 0;
+
+    stop_fd = eventfd(0, EFD_CLOEXEC);
+    if (stop_fd < 0)
+        return -errno;
+    loops = calloc(n, sizeof(*loops));
+    if (!loops) {
+        ret = -ENOMEM;
+        goto out_close_stop;
+    }
+    for (i = 0; i < n && ret == 0; i++)
+        ret = loop_init(&loops[i], port, mode, stop_fd);
+    if (ret == 0)
+        ret = serve(loops, n, sigs, stop_fd);
+    else
+        i--; /* loops[i - 1] failed and cleaned up after itself */
+    while (i-- > 0)
+        loop_fini(&loops[i]);
+    free(loops);
+out_close_stop:
+    close(stop_fd);
+    return ret;
+}
+
+int main(int argc, char **argv)
+{
     enum mode mode;
-    int port, n, i, stop_fd, ret;
+    int port, ret;
     sigset_t sigs;
 
     if (parse_args(argc, argv, &mode, &port) < 0) {
@@ -487,7 +514,7 @@ int main(int argc, char **argv)
                         "  threads: WEFT_WORKERS (default 1)\n");
         return 2;
     }
-    n = worker_count();
+    /* Blocked before any thread starts, so only sigwait() sees them. */
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGTERM);
@@ -495,30 +522,13 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit();
     fill_responses();
-
     ret = check_port_free(port);
+    if (ret == 0)
+        ret = run_loops(worker_count(), port, mode, &sigs);
     if (ret < 0) {
         fprintf(stderr, "baseline_epoll: 127.0.0.1:%d: %s\n", port,
                 strerror(-ret));
         return 1;
     }
-    stop_fd = eventfd(0, EFD_CLOEXEC);
-    loops = calloc(n, sizeof(*loops));
-    if (stop_fd < 0 || !loops) {
-        perror("baseline_epoll");
-        return 1;
-    }
-    for (i = 0; i < n && ret == 0; i++)
-        ret = loop_init(&loops[i], port, mode, stop_fd);
-    if (ret == 0)
-        ret = serve(loops, n, &sigs, stop_fd);
-    else
-        i--; /* loops[i - 1] failed and cleaned up after itself */
-    while (i-- > 0)
-        loop_fini(&loops[i]);
-    close(stop_fd);
-    free(loops);
-    if (ret < 0)
-        fprintf(stderr, "baseline_epoll: %s\n", strerror(-ret));
-    return ret < 0 ? 1 : 0;
+    return 0;
 }
