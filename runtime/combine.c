@@ -16,7 +16,6 @@
 #include "combine.h"
 
 #include <errno.h>
-#include <sched.h>
 
 #include "mem.h"
 #include "wait.h"
@@ -63,16 +62,9 @@ static void watch_one(struct weft__join_waiter *j, struct weft_task *t,
 /* Deregisters j; if t is finishing, waits for its last touch of j. */
 static void unwatch_one(struct weft__join_waiter *j, struct weft_task *t)
 {
-    unsigned spins = 0;
-
     if (node_fired(j) || weft__task_remove_joiner(t, j))
         return;
-    while (!node_fired(j)) {
-        if (++spins < 64)
-            weft__cpu_relax();
-        else
-            sched_yield();
-    }
+    weft__spin_until(&j->done);
 }
 
 /* ---- wait ---------------------------------------------------------------- */

@@ -169,7 +169,6 @@ static bool refill(struct worker *w)
         if (!last)
             last = t;
         first = t;
-        w->nfree_tasks++;
     }
     if (!first)
         return false;
@@ -186,7 +185,6 @@ static struct weft_task *task_alloc(struct worker *w)
         return NULL;
     t = w->free_tasks;
     w->free_tasks = t->next;
-    w->nfree_tasks--;
     return t;
 }
 
@@ -198,7 +196,6 @@ void weft__task_free(struct weft_task *t)
     if (w && w->rt == t->rt) {
         t->next = w->free_tasks;
         w->free_tasks = t;
-        w->nfree_tasks++;
         return;
     }
     pthread_mutex_lock(&t->rt->reg_lock);
@@ -426,8 +423,7 @@ int weft__task_wait_done(struct weft_task *self, struct weft_task *t,
     }
     if (ret < 0 && !weft__task_remove_joiner(t, &j)) {
         /* t finished while we gave up: the wait succeeded after all. */
-        while (!joiner_done(&j))
-            weft__cpu_relax();
+        weft__spin_until(&j.done);
         if (ret == -ECANCELED)
             weft__task_restore_cancel(self);
         ret = 0;

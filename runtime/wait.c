@@ -5,7 +5,6 @@
 #include "wait.h"
 
 #include <errno.h>
-#include <sched.h>
 
 void weft__waiter_init(struct weft__waiter *w, struct weft_task *t,
                        void *item)
@@ -94,19 +93,6 @@ static bool waiter_done(void *arg)
     return atomic_load_explicit(&w->done, memory_order_acquire);
 }
 
-/* The hander popped w and is about to set `done`: wait for that store. */
-static void await_release(struct weft__waiter *w)
-{
-    unsigned spins = 0;
-
-    while (!waiter_done(w)) {
-        if (++spins < 64)
-            weft__cpu_relax();
-        else
-            sched_yield();
-    }
-}
-
 int weft__waitq_block(struct weft__spin *lock, struct weft__waitq *q,
                       struct weft__waiter *w, int64_t deadline,
                       enum weft__why why, const void *where)
@@ -124,7 +110,8 @@ int weft__waitq_block(struct weft__spin *lock, struct weft__waitq *q,
     weft__spin_unlock(lock);
     /* Handed over while we gave up: the wait succeeded after all, and the
      * cancellation we consumed belongs to the next suspension point. */
-    await_release(w);
+    /* The hander popped w and is about to set `done`: wait for that. */
+    weft__spin_until(&w->done);
     if (ret == -ECANCELED)
         weft__task_restore_cancel(w->task);
     return w->status;

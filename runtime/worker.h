@@ -51,7 +51,6 @@ struct worker {
     bool searching;                /* counted in rt->idle.nsearching */
     struct weft__stack_cache stacks;
     struct weft_task *free_tasks;  /* task struct cache */
-    unsigned nfree_tasks;
     struct weft__io *io;
     pthread_t thread;
     int start_error;               /* set before the start barrier */
