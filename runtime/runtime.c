@@ -184,19 +184,16 @@ static struct weft_task *alloc_outside(struct runtime *rt)
 }
 
 /* Makes t (from alloc_outside) runnable through the injection queue. */
-/* Tasks that a thread outside the runtime waits for; see struct call. */
-static int call_task(void *arg);
-static void call_finished(struct weft_task *t);
-
+/* on_finish: see struct weft_task; NULL unless a thread waits for t. */
 static void start_outside(struct runtime *rt, struct weft_task *t,
                           weft_task_t **out, weft_fn_t fn, void *arg,
-                          const char *name)
+                          const char *name,
+                          void (*on_finish)(struct weft_task *))
 {
     weft_spawn_opts_t opts = { .name = name };
 
     weft__task_init(t, rt, fn, arg, &opts);
-    if (fn == call_task)
-        t->on_finish = call_finished;
+    t->on_finish = on_finish;
     t->detached_at_spawn = !out;
     atomic_store_explicit(&t->handle, out ? HANDLE_HELD : 0,
                           memory_order_relaxed);
@@ -209,7 +206,8 @@ static void start_outside(struct runtime *rt, struct weft_task *t,
 /* Holding foreign_lock while enqueueing makes "closed" a clean cut: a spawn
  * either lands before shutdown's drain begins, or fails. */
 static int spawn_outside(struct runtime *rt, weft_task_t **out, weft_fn_t fn,
-                         void *arg, const char *name)
+                         void *arg, const char *name,
+                         void (*on_finish)(struct weft_task *))
 {
     struct weft_task *t = NULL;
     int ret = 0;
@@ -220,7 +218,7 @@ static int spawn_outside(struct runtime *rt, weft_task_t **out, weft_fn_t fn,
     else if (!(t = alloc_outside(rt)))
         ret = -ENOMEM;
     else
-        start_outside(rt, t, out, fn, arg, name);
+        start_outside(rt, t, out, fn, arg, name, on_finish);
     pthread_mutex_unlock(&rt->foreign_lock);
     return ret;
 }
@@ -230,7 +228,7 @@ int weft_spawn_from(weft_runtime_t *h, weft_task_t **out, weft_fn_t fn,
 {
     if (!h || !fn)
         return -EINVAL;
-    return spawn_outside(&h->rt, out, fn, arg, NULL);
+    return spawn_outside(&h->rt, out, fn, arg, NULL, NULL);
 }
 
 weft_runtime_t *weft_runtime_current(void)
@@ -293,7 +291,7 @@ int weft_runtime_block_on(weft_runtime_t *h, weft_fn_t fn, void *arg)
         return -EPERM;
     if (!h || !fn)
         return -EINVAL;
-    ret = spawn_outside(c.rt, NULL, call_task, &c, "main");
+    ret = spawn_outside(c.rt, NULL, call_task, &c, "main", call_finished);
     return ret ? ret : wait_call(&c);
 }
 
@@ -330,7 +328,8 @@ static void drain_outside(struct runtime *rt)
     pthread_mutex_lock(&rt->foreign_lock);
     rt->closed = true;
     pthread_mutex_unlock(&rt->foreign_lock);
-    start_outside(rt, rt->drainer, NULL, call_task, &c, "shutdown");
+    start_outside(rt, rt->drainer, NULL, call_task, &c, "shutdown",
+                  call_finished);
     wait_call(&c);
 }
 
