@@ -53,4 +53,15 @@ static inline void t_run_with(const weft_config_t *cfg, weft_fn_t fn,
     cr_assert_eq(ret, 0, "weft_run_with returned %d", ret);
 }
 
+/* t_run with at least two workers, for tests about crossing workers: the
+ * configured count if larger (oversubscribed runs stay oversubscribed). */
+static inline void t_run_two_or_more(weft_fn_t fn, void *arg)
+{
+    weft_config_t cfg;
+
+    weft_config_init(&cfg);
+    cfg.workers = t_workers() < 2 ? 2 : t_workers();
+    t_run_with(&cfg, fn, arg);
+}
+
 #endif

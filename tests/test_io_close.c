@@ -121,9 +121,7 @@ static int spread_main(void *arg)
 
 Test(io_close, close_from_another_worker_ends_the_wait, .timeout = 60)
 {
-    if (t_workers() < 2)
-        cr_skip_test("needs 2 workers");
-    t_run(spread_main, NULL);
+    t_run_two_or_more(spread_main, NULL);
 }
 
 static int reuse_main(void *arg)

@@ -480,9 +480,7 @@ static int migrate_main(void *arg)
 
 Test(io_net, task_migrates_between_workers_between_ops, .timeout = 60)
 {
-    if (t_workers() < 2)
-        cr_skip_test("needs 2 workers");
-    t_run(migrate_main, NULL);
+    t_run_two_or_more(migrate_main, NULL);
 }
 
 struct blocker {
@@ -523,9 +521,7 @@ static int blocked_worker_main(void *arg)
 
 Test(io_net, blocked_worker_does_not_stop_the_others, .timeout = 60)
 {
-    if (t_workers() < 2)
-        cr_skip_test("needs 2 workers");
-    t_run(blocked_worker_main, NULL);
+    t_run_two_or_more(blocked_worker_main, NULL);
 }
 
 /* ---- fairness ------------------------------------------------------------ */

@@ -17,15 +17,6 @@
 #define MS (1000 * 1000LL)
 
 /* At least two workers, whatever WEFT_WORKERS says. */
-static void t_run_two_or_more(weft_fn_t fn, void *arg)
-{
-    weft_config_t cfg;
-
-    weft_config_init(&cfg);
-    cfg.workers = t_workers() < 2 ? 2 : t_workers();
-    cr_assert_eq(weft_run_with(&cfg, fn, arg), 0);
-}
-
 /* Spins until t is parked (IDLE), without suspending the caller. */
 static void t_until_parked(struct weft_task *t)
 {
