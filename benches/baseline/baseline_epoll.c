@@ -45,28 +45,19 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include "common.h"
 
 #define LISTEN_BACKLOG 4096
 #define MAX_EVENTS 256
 #define READ_BUF_SIZE (64 * 1024)
 #define HTTP_IN_INIT 4096
 #define HTTP_IN_MAX (1024 * 1024)
-#define RESPONSE_COPIES 1024
 
-static const char response[] = "HTTP/1.1 200 OK\r\n"
-                               "Content-Type: text/plain\r\n"
-                               "Content-Length: 13\r\n"
-                               "\r\n"
-                               "Hello, World!";
-#define RESPONSE_LEN (sizeof(response) - 1)
 
-/* RESPONSE_COPIES responses back to back; read-only once main() fills it. */
-static char responses[RESPONSE_COPIES * RESPONSE_LEN];
 
-enum mode { MODE_ECHO, MODE_HTTP };
 
 /* Owned by the one loop that accepted it. */
 struct conn {
@@ -172,21 +163,6 @@ static int flush_owed(struct conn *c)
     return 0;
 }
 
-/* Consumes every complete header block and returns how many there were. */
-static uint64_t take_requests(struct conn *c)
-{
-    char *p = c->in, *end = c->in + c->in_len, *hit;
-    uint64_t n = 0;
-
-    while ((hit = memmem(p, end - p, "\r\n\r\n", 4))) {
-        p = hit + 4;
-        n++;
-    }
-    c->in_len = end - p;
-    memmove(c->in, p, c->in_len);
-    return n;
-}
-
 static int make_room(struct conn *c)
 {
     char *in;
@@ -219,7 +195,7 @@ static int serve_http(struct conn *c)
         if (n <= 0)
             return read_end(n);
         c->in_len += n;
-        c->owed += take_requests(c) * RESPONSE_LEN;
+        c->owed += take_requests(c->in, &c->in_len) * RESPONSE_LEN;
         drained = (size_t)n < room;
     }
     return ret == -EAGAIN ? 0 : ret;
@@ -411,49 +387,12 @@ static void loop_fini(struct loop *l)
     free(l->buf);
 }
 
-static int parse_args(int argc, char **argv, enum mode *mode, int *port)
-{
-    char *end;
-    long p;
-
-    if (argc != 3)
-        return -EINVAL;
-    if (strcmp(argv[1], "echo") == 0)
-        *mode = MODE_ECHO;
-    else if (strcmp(argv[1], "http") == 0)
-        *mode = MODE_HTTP;
-    else
-        return -EINVAL;
-    p = strtol(argv[2], &end, 10);
-    if (*argv[2] == '\0' || *end != '\0' || p < 1 || p > 65535)
-        return -EINVAL;
-    *port = p;
-    return 0;
-}
-
 static int worker_count(void)
 {
     const char *s = getenv("WEFT_WORKERS");
     int n = s ? atoi(s) : 1;
 
     return n >= 1 && n <= 1024 ? n : 1;
-}
-
-/* Many connections and one fd each: lift the soft limit to the hard one. */
-static void raise_fd_limit(void)
-{
-    struct rlimit rl;
-
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
-    }
-}
-
-static void fill_responses(void)
-{
-    for (int i = 0; i < RESPONSE_COPIES; i++)
-        memcpy(responses + i * RESPONSE_LEN, response, RESPONSE_LEN);
 }
 
 /* Starts the loops, waits for SIGINT or SIGTERM, then stops them. */

@@ -49,10 +49,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include "common.h"
 
 #define LISTEN_BACKLOG 4096
 #define SQ_ENTRIES 2048
@@ -64,19 +65,9 @@
 #define ECHO_BUF_SIZE (64 * 1024) /* plain recv only */
 #define HTTP_IN_INIT 4096
 #define HTTP_IN_MAX (1024 * 1024)
-#define RESPONSE_COPIES 1024
 
-static const char response[] = "HTTP/1.1 200 OK\r\n"
-                               "Content-Type: text/plain\r\n"
-                               "Content-Length: 13\r\n"
-                               "\r\n"
-                               "Hello, World!";
-#define RESPONSE_LEN (sizeof(response) - 1)
 
-/* RESPONSE_COPIES responses back to back; read-only once main() fills it. */
-static char responses[RESPONSE_COPIES * RESPONSE_LEN];
 
-enum mode { MODE_ECHO, MODE_HTTP };
 
 /* What an SQE was for, in the low bits of its user_data. */
 enum op { OP_RECV, OP_SEND, OP_ACCEPT, OP_SIGNAL };
@@ -264,21 +255,6 @@ static void consume_output(struct server *s, struct conn *c, size_t n)
     }
 }
 
-/* Consumes every complete header block and returns how many there were. */
-static uint64_t take_requests(struct conn *c)
-{
-    char *p = c->in, *end = c->in + c->in_len, *hit;
-    uint64_t n = 0;
-
-    while ((hit = memmem(p, end - p, "\r\n\r\n", 4))) {
-        p = hit + 4;
-        n++;
-    }
-    c->in_len = end - p;
-    memmove(c->in, p, c->in_len);
-    return n;
-}
-
 static void queue_buf(struct server *s, struct conn *c, int bid, size_t n)
 {
     s->buf_len[bid] = n;
@@ -322,7 +298,7 @@ static void take_input(struct server *s, struct conn *c, int bid, size_t n)
         c->in_len += n;
     }
     if (s->mode == MODE_HTTP && !c->closing)
-        c->owed += take_requests(c) * RESPONSE_LEN;
+        c->owed += take_requests(c->in, &c->in_len) * RESPONSE_LEN;
     start_send(s, c);
 }
 
@@ -602,43 +578,6 @@ static int open_signalfd(void)
         return -errno;
     fd = signalfd(-1, &sigs, SFD_NONBLOCK | SFD_CLOEXEC);
     return fd < 0 ? -errno : fd;
-}
-
-static void fill_responses(void)
-{
-    for (int i = 0; i < RESPONSE_COPIES; i++)
-        memcpy(responses + i * RESPONSE_LEN, response, RESPONSE_LEN);
-}
-
-/* Many connections and one fd each: lift the soft limit to the hard one. */
-static void raise_fd_limit(void)
-{
-    struct rlimit rl;
-
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
-    }
-}
-
-static int parse_args(int argc, char **argv, enum mode *mode, int *port)
-{
-    char *end;
-    long p;
-
-    if (argc != 3)
-        return -EINVAL;
-    if (strcmp(argv[1], "echo") == 0)
-        *mode = MODE_ECHO;
-    else if (strcmp(argv[1], "http") == 0)
-        *mode = MODE_HTTP;
-    else
-        return -EINVAL;
-    p = strtol(argv[2], &end, 10);
-    if (*argv[2] == '\0' || *end != '\0' || p < 1 || p > 65535)
-        return -EINVAL;
-    *port = p;
-    return 0;
 }
 
 /*
