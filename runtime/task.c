@@ -232,13 +232,11 @@ void weft__task_init(struct weft_task *t, struct runtime *rt, weft_fn_t fn,
 void weft__task_entry(void *arg)
 {
     struct weft_task *t = arg;
-    struct worker *w;
 
     weft__fiber_entered(&t->fiber);
+    weft__worker_settle(weft__worker_current());
     t->result = t->fn(t->arg);
-    w = weft__worker_current();
-    w->reason = SWITCH_EXIT;
-    weft__fiber_exit_to(&t->fiber, &w->sched);
+    weft__worker_exit(weft__worker_current());
 }
 
 static void report_failure(const struct weft_task *t, const char *how)

@@ -3,7 +3,7 @@
  * and when there is none steals or parks in its I/O backend.
  *
  * One turn of the loop (find_task) reads as phases, in this order:
- *   1. every GLOBAL_TICKS ticks: due timers, I/O completions and the
+ *   1. every POLL_INTERVAL task runs: due timers, I/O completions and the
  *      injection queue first, so neither starves behind a busy local queue;
  *   2. the LIFO slot (the task most recently woken or spawned by the running
  *      one: message-passing locality), at most LIFO_MAX times in a row;
@@ -12,6 +12,14 @@
  *   5. stealing half of a random victim's queue (a bounded number of
  *      workers search at once);
  *   6. parking (idle()).
+ *
+ * Hand-off. A task that suspends does not always go back to the scheduler
+ * fiber: if the LIFO slot or the local queue has a task and no poll is due,
+ * it switches straight to that task (one switch instead of two). What the
+ * suspending task asked for (requeue, park, finish) needs it off its stack,
+ * so it is left in w->prev and done by whichever fiber runs next on this
+ * worker, first thing after its switch returns (settle()): the scheduler,
+ * a resumed task, or a new task in its entry.
  *
  * Parking without lost wakeups. The race: worker P finds every queue empty
  * and decides to sleep; meanwhile waker W pushes a task and looks for a
@@ -48,7 +56,7 @@
 #include "runtime.h"
 #include "task.h"
 
-#define GLOBAL_TICKS 61
+#define POLL_INTERVAL 61 /* task runs between two looks outside */
 #define LIFO_MAX 3
 #define STACK_CACHE_KEEP 64
 
@@ -236,22 +244,31 @@ static struct weft_task *steal(struct worker *w)
 
 /* ---- one turn ------------------------------------------------------------ */
 
+/* The LIFO slot, else the head of the local queue. */
+static struct weft_task *take_local(struct worker *w)
+{
+    struct weft_task *t = take_lifo(w);
+
+    if (t)
+        return t;
+    w->lifo_streak = 0;
+    return weft__runq_pop(&w->runq);
+}
+
 static struct weft_task *find_task(struct worker *w)
 {
     struct weft_task *t;
 
-    if (++w->tick % GLOBAL_TICKS == 0) {
+    if (w->until_poll == 0) {
+        w->until_poll = POLL_INTERVAL;
         poll_events(w);
         if ((t = take_injected(w)))
             return t;
     }
-    if ((t = take_lifo(w)))
-        return t;
-    w->lifo_streak = 0;
-    if ((t = weft__runq_pop(&w->runq)) || (t = take_injected(w)))
+    if ((t = take_local(w)) || (t = take_injected(w)))
         return t;
     poll_events(w);
-    if ((t = take_lifo(w)) || (t = weft__runq_pop(&w->runq)))
+    if ((t = take_local(w)))
         return t;
     return steal(w);
 }
@@ -276,11 +293,16 @@ static bool start_task(struct worker *w, struct weft_task *t)
     return true;
 }
 
-/* What the task asked for when it switched back to the scheduler. */
-static void after_switch(struct worker *w, struct weft_task *t)
+/* Does what w->prev asked for when it switched away, now that nothing runs
+ * on its stack. */
+static void settle(struct worker *w)
 {
+    struct weft_task *t = w->prev;
     uint32_t s = TASK_RUNNING;
 
+    if (!t)
+        return;
+    w->prev = NULL;
     switch (w->reason) {
     case SWITCH_YIELD:
         /* acq_rel RMW: see "Every write to state" in task.h. */
@@ -304,6 +326,27 @@ static void after_switch(struct worker *w, struct weft_task *t)
     }
 }
 
+void weft__worker_settle(struct worker *w)
+{
+    settle(w);
+}
+
+/* Makes t w's running task, about to be switched to; false if it ended
+ * without running (cancelled before it started, or no stack). */
+static bool prepare(struct worker *w, struct weft_task *t)
+{
+    /* acquire RMW: pairs with the release CAS of any waker that found the
+     * task queued, so the task's first check sees what that waker wrote. */
+    atomic_exchange_explicit(&t->state, TASK_RUNNING, memory_order_acquire);
+    if (unlikely(!t->started) && !start_task(w, t))
+        return false;
+    count(&w->stats.tasks_run);
+    if (w->until_poll)
+        w->until_poll--;
+    w->current = t;
+    return true;
+}
+
 static void warn_slow(struct weft_task *t, int64_t ran_ns)
 {
     fprintf(stderr, "weft: task '%s' (%p) ran %lld ms without suspending\n",
@@ -316,26 +359,50 @@ static void run_task(struct worker *w, struct weft_task *t)
 
     if (w->searching)
         end_search(w);
-    /* acquire RMW: pairs with the release CAS of any waker that found the
-     * task queued, so the task's first check sees what that waker wrote. */
-    atomic_exchange_explicit(&t->state, TASK_RUNNING, memory_order_acquire);
-    if (unlikely(!t->started) && !start_task(w, t))
+    if (!prepare(w, t))
         return;
-    count(&w->stats.tasks_run);
-    w->current = t;
     if (unlikely(w->rt->cfg.debug))
         t0 = weft__now();
     weft__fiber_switch_to(&w->sched, &t->fiber);
-    w->current = NULL;
     if (unlikely(w->rt->cfg.debug) && weft__now() - t0 > 100 * WEFT_NS_PER_MS)
         warn_slow(t, weft__now() - t0);
-    after_switch(w, t);
+    settle(w);
+}
+
+/*
+ * Where the running task goes when it suspends: straight to the next local
+ * task, or to the scheduler when none is at hand, a poll is due, or debug
+ * mode times each run from the scheduler. Records the task in w->prev for
+ * settle().
+ */
+static struct fiber *switch_target(struct worker *w, enum switch_reason why)
+{
+    struct weft_task *next;
+
+    w->prev = w->current;
+    w->reason = why;
+    while (w->until_poll && likely(!w->rt->cfg.debug) &&
+           (next = take_local(w)))
+        if (prepare(w, next))
+            return &next->fiber;
+    w->current = NULL;
+    return &w->sched;
 }
 
 void weft__worker_switch_out(struct worker *w, enum switch_reason why)
 {
-    w->reason = why;
-    weft__fiber_switch_to(&w->current->fiber, &w->sched);
+    struct weft_task *t = w->current;
+
+    weft__fiber_switch_to(&t->fiber, switch_target(w, why));
+    /* Resumed, maybe on another worker. */
+    settle(weft__worker_current());
+}
+
+_Noreturn void weft__worker_exit(struct worker *w)
+{
+    struct weft_task *t = w->current;
+
+    weft__fiber_exit_to(&t->fiber, switch_target(w, SWITCH_EXIT));
 }
 
 /* ---- parking ------------------------------------------------------------- */

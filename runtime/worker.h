@@ -45,8 +45,9 @@ struct worker {
     struct weft_task *current;     /* running task, NULL in the scheduler */
     struct weft_task *lifo;        /* the task to run next */
     unsigned lifo_streak;          /* LIFO runs in a row, capped */
-    enum switch_reason reason;     /* set by the task before switching */
-    uint32_t tick;
+    struct weft_task *prev;        /* switched away, not yet settled */
+    enum switch_reason reason;     /* what prev asked for */
+    uint32_t until_poll;           /* task runs until the next poll */
     uint32_t rng;
     bool searching;                /* counted in rt->idle.nsearching */
     struct weft__stack_cache stacks;
@@ -64,8 +65,16 @@ struct worker *weft__worker_current(void);
  * queue if w is NULL or belongs to another runtime. */
 void weft__worker_enqueue(struct worker *w, struct weft_task *t, bool lifo);
 
-/* Switches from the running task back to w's scheduler. */
+/* Suspends the running task (to the next local task or to w's
+ * scheduler); returns when the task is resumed. */
 void weft__worker_switch_out(struct worker *w, enum switch_reason why);
+
+/* Ends the running task: its last switch. */
+_Noreturn void weft__worker_exit(struct worker *w);
+
+/* Completes the switch that brought the caller onto this worker; the first
+ * call of a new task. */
+void weft__worker_settle(struct worker *w);
 
 /* Thread body of a worker. */
 void *weft__worker_main(void *arg);
