@@ -386,10 +386,11 @@ static void free_runtime(struct runtime *rt)
 {
     struct weft_task *t = rt->registry;
 
+    /* Each block of structs sits in the registry whole, first one first. */
     while (t) {
-        struct weft_task *next = t->all_next;
+        struct weft_task *next = t[t->block_len - 1].all_next;
 
-        weft__free(t, sizeof(*t));
+        weft__free(t, t->block_len * sizeof(*t));
         t = next;
     }
     free_workers(rt);

@@ -132,48 +132,49 @@ int weft__task_block(struct weft_task *t, bool (*done)(void *), void *arg,
 
 #define TASK_ALLOC_BATCH 32
 
-/* A zeroed, unregistered task struct; NULL on ENOMEM. */
-static struct weft_task *fresh(void)
+/*
+ * n zeroed task structs in one allocation, chained through next and
+ * all_next in address order (so the registry holds each block contiguously,
+ * first struct first); NULL on ENOMEM. The first records n: the runtime
+ * frees whole blocks when it ends.
+ */
+static struct weft_task *alloc_block(unsigned n)
 {
-    struct weft_task *t = weft__zalloc(sizeof(*t));
+    struct weft_task *b = weft__zalloc(n * sizeof(*b));
 
-    if (t) {
-        weft__spin_init(&t->join_lock);
-        t->timer.index = TIMER_UNQUEUED;
+    if (!b)
+        return NULL;
+    for (unsigned i = 0; i < n; i++) {
+        weft__spin_init(&b[i].join_lock);
+        b[i].timer.index = TIMER_UNQUEUED;
+        b[i].next = b[i].all_next = i + 1 < n ? &b[i + 1] : NULL;
     }
-    return t;
+    b->block_len = n;
+    return b;
 }
 
 struct weft_task *weft__task_struct_new(struct runtime *rt)
 {
-    struct weft_task *t = fresh();
+    struct weft_task *t = alloc_block(1);
 
     if (t)
         weft__runtime_register(rt, t, t);
     return t;
 }
 
-/* Refills w's cache with up to TASK_ALLOC_BATCH fresh structs, registered
- * under one lock. Returns false if not even one could be had. */
+/* Refills w's cache with a block of fresh structs (one if memory is short),
+ * registered under one lock. Returns false if not even one could be had. */
 static bool refill(struct worker *w)
 {
-    struct weft_task *first = NULL, *last = NULL;
+    unsigned n = TASK_ALLOC_BATCH;
+    struct weft_task *b = alloc_block(n);
 
-    for (unsigned i = 0; i < TASK_ALLOC_BATCH; i++) {
-        struct weft_task *t = fresh();
-
-        if (!t)
-            break;
-        t->all_next = first;
-        t->next = first;
-        if (!last)
-            last = t;
-        first = t;
-    }
-    if (!first)
+    if (!b)
+        b = alloc_block(n = 1);
+    if (!b)
         return false;
-    weft__runtime_register(w->rt, first, last);
-    w->free_tasks = first;
+    weft__runtime_register(w->rt, b, &b[n - 1]);
+    w->free_tasks = b;
     return true;
 }
 
@@ -235,8 +236,10 @@ void weft__task_entry(void *arg)
 
     weft__fiber_entered(&t->fiber);
     weft__worker_settle(weft__worker_current());
-    t->result = t->fn(t->arg);
-    weft__worker_exit(weft__worker_current());
+    do
+        t->result = t->fn(t->arg);
+    while ((t = weft__worker_task_done(weft__worker_current())));
+    weft__panic("task_entry: a finished task was resumed");
 }
 
 static void report_failure(const struct weft_task *t, const char *how)

@@ -129,6 +129,8 @@ struct weft_task {
 
     /* Registry of every task struct of the runtime; under its lock. */
     struct weft_task *all_next;
+    unsigned block_len; /* structs allocated with this one if it is the
+                         * first of its block, else 0 */
 };
 
 /* The running task, or NULL outside a task. */

@@ -369,20 +369,25 @@ static void run_task(struct worker *w, struct weft_task *t)
     settle(w);
 }
 
-/*
- * Where the running task goes when it suspends: straight to the next local
- * task, or to the scheduler when none is at hand, a poll is due, or debug
- * mode times each run from the scheduler. Records the task in w->prev for
- * settle().
- */
+/* The next local task to run straight from a suspending or finishing one,
+ * or NULL to go through the scheduler: none at hand, a poll is due, or
+ * debug mode times each run from the scheduler. */
+static struct weft_task *take_direct(struct worker *w)
+{
+    if (!w->until_poll || unlikely(w->rt->cfg.debug))
+        return NULL;
+    return take_local(w);
+}
+
+/* Records the running task for settle() and picks the fiber to switch to:
+ * the next local task or the scheduler. */
 static struct fiber *switch_target(struct worker *w, enum switch_reason why)
 {
     struct weft_task *next;
 
     w->prev = w->current;
     w->reason = why;
-    while (w->until_poll && likely(!w->rt->cfg.debug) &&
-           (next = take_local(w)))
+    while ((next = take_direct(w)))
         if (prepare(w, next))
             return &next->fiber;
     w->current = NULL;
@@ -398,11 +403,59 @@ void weft__worker_switch_out(struct worker *w, enum switch_reason why)
     settle(weft__worker_current());
 }
 
-_Noreturn void weft__worker_exit(struct worker *w)
+/*
+ * Starts new task t in place of `donor`, whose function has returned: t
+ * takes over donor's stack and fiber and its function is called from the
+ * same frame, so a burst of short new tasks costs no switch and no stack
+ * hand-back. False if t ended without running (cancelled before it
+ * started); donor then keeps its stack.
+ */
+static bool adopt(struct worker *w, struct weft_task *t,
+                  struct weft_task *donor)
 {
-    struct weft_task *t = w->current;
+    /* acquire RMW: as in prepare(). */
+    atomic_exchange_explicit(&t->state, TASK_RUNNING, memory_order_acquire);
+    if (weft__task_take_cancel(t)) {
+        t->result = -ECANCELED;
+        weft__task_finish(w, t);
+        return false;
+    }
+    t->stack = donor->stack;
+    t->fiber = donor->fiber;
+    t->started = true;
+    donor->stack = NULL; /* its fiber lives on as t's */
+    count(&w->stats.tasks_run);
+    if (w->until_poll)
+        w->until_poll--;
+    w->current = t;
+    weft__task_finish(w, donor);
+    return true;
+}
 
-    weft__fiber_exit_to(&t->fiber, switch_target(w, SWITCH_EXIT));
+/* Whether a new task can run on the stack of the one that just ended. */
+static bool can_adopt(const struct weft_task *t, const struct weft_task *donor)
+{
+    return !t->started && !t->stack_size && donor->stack->from_slab;
+}
+
+struct weft_task *weft__worker_task_done(struct worker *w)
+{
+    struct weft_task *t = w->current, *next;
+
+    while ((next = take_direct(w))) {
+        if (can_adopt(next, t)) {
+            if (adopt(w, next, t))
+                return next;
+        } else if (prepare(w, next)) {
+            w->prev = t;
+            w->reason = SWITCH_EXIT;
+            weft__fiber_exit_to(&t->fiber, &next->fiber);
+        }
+    }
+    w->prev = t;
+    w->reason = SWITCH_EXIT;
+    w->current = NULL;
+    weft__fiber_exit_to(&t->fiber, &w->sched);
 }
 
 /* ---- parking ------------------------------------------------------------- */

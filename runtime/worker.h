@@ -69,8 +69,12 @@ void weft__worker_enqueue(struct worker *w, struct weft_task *t, bool lifo);
  * scheduler); returns when the task is resumed. */
 void weft__worker_switch_out(struct worker *w, enum switch_reason why);
 
-/* Ends the running task: its last switch. */
-_Noreturn void weft__worker_exit(struct worker *w);
+/*
+ * The running task's function has returned. Either returns a new task that
+ * took over its stack and fiber (the caller runs its function next, in the
+ * same frame), or switches away for good.
+ */
+struct weft_task *weft__worker_task_done(struct worker *w);
 
 /* Completes the switch that brought the caller onto this worker; the first
  * call of a new task. */
