@@ -39,8 +39,11 @@ void weft__task_park(struct weft_task *t, enum weft__why why,
     t->why = (uint8_t)why;
     t->where = where;
     /* Already woken since it last ran: consume the wake without a switch.
-     * acquire: pairs with the release in weft__task_wake(). */
-    if (!atomic_compare_exchange_strong_explicit(&t->state, &s, TASK_RUNNING,
+     * acquire: pairs with the release in weft__task_wake(). The plain load
+     * first keeps the usual case free of a locked RMW: a wake that lands
+     * after it fails the worker's CAS to IDLE, which requeues the task. */
+    if (atomic_load_explicit(&t->state, memory_order_relaxed) != s ||
+        !atomic_compare_exchange_strong_explicit(&t->state, &s, TASK_RUNNING,
                                                  memory_order_acquire,
                                                  memory_order_relaxed))
         weft__worker_switch_out(weft__worker_current(), SWITCH_PARK);

@@ -11,13 +11,17 @@
  *
  *   state   meaning                                  who moves it on
  *   SCHED   in a run queue (or being handed to one)  the worker that runs it
- *   RUNNING on a worker's CPU, its stack in use      the task, its worker
+ *   RUNNING on a worker's CPU, its stack in use, or  the task, its worker
+ *           yielded and back in a run queue
  *   IDLE    parked, switched off its stack           weft__task_wake()
  *   DONE    finished                                 nobody
- *   RUNNING|NOTIFIED: woken while still running      its worker after switch
+ *   RUNNING|NOTIFIED: woken while running or yielded its worker after switch
  *
- * A task parks by switching to its worker's scheduler fiber; only there, off
- * the task's stack, does the worker CAS RUNNING -> IDLE (release). A waker
+ * A yielded task keeps RUNNING: it is runnable, not parked, so a waker only
+ * marks it NOTIFIED, exactly as for a queued one, and its yield needs no RMW.
+ *
+ * A task parks by switching away from its stack; only then, on the next
+ * fiber of its worker, does the worker CAS RUNNING -> IDLE (release). A waker
  * that sees IDLE wins the CAS IDLE -> SCHED (acquire) and alone enqueues the
  * task; a waker that sees it queued or running sets NOTIFIED instead, and the
  * worker's CAS to IDLE then fails and it requeues the task itself. So a wake

@@ -305,8 +305,7 @@ static void settle(struct worker *w)
     w->prev = NULL;
     switch (w->reason) {
     case SWITCH_YIELD:
-        /* acq_rel RMW: see "Every write to state" in task.h. */
-        atomic_exchange_explicit(&t->state, TASK_SCHED, memory_order_acq_rel);
+        /* Still RUNNING (task.h): whoever runs it next exchanges that. */
         push_local(w, t);
         break;
     case SWITCH_PARK:
