@@ -1,7 +1,7 @@
 /*
- * Fibers: a saved stack pointer and the stack it points into, plus the
- * bookkeeping the sanitizers need to follow a switch. fiber.c owns the
- * sanitizer annotations so the switch itself stays a few instructions.
+ * Fibers: a saved stack pointer, plus what the sanitizers need to follow a
+ * switch (nothing in plain builds). fiber.c makes the sanitizer calls so
+ * the switch itself stays a few instructions.
  *
  * A fiber is switched to only by the thread that owns it at that moment
  * (the worker running it); nothing here is thread-safe by itself.
@@ -11,12 +11,11 @@
 
 #include <stddef.h>
 
+#include "sanitizer.h"
+
 struct fiber {
-    void *sp;          /* saved stack pointer while switched out */
-    void *stack_lo;    /* lowest usable address (above the guard) */
-    size_t stack_size; /* usable bytes */
-    void *asan_fake;   /* ASan fake-stack handle across a switch */
-    void *tsan;        /* TSan fiber handle */
+    void *sp;             /* saved stack pointer while switched out */
+    struct san_fiber san; /* empty in plain builds */
 };
 
 /* Assembly, runtime/arch/switch_<arch>.S. */

@@ -25,16 +25,46 @@
 #define WEFT_TSAN 1
 #endif
 
+/*
+ * What a fiber keeps for the sanitizers, and the hooks around a switch.
+ * ASan keeps per-stack shadow and fake stacks: every switch is bracketed by
+ * __sanitizer_start_switch_fiber (before, naming the destination stack) and
+ * __sanitizer_finish_switch_fiber (after, on the destination); a fiber that
+ * exits passes NULL as its fake-stack slot so ASan frees it. TSan models
+ * each fiber as a logical thread; a switch is announced with
+ * __tsan_switch_to_fiber. In plain builds the struct is empty (a GNU C
+ * extension: size 0) and the hooks compile to nothing.
+ */
+struct san_fiber {
+#ifdef WEFT_ASAN
+    const void *stack_lo; /* lowest usable address (above the guard) */
+    size_t stack_size;    /* usable bytes */
+    void *asan_fake;      /* fake-stack handle across a switch */
+#endif
+#ifdef WEFT_TSAN
+    void *tsan;           /* TSan fiber handle */
+#endif
+};
+
 #ifdef WEFT_ASAN
 #include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
-static inline void san_asan_start(void **fake, const void *lo, size_t n)
+static inline void san_asan_init(struct san_fiber *f, const void *lo,
+                                 size_t n)
 {
-    __sanitizer_start_switch_fiber(fake, lo, n);
+    f->stack_lo = lo;
+    f->stack_size = n;
+    f->asan_fake = NULL;
 }
-static inline void san_asan_finish(void *fake)
+static inline void san_asan_start(struct san_fiber *from,
+                                  const struct san_fiber *to)
 {
-    __sanitizer_finish_switch_fiber(fake, NULL, NULL);
+    __sanitizer_start_switch_fiber(from ? &from->asan_fake : NULL,
+                                   to->stack_lo, to->stack_size);
+}
+static inline void san_asan_finish(struct san_fiber *f)
+{
+    __sanitizer_finish_switch_fiber(f ? f->asan_fake : NULL, NULL, NULL);
 }
 /* A reused stack may still carry poison from its previous fiber's frames. */
 static inline void san_stack_reset(void *lo, size_t n)
@@ -42,34 +72,48 @@ static inline void san_stack_reset(void *lo, size_t n)
     ASAN_UNPOISON_MEMORY_REGION(lo, n);
 }
 #else
-static inline void san_asan_start(void **fake, const void *lo, size_t n)
+static inline void san_asan_init(struct san_fiber *f, const void *lo,
+                                 size_t n)
 {
-    (void)fake, (void)lo, (void)n;
+    (void)f, (void)lo, (void)n;
 }
-static inline void san_asan_finish(void *fake) { (void)fake; }
+static inline void san_asan_start(struct san_fiber *from,
+                                  const struct san_fiber *to)
+{
+    (void)from, (void)to;
+}
+static inline void san_asan_finish(struct san_fiber *f) { (void)f; }
 static inline void san_stack_reset(void *lo, size_t n) { (void)lo, (void)n; }
 #endif
 
 #ifdef WEFT_TSAN
 #include <sanitizer/tsan_interface.h>
-static inline void *san_tsan_current(void) { return __tsan_get_current_fiber(); }
-static inline void *san_tsan_create(void) { return __tsan_create_fiber(0); }
-__attribute__((always_inline)) static inline void san_tsan_switch(void *f)
+static inline void san_tsan_adopt_thread(struct san_fiber *f)
+{
+    f->tsan = __tsan_get_current_fiber();
+}
+static inline void san_tsan_create(struct san_fiber *f)
+{
+    f->tsan = __tsan_create_fiber(0);
+}
+__attribute__((always_inline)) static inline void
+san_tsan_switch(const struct san_fiber *to)
 {
     /* Inlined: an instrumented wrapper would pop the new fiber's shadow
      * stack on return. */
-    __tsan_switch_to_fiber(f, 0);
+    __tsan_switch_to_fiber(to->tsan, 0);
 }
-static inline void san_tsan_destroy(void *f)
+static inline void san_tsan_destroy(struct san_fiber *f)
 {
-    if (f)
-        __tsan_destroy_fiber(f);
+    if (f->tsan)
+        __tsan_destroy_fiber(f->tsan);
+    f->tsan = NULL;
 }
 #else
-static inline void *san_tsan_current(void) { return NULL; }
-static inline void *san_tsan_create(void) { return NULL; }
-static inline void san_tsan_switch(void *f) { (void)f; }
-static inline void san_tsan_destroy(void *f) { (void)f; }
+static inline void san_tsan_adopt_thread(struct san_fiber *f) { (void)f; }
+static inline void san_tsan_create(struct san_fiber *f) { (void)f; }
+static inline void san_tsan_switch(const struct san_fiber *to) { (void)to; }
+static inline void san_tsan_destroy(struct san_fiber *f) { (void)f; }
 #endif
 
 #if defined(__has_include)
