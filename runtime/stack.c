@@ -120,22 +120,32 @@ static int guard_one(void *base)
     return mprotect(base, guard_size(), PROT_NONE) == 0 ? 0 : -errno;
 }
 
+/* Advises every range in iov with one call; 0 if all of them took it. */
+static int advise_ranges(const struct iovec *iov, unsigned n, int advice)
+{
+    size_t total = 0;
+    long ret;
+
+    for (unsigned i = 0; i < n; i++)
+        total += iov[i].iov_len;
+    ret = syscall(SYS_process_madvise, PIDFD_SELF_THREAD, iov, n, advice, 0);
+    if (ret < 0)
+        return -errno;
+    /* Short: the caller redoes them one by one; advising twice is
+     * harmless. */
+    return (size_t)ret == total ? 0 : -EAGAIN;
+}
+
 /* Guards the n stacks of a slab with one call. */
 static int guard_batch(char *slab, size_t span, unsigned n)
 {
     struct iovec iov[SLAB_STACKS];
-    long ret;
 
     if (WEFT_FAULT(guard_batch))
         return -ENOSYS;
     for (unsigned i = 0; i < n; i++)
         iov[i] = (struct iovec){ slab + i * span, guard_size() };
-    ret = syscall(SYS_process_madvise, PIDFD_SELF_THREAD, iov, n,
-                  MADV_GUARD_INSTALL, 0);
-    if (ret < 0)
-        return -errno;
-    /* Short: the rest is left to guard_one(); guarding twice is harmless. */
-    return (size_t)ret == n * guard_size() ? 0 : -EAGAIN;
+    return advise_ranges(iov, n, MADV_GUARD_INSTALL);
 }
 
 /* Guards the stacks of a slab; returns how many, from the first, have one. */
@@ -316,10 +326,26 @@ void weft__stack_put(struct weft__stack_pool *p, struct weft__stack_cache *c,
     c->n++;
 }
 
+/*
+ * Returns the pages of the stacks' bodies in iov to the kernel. Where guards
+ * go in by the batch, so can this: process_madvise() on the caller works.
+ */
+static void discard(const struct iovec *iov, unsigned n)
+{
+    if (atomic_load_explicit(&guard_mode, memory_order_relaxed) ==
+            GUARD_BATCH &&
+        advise_ranges(iov, n, MADV_DONTNEED) == 0)
+        return;
+    for (unsigned i = 0; i < n; i++)
+        madvise(iov[i].iov_base, iov[i].iov_len, MADV_DONTNEED);
+}
+
 void weft__stack_cache_trim(struct weft__stack_pool *p,
                             struct weft__stack_cache *c, unsigned keep)
 {
     struct stack *spill = NULL, *last = NULL;
+    struct iovec body[SLAB_STACKS];
+    unsigned n = 0;
 
     while (c->n > keep) {
         struct stack *st = c->head;
@@ -327,13 +353,20 @@ void weft__stack_cache_trim(struct weft__stack_pool *p,
         c->head = st->next;
         c->n--;
         /* Keep the header's page: it holds the free-list link. */
-        madvise(st->lo, weft__page_round(st->size) - weft__page_size(),
-                MADV_DONTNEED);
+        body[n++] = (struct iovec){
+            st->lo, weft__page_round(st->size) - weft__page_size()
+        };
+        if (n == SLAB_STACKS) {
+            discard(body, n);
+            n = 0;
+        }
         st->next = spill;
         spill = st;
         if (!last)
             last = st;
     }
+    if (n)
+        discard(body, n);
     if (!spill)
         return;
     pthread_mutex_lock(&p->lock);
