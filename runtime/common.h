@@ -37,6 +37,7 @@ _Noreturn void weft__panic(const char *fmt, ...)
 #ifdef WEFT_FAULT_HOOKS
 #include <stdatomic.h>
 extern atomic_int weft__fault_stack_alloc;
+extern atomic_int weft__fault_guard_batch;
 #define WEFT_FAULT(name) \
     unlikely(atomic_load_explicit(&weft__fault_##name, memory_order_relaxed))
 #else

@@ -3,9 +3,15 @@
  *
  * Guards: on Linux >= 6.13 MADV_GUARD_INSTALL marks the guard pages in the
  * page tables without splitting the mapping, so a slab of 64 stacks stays one
- * VMA. Older kernels fall back to mprotect(PROT_NONE), which splits the
- * mapping at every guard; vm.max_map_count (65530 by default) then caps live
- * fibers near 32k. The probe runs once per process.
+ * VMA. A new slab gets all its guards from one process_madvise() call, much
+ * cheaper than a madvise() per stack. It names the calling thread with
+ * PIDFD_SELF_THREAD (Linux >= 6.15) rather than a pidfd: no syscall to open
+ * one per slab, and no descriptor held for the runtime's life, which a fork
+ * would also hand to the child still naming the parent. Older kernels fall
+ * back to one madvise() per stack, then to mprotect(PROT_NONE), which splits
+ * the mapping at every guard; vm.max_map_count (65530 by default) then caps
+ * live fibers near 32k. The first install that fails for want of support
+ * moves the process to the next way down, for good.
  */
 #include "stack.h"
 
@@ -13,6 +19,8 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "common.h"
@@ -22,10 +30,22 @@
 #ifndef MADV_GUARD_INSTALL
 #define MADV_GUARD_INSTALL 102
 #endif
+#ifndef PIDFD_SELF_THREAD
+#define PIDFD_SELF_THREAD -10000
+#endif
+#ifndef SYS_process_madvise
+#define SYS_process_madvise 440
+#endif
 
 #define SLAB_STACKS 64
 
-/* 0 unknown, 1 MADV_GUARD_INSTALL works, 2 use mprotect. */
+/* How guards are installed, best first. Only ever moves down. */
+enum guard_mode {
+    GUARD_BATCH,    /* one process_madvise() per slab */
+    GUARD_MADVISE,  /* one madvise() per stack */
+    GUARD_MPROTECT, /* one mprotect() per stack, splitting the mapping */
+};
+
 static atomic_int guard_mode;
 
 size_t weft__page_size(void)
@@ -42,22 +62,6 @@ size_t weft__page_round(size_t n)
     size_t page = weft__page_size();
 
     return (n + page - 1) & ~(page - 1);
-}
-
-static int install_guard(void *lo, size_t len)
-{
-    int mode = atomic_load_explicit(&guard_mode, memory_order_relaxed);
-
-    if (mode != 2) {
-        if (madvise(lo, len, MADV_GUARD_INSTALL) == 0) {
-            atomic_store_explicit(&guard_mode, 1, memory_order_relaxed);
-            return 0;
-        }
-        if (mode == 1 || (errno != EINVAL && errno != ENOSYS))
-            return -errno;
-        atomic_store_explicit(&guard_mode, 2, memory_order_relaxed);
-    }
-    return mprotect(lo, len, PROT_NONE) == 0 ? 0 : -errno;
 }
 
 static void *map_region(size_t len)
@@ -84,13 +88,91 @@ static size_t guard_size(void)
     return 16 * weft__page_size();
 }
 
-/* Lays out a stack in [base, base + span): guard, body, header. */
+/* Errors that mean the kernel (or a seccomp filter) lacks a way to guard. */
+static bool is_unsupported(int err)
+{
+    return err == EINVAL || err == ENOSYS || err == EBADF || err == EPERM;
+}
+
+/* Moves below `from`, the way that failed, unless the mode is lower already
+ * (a single stack tries madvise() while slabs would still batch). */
+static void give_up(int from)
+{
+    int mode = atomic_load_explicit(&guard_mode, memory_order_relaxed);
+
+    while (mode <= from && !atomic_compare_exchange_weak_explicit(
+                               &guard_mode, &mode, from + 1,
+                               memory_order_relaxed, memory_order_relaxed))
+        ;
+}
+
+/* Guards the stack whose lowest byte is base. */
+static int guard_one(void *base)
+{
+    if (atomic_load_explicit(&guard_mode, memory_order_relaxed) !=
+        GUARD_MPROTECT) {
+        if (madvise(base, guard_size(), MADV_GUARD_INSTALL) == 0)
+            return 0;
+        if (!is_unsupported(errno))
+            return -errno;
+        give_up(GUARD_MADVISE);
+    }
+    return mprotect(base, guard_size(), PROT_NONE) == 0 ? 0 : -errno;
+}
+
+/* Advises every range in iov with one call; 0 if all of them took it. */
+static int advise_ranges(const struct iovec *iov, unsigned n, int advice)
+{
+    size_t total = 0;
+    long ret;
+
+    for (unsigned i = 0; i < n; i++)
+        total += iov[i].iov_len;
+    ret = syscall(SYS_process_madvise, PIDFD_SELF_THREAD, iov, n, advice, 0);
+    if (ret < 0)
+        return -errno;
+    /* Short: the caller redoes them one by one; advising twice is
+     * harmless. */
+    return (size_t)ret == total ? 0 : -EAGAIN;
+}
+
+/* Guards the n stacks of a slab with one call. */
+static int guard_batch(char *slab, size_t span, unsigned n)
+{
+    struct iovec iov[SLAB_STACKS];
+
+    if (WEFT_FAULT(guard_batch))
+        return -ENOSYS;
+    for (unsigned i = 0; i < n; i++)
+        iov[i] = (struct iovec){ slab + i * span, guard_size() };
+    return advise_ranges(iov, n, MADV_GUARD_INSTALL);
+}
+
+/* Guards the stacks of a slab; returns how many, from the first, have one. */
+static unsigned guard_slab(char *slab, size_t span, unsigned n)
+{
+    unsigned i;
+
+    if (atomic_load_explicit(&guard_mode, memory_order_relaxed) ==
+        GUARD_BATCH) {
+        int ret = guard_batch(slab, span, n);
+
+        if (ret == 0)
+            return n;
+        if (is_unsupported(-ret))
+            give_up(GUARD_BATCH);
+    }
+    for (i = 0; i < n; i++)
+        if (guard_one(slab + i * span) < 0)
+            break;
+    return i;
+}
+
+/* Lays out a guarded stack in [base, base + span): guard, body, header. */
 static struct stack *carve(void *base, size_t span, bool from_slab)
 {
     struct stack *st;
 
-    if (install_guard(base, guard_size()) < 0)
-        return NULL;
     st = (struct stack *)((char *)base + span) - 1;
     st->next = NULL;
     st->lo = (char *)base + guard_size();
@@ -155,13 +237,14 @@ static void take_released(struct weft__stack_pool *p,
     pthread_mutex_unlock(&p->lock);
 }
 
-/* Maps a new slab and carves it into c. The syscalls (one mmap, a guard per
- * stack) run outside the pool's lock, so workers starting many tasks at once
- * do not queue behind each other. */
+/* Maps a new slab and carves it into c. The syscalls (the mmap, the guards)
+ * run outside the pool's lock, so workers starting many tasks at once do not
+ * queue behind each other. */
 static void add_slab(struct weft__stack_pool *p, struct weft__stack_cache *c)
 {
     size_t span = span_of(p->size);
     char *slab = map_region(span * SLAB_STACKS);
+    unsigned guarded;
     bool kept;
 
     if (!slab)
@@ -173,11 +256,10 @@ static void add_slab(struct weft__stack_pool *p, struct weft__stack_cache *c)
         munmap(slab, span * SLAB_STACKS);
         return;
     }
-    for (unsigned i = 0; i < SLAB_STACKS; i++) {
+    guarded = guard_slab(slab, span, SLAB_STACKS);
+    for (unsigned i = 0; i < guarded; i++) {
         struct stack *st = carve(slab + i * span, span, true);
 
-        if (!st)
-            break;
         st->next = c->head;
         c->head = st;
         c->n++;
@@ -188,18 +270,19 @@ static struct stack *get_own_mapping(size_t size)
 {
     size_t span = span_of(size);
     void *base = map_region(span);
-    struct stack *st;
 
     if (!base)
         return NULL;
-    st = carve(base, span, false);
-    if (!st)
+    if (guard_one(base) < 0) {
         munmap(base, span);
-    return st;
+        return NULL;
+    }
+    return carve(base, span, false);
 }
 
 #ifdef WEFT_FAULT_HOOKS
 atomic_int weft__fault_stack_alloc;
+atomic_int weft__fault_guard_batch;
 #endif
 
 struct stack *weft__stack_get(struct weft__stack_pool *p,
@@ -243,10 +326,26 @@ void weft__stack_put(struct weft__stack_pool *p, struct weft__stack_cache *c,
     c->n++;
 }
 
+/*
+ * Returns the pages of the stacks' bodies in iov to the kernel. Where guards
+ * go in by the batch, so can this: process_madvise() on the caller works.
+ */
+static void discard(const struct iovec *iov, unsigned n)
+{
+    if (atomic_load_explicit(&guard_mode, memory_order_relaxed) ==
+            GUARD_BATCH &&
+        advise_ranges(iov, n, MADV_DONTNEED) == 0)
+        return;
+    for (unsigned i = 0; i < n; i++)
+        madvise(iov[i].iov_base, iov[i].iov_len, MADV_DONTNEED);
+}
+
 void weft__stack_cache_trim(struct weft__stack_pool *p,
                             struct weft__stack_cache *c, unsigned keep)
 {
     struct stack *spill = NULL, *last = NULL;
+    struct iovec body[SLAB_STACKS];
+    unsigned n = 0;
 
     while (c->n > keep) {
         struct stack *st = c->head;
@@ -254,13 +353,20 @@ void weft__stack_cache_trim(struct weft__stack_pool *p,
         c->head = st->next;
         c->n--;
         /* Keep the header's page: it holds the free-list link. */
-        madvise(st->lo, weft__page_round(st->size) - weft__page_size(),
-                MADV_DONTNEED);
+        body[n++] = (struct iovec){
+            st->lo, weft__page_round(st->size) - weft__page_size()
+        };
+        if (n == SLAB_STACKS) {
+            discard(body, n);
+            n = 0;
+        }
         st->next = spill;
         spill = st;
         if (!last)
             last = st;
     }
+    if (n)
+        discard(body, n);
     if (!spill)
         return;
     pthread_mutex_lock(&p->lock);

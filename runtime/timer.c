@@ -26,56 +26,67 @@ void weft__timers_fini(struct weft__timers *h)
     h->heap = NULL;
 }
 
-static void place(struct weft__timers *h, uint32_t i, struct weft__timer *tm)
+#define HEAP_ARITY 4
+
+static void place(struct weft__timers *h, uint32_t i,
+                  struct weft__timer_slot s)
 {
-    h->heap[i] = tm;
-    tm->index = i;
+    h->heap[i] = s;
+    s.tm->index = i;
 }
 
 static void sift_up(struct weft__timers *h, uint32_t i)
 {
-    struct weft__timer *tm = h->heap[i];
+    struct weft__timer_slot s = h->heap[i];
 
     while (i > 0) {
-        uint32_t parent = (i - 1) / 2;
+        uint32_t parent = (i - 1) / HEAP_ARITY;
 
-        if (h->heap[parent]->deadline <= tm->deadline)
+        if (h->heap[parent].deadline <= s.deadline)
             break;
         place(h, i, h->heap[parent]);
         i = parent;
     }
-    place(h, i, tm);
+    place(h, i, s);
+}
+
+/* The child of i with the earliest deadline; i has at least one child. */
+static uint32_t earliest_child(struct weft__timers *h, uint32_t i)
+{
+    uint32_t first = HEAP_ARITY * i + 1, best = first;
+    uint32_t end = first + HEAP_ARITY < h->n ? first + HEAP_ARITY : h->n;
+
+    for (uint32_t c = first + 1; c < end; c++)
+        if (h->heap[c].deadline < h->heap[best].deadline)
+            best = c;
+    return best;
 }
 
 static void sift_down(struct weft__timers *h, uint32_t i)
 {
-    struct weft__timer *tm = h->heap[i];
+    struct weft__timer_slot s = h->heap[i];
 
-    for (;;) {
-        uint32_t c = 2 * i + 1;
+    while (HEAP_ARITY * i + 1 < h->n) {
+        uint32_t c = earliest_child(h, i);
 
-        if (c >= h->n)
-            break;
-        if (c + 1 < h->n && h->heap[c + 1]->deadline < h->heap[c]->deadline)
-            c++;
-        if (tm->deadline <= h->heap[c]->deadline)
+        if (s.deadline <= h->heap[c].deadline)
             break;
         place(h, i, h->heap[c]);
         i = c;
     }
-    place(h, i, tm);
+    place(h, i, s);
 }
 
 static void update_earliest(struct weft__timers *h)
 {
-    atomic_store_explicit(&h->earliest, h->n ? h->heap[0]->deadline :
+    atomic_store_explicit(&h->earliest, h->n ? h->heap[0].deadline :
                           WEFT_NEVER, memory_order_relaxed);
 }
 
 static int grow(struct weft__timers *h)
 {
     uint32_t cap = h->cap * 2;
-    struct weft__timer **heap = weft__alloc(cap * sizeof(*heap));
+    struct weft__timer_slot *heap = weft__alloc(cap * sizeof(*heap));
 
     if (!heap)
         return -ENOMEM;
@@ -90,13 +101,13 @@ static int grow(struct weft__timers *h)
 /* Removes heap slot i; under h->lock. */
 static void remove_at(struct weft__timers *h, uint32_t i)
 {
-    struct weft__timer *last = h->heap[--h->n];
+    struct weft__timer_slot last = h->heap[--h->n];
 
-    h->heap[i]->index = TIMER_UNQUEUED;
+    h->heap[i].tm->index = TIMER_UNQUEUED;
     if (i < h->n) {
         place(h, i, last);
         sift_down(h, i);
-        if (h->heap[i] == last)
+        if (h->heap[i].tm == last.tm)
             sift_up(h, i);
     }
 }
@@ -113,10 +124,8 @@ int weft__timer_arm(struct weft__timers *h, struct weft_task *t,
     if (h->n == h->cap)
         ret = grow(h);
     if (ret == 0) {
-        tm->deadline = deadline;
-        h->heap[h->n] = tm;
-        tm->index = h->n++;
-        sift_up(h, tm->index);
+        h->heap[h->n] = (struct weft__timer_slot){ deadline, tm };
+        sift_up(h, h->n++);
         update_earliest(h);
     }
     weft__spin_unlock(&h->lock);
@@ -146,8 +155,8 @@ unsigned weft__timers_fire(struct weft__timers *h, int64_t now)
     if (weft__timers_next(h) > now)
         return 0;
     weft__spin_lock(&h->lock);
-    while (h->n && h->heap[0]->deadline <= now) {
-        struct weft__timer *tm = h->heap[0];
+    while (h->n && h->heap[0].deadline <= now) {
+        struct weft__timer *tm = h->heap[0].tm;
 
         remove_at(h, 0);
         /* release: pairs with the acquire in weft__task_block(). The wake

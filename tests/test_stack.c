@@ -119,8 +119,12 @@ __attribute__((constructor)) static void t_child_main(void)
 {
     const char *scenario = getenv(T_CHILD_ENV);
 
-    if (scenario && !strcmp(scenario, "overflow"))
-        _exit(weft_run(spawn_deep, NULL) == 0 ? 0 : 3);
+    if (!scenario)
+        return;
+    /* As on a kernel without process_madvise() guards: one call per stack. */
+    if (!strcmp(scenario, "overflow_guarded_one_by_one"))
+        atomic_store(&weft__fault_guard_batch, 1);
+    _exit(weft_run(spawn_deep, NULL) == 0 ? 0 : 3);
 }
 
 /* Runs scenario in a child with stderr into err; returns its wait status. */
@@ -156,10 +160,11 @@ static int t_run_in_child(const char *scenario, char *err, size_t cap)
     return status;
 }
 
-Test(stack, overflow_dies_with_message_naming_the_task, .timeout = 30)
+/* Runs an overflow scenario and checks that the guard caught it. */
+static void t_check_overflow(const char *scenario)
 {
     static char err[64 * KIB];
-    int status = t_run_in_child("overflow", err, sizeof(err));
+    int status = t_run_in_child(scenario, err, sizeof(err));
 
     cr_assert(WIFSIGNALED(status) || WIFEXITED(status));
 #ifdef T_ASAN
@@ -178,6 +183,16 @@ Test(stack, overflow_dies_with_message_naming_the_task, .timeout = 30)
                  WTERMSIG(status), err);
     cr_assert(strstr(err, "stack overflow in task 'deep'"), "stderr:\n%s",
               err);
+}
+
+Test(stack, overflow_dies_with_message_naming_the_task, .timeout = 30)
+{
+    t_check_overflow("overflow");
+}
+
+Test(stack, overflow_is_caught_when_guards_go_in_one_by_one, .timeout = 30)
+{
+    t_check_overflow("overflow_guarded_one_by_one");
 }
 
 /* ---- legal depth and sizes ----------------------------------------------- */
