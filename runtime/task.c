@@ -24,13 +24,6 @@
 #include "stack.h"
 #include "worker.h"
 
-struct weft_task *weft__task_current(void)
-{
-    struct worker *w = weft__worker_current();
-
-    return w ? w->current : NULL;
-}
-
 void weft__task_park(struct weft_task *t, enum weft__why why,
                      const void *where)
 {

@@ -78,6 +78,17 @@ __attribute__((noinline)) struct worker *weft__worker_current(void)
     return tls_worker;
 }
 
+/* task.h's; defined here, beside tls_worker, to read it directly instead of
+ * calling weft__worker_current(): every wait asks for the running task. */
+__attribute__((noinline)) struct weft_task *weft__task_current(void)
+{
+    struct worker *w;
+
+    __asm__ volatile("" ::: "memory");
+    w = tls_worker;
+    return w ? w->current : NULL;
+}
+
 static void count(_Atomic uint64_t *c)
 {
     atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
