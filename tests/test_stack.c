@@ -107,6 +107,28 @@ static int spawn_deep(void *arg)
     return 2; /* not reached: the overflow kills the process */
 }
 
+static int returns_zero(void *arg)
+{
+    (void)arg;
+    return 0;
+}
+
+/* 'deep' waits in the queue behind a short task and, on one worker, starts
+ * on the stack that task finished on (no switch): the report must still
+ * name it. */
+static int spawn_deep_after_short(void *arg)
+{
+    weft_spawn_opts_t opts = { .name = "deep" };
+    weft_task_t *t;
+
+    (void)arg;
+    if (weft_spawn_ex(&t, overflow_forever, NULL, &opts) < 0 ||
+        weft_spawn(NULL, returns_zero, NULL) < 0)
+        return 1;
+    weft_join(t);
+    return 2; /* not reached */
+}
+
 /*
  * The child is this test program again, run with T_CHILD_ENV set: the
  * constructor below runs the scenario before Criterion starts. A plain fork
@@ -118,9 +140,15 @@ static int spawn_deep(void *arg)
 __attribute__((constructor)) static void t_child_main(void)
 {
     const char *scenario = getenv(T_CHILD_ENV);
+    weft_config_t cfg;
 
     if (!scenario)
         return;
+    weft_config_init(&cfg);
+    if (!strcmp(scenario, "overflow_adopted")) {
+        cfg.workers = 1; /* nobody steals 'deep' away */
+        _exit(weft_run_with(&cfg, spawn_deep_after_short, NULL) == 0 ? 0 : 3);
+    }
     /* As on a kernel without process_madvise() guards: one call per stack. */
     if (!strcmp(scenario, "overflow_guarded_one_by_one"))
         atomic_store(&weft__fault_guard_batch, 1);
@@ -193,6 +221,12 @@ Test(stack, overflow_dies_with_message_naming_the_task, .timeout = 30)
 Test(stack, overflow_is_caught_when_guards_go_in_one_by_one, .timeout = 30)
 {
     t_check_overflow("overflow_guarded_one_by_one");
+}
+
+Test(stack, overflow_names_a_task_that_started_on_a_finished_ones_stack,
+     .timeout = 30)
+{
+    t_check_overflow("overflow_adopted");
 }
 
 /* ---- legal depth and sizes ----------------------------------------------- */

@@ -169,6 +169,62 @@ Test(task, cancel_not_yet_started, .timeout = 10)
     t_run(cancel_unstarted, NULL);
 }
 
+/* A task that cancels another (not started yet) and returns. */
+static int cancel_arg_and_return(void *arg)
+{
+    return weft_cancel(arg);
+}
+
+/* Recursion with a 1 KiB frame, depth levels deep. */
+__attribute__((noinline)) static int dig(int depth)
+{
+    volatile char buf[1024];
+
+    buf[0] = (char)depth;
+    buf[sizeof(buf) - 1] = (char)depth;
+    return depth ? dig(depth - 1) + (buf[0] == buf[sizeof(buf) - 1]) : 0;
+}
+
+/* Uses 384 KiB of stack: more than the default 256 KiB holds. */
+static int needs_big_stack(void *arg)
+{
+    (void)arg;
+    return dig(384) == 384 ? 9 : -EPROTO;
+}
+
+/*
+ * On one worker a task whose predecessor just returned starts on that
+ * task's stack, from the same frame: the queue here is (LIFO) canceller,
+ * then victim, then big. The victim must end cancelled without running,
+ * and big, which asked for a larger stack, must not inherit a default one
+ * (it would overflow it).
+ */
+static int start_in_place(void *arg)
+{
+    weft_spawn_opts_t big = { .stack_size = 512 * 1024 };
+    weft_task_t *victim, *custom, *canceller;
+    atomic_int ran = 0;
+
+    (void)arg;
+    cr_assert_eq(weft_spawn(&victim, must_not_run, &ran), 0);
+    cr_assert_eq(weft_spawn_ex(&custom, needs_big_stack, NULL, &big), 0);
+    cr_assert_eq(weft_spawn(&canceller, cancel_arg_and_return, victim), 0);
+    cr_assert_eq(weft_join(canceller), 0);
+    cr_assert_eq(weft_join(victim), -ECANCELED);
+    cr_assert_eq(atomic_load(&ran), 0);
+    cr_assert_eq(weft_join(custom), 9);
+    return 0;
+}
+
+Test(task, a_new_task_starts_in_place_of_a_finished_one, .timeout = 10)
+{
+    weft_config_t cfg;
+
+    weft_config_init(&cfg);
+    cfg.workers = 1; /* the order above holds only without stealing */
+    t_run_with(&cfg, start_in_place, NULL);
+}
+
 static int cleanup_after_cancel(void *arg)
 {
     (void)arg;
