@@ -11,11 +11,12 @@
  *
  *   state   meaning                                  who moves it on
  *   SCHED   in a run queue (or being handed to one)  the worker that runs it
- *   RUNNING on a worker's CPU, its stack in use, or  the task, its worker
- *           yielded and back in a run queue
+ *   RUNNING on a worker's CPU, its stack in use, or  the task, its worker;
+ *           yielded and back in a run queue          the worker that runs it
  *   IDLE    parked, switched off its stack           weft__task_wake()
  *   DONE    finished                                 nobody
- *   RUNNING|NOTIFIED: woken while running or yielded its worker after switch
+ *   NOTIFIED (or'ed onto SCHED or RUNNING): woken meanwhile; the worker that
+ *           runs it clears it, or its worker's CAS to IDLE fails on it
  *
  * A yielded task keeps RUNNING: it is runnable, not parked, so a waker only
  * marks it NOTIFIED, exactly as for a queued one, and its yield needs no RMW.
@@ -30,7 +31,8 @@
  * condition.
  *
  * Every write to `state` while wakers may be about is an atomic RMW (the
- * worker's exchange to RUNNING and to SCHED included). A plain store would
+ * worker's exchange to RUNNING included; DONE and FREE are plain stores
+ * because a waker only reads them and gives up). A plain store would
  * break the chain that carries a waker's condition store to the task's next
  * check of it: "waker stores condition, sees SCHED; worker stores RUNNING,
  * task reads the stale condition and parks" is a lost wakeup on any CPU with
@@ -63,7 +65,7 @@ enum task_state {
     TASK_RUNNING = 2,
     TASK_IDLE = 3,
     TASK_DONE = 4,
-    TASK_NOTIFIED = 8, /* or'ed onto RUNNING */
+    TASK_NOTIFIED = 8, /* or'ed onto SCHED or RUNNING */
 };
 
 /* Why a task is suspended: shown in task dumps. */
@@ -94,7 +96,7 @@ struct weft__join_waiter {
 
 #define TASK_NAME_MAX 32
 
-/* Fields are ordered to leave little padding: 176 bytes on 64-bit targets
+/* Fields are ordered to leave little padding: 168 bytes on 64-bit targets
  * in plain builds (a fresh task's struct is most of the new memory a burst
  * of spawns touches). */
 struct weft_task {
@@ -206,10 +208,14 @@ int weft__task_wait_done(struct weft_task *self, struct weft_task *t,
 void weft__task_init(struct weft_task *t, struct runtime *rt, weft_fn_t fn,
                      void *arg, const weft_spawn_opts_t *opts);
 
-/* Called by the scheduler: the task body, run on the task's fiber. */
+/* The body of a fiber: runs the task's function, then the functions of the
+ * new tasks that start in its place on the same stack (worker.c). */
 void weft__task_entry(void *arg);
 
-/* Called by the scheduler after t switched off its stack for the last time. */
+/* Ends t on worker w: releases its stack if it still has one (nothing runs
+ * on it any more), wakes its joiners, frees the struct if its handle is
+ * gone. Called by the worker, on whichever fiber runs after t's last
+ * switch, or in place of a run for a task that never started. */
 void weft__task_finish(struct worker *w, struct weft_task *t);
 
 /* Releases a task struct whose handle and run have both ended. */

@@ -19,7 +19,13 @@
  * suspending task asked for (requeue, park, finish) needs it off its stack,
  * so it is left in w->prev and done by whichever fiber runs next on this
  * worker, first thing after its switch returns (settle()): the scheduler,
- * a resumed task, or a new task in its entry.
+ * a resumed task, or a new task in its entry. A task whose function
+ * returned goes further when the next task is new: that task takes over its
+ * stack and fiber and runs from the same frame, with no switch at all
+ * (adopt()). Starting a task that needs a stack mapped (the cache is empty,
+ * or it asked for its own size) is left to the scheduler, so that what runs
+ * on a suspending task's stack stays small. Wakes issued while settling on
+ * a task's fiber go to the LIFO slot, like any wake from a running task.
  *
  * Parking without lost wakeups. The race: worker P finds every queue empty
  * and decides to sleep; meanwhile waker W pushes a task and looks for a
@@ -61,8 +67,10 @@
  * ping-pong pair that hands itself the slot ends with its stacks and tasks
  * going cold while the rest of the queue runs, so long turns pay (S3, 1000
  * pairs: 4.7M round trips/s at 3, 5.4M at 16, 6.4M at 256 with 1 worker),
- * as in Go, where the next task inherits the time slice. 256 short runs
- * keep the wait of the queue's head to tens of microseconds. */
+ * as in Go, where the next task inherits the time slice. With short runs
+ * the queue's head waits a fraction of a millisecond (0.25 ms measured
+ * behind a ping-pong pair); timers, I/O and the injection queue still get
+ * their look every POLL_INTERVAL runs. */
 #define LIFO_MAX 256
 #define STACK_CACHE_KEEP 64
 #define TRIM_MIN_PARK_NS (10 * WEFT_NS_PER_MS)
@@ -348,6 +356,29 @@ void weft__worker_settle(struct worker *w)
     settle(w);
 }
 
+/* Starts the clock of t's run, in debug mode. */
+static void run_begins(struct worker *w)
+{
+    if (unlikely(w->rt->cfg.debug))
+        w->run_start = weft__now();
+}
+
+/* Debug mode: warns about a run of the running task that went on for over
+ * 100 ms without suspending (it held up every other task of its worker). */
+static void run_ends(struct worker *w)
+{
+    struct weft_task *t = w->current;
+    int64_t ran;
+
+    if (likely(!w->rt->cfg.debug))
+        return;
+    ran = weft__now() - w->run_start;
+    if (ran > 100 * WEFT_NS_PER_MS)
+        fprintf(stderr,
+                "weft: task '%s' (%p) ran %lld ms without suspending\n",
+                t->name, (void *)t, (long long)(ran / WEFT_NS_PER_MS));
+}
+
 /* Makes t w's running task, about to be switched to; false if it ended
  * without running (cancelled before it started, or no stack). */
 static bool prepare(struct worker *w, struct weft_task *t)
@@ -361,39 +392,41 @@ static bool prepare(struct worker *w, struct weft_task *t)
     if (w->until_poll)
         w->until_poll--;
     w->current = t;
+    run_begins(w);
     return true;
-}
-
-static void warn_slow(struct weft_task *t, int64_t ran_ns)
-{
-    fprintf(stderr, "weft: task '%s' (%p) ran %lld ms without suspending\n",
-            t->name, (void *)t, (long long)(ran_ns / WEFT_NS_PER_MS));
 }
 
 static void run_task(struct worker *w, struct weft_task *t)
 {
-    int64_t t0 = 0;
-
     if (w->searching)
         end_search(w);
     if (!prepare(w, t))
         return;
-    if (unlikely(w->rt->cfg.debug))
-        t0 = weft__now();
     weft__fiber_switch_to(&w->sched, &t->fiber);
-    if (unlikely(w->rt->cfg.debug) && weft__now() - t0 > 100 * WEFT_NS_PER_MS)
-        warn_slow(t, weft__now() - t0);
     settle(w);
 }
 
 /* The next local task to run straight from a suspending or finishing one,
- * or NULL to go through the scheduler: none at hand, a poll is due, or
- * debug mode times each run from the scheduler. */
+ * or NULL to go through the scheduler: none at hand, or a poll is due. */
 static struct weft_task *take_direct(struct worker *w)
 {
-    if (!w->until_poll || unlikely(w->rt->cfg.debug))
-        return NULL;
-    return take_local(w);
+    return w->until_poll ? take_local(w) : NULL;
+}
+
+/*
+ * Whether starting t would map memory (the stack cache is empty, or t wants
+ * a stack of its own size). That is left to the scheduler, on the worker's
+ * own stack: what runs on a suspending task's stack stays small (settling,
+ * a cached stack), so a task needs little room at its suspension points.
+ * t goes back to the LIFO slot, which take_local() just emptied, to run
+ * next.
+ */
+static bool leave_to_scheduler(struct worker *w, struct weft_task *t)
+{
+    if (t->started || (!t->stack_size && w->stacks.head))
+        return false;
+    w->lifo = t;
+    return true;
 }
 
 /* Records the running task for settle() and picks the fiber to switch to:
@@ -402,9 +435,10 @@ static struct fiber *switch_target(struct worker *w, enum switch_reason why)
 {
     struct weft_task *next;
 
+    run_ends(w);
     w->prev = w->current;
     w->reason = why;
-    while ((next = take_direct(w)))
+    while ((next = take_direct(w)) && !leave_to_scheduler(w, next))
         if (prepare(w, next))
             return &next->fiber;
     w->current = NULL;
@@ -440,12 +474,14 @@ static bool adopt(struct worker *w, struct weft_task *t,
     t->stack = donor->stack;
     t->fiber = donor->fiber;
     t->started = true;
-    donor->stack = NULL; /* its fiber lives on as t's */
     count(&w->stats.tasks_run);
     if (w->until_poll)
         w->until_poll--;
+    /* t owns the stack from here: an overflow report names it. */
     w->current = t;
+    donor->stack = NULL; /* its fiber lives on as t's */
     weft__task_finish(w, donor);
+    run_begins(w);
     return true;
 }
 
@@ -459,10 +495,13 @@ struct weft_task *weft__worker_task_done(struct worker *w)
 {
     struct weft_task *t = w->current, *next;
 
+    run_ends(w);
     while ((next = take_direct(w))) {
         if (can_adopt(next, t)) {
             if (adopt(w, next, t))
                 return next;
+        } else if (leave_to_scheduler(w, next)) {
+            break;
         } else if (prepare(w, next)) {
             w->prev = t;
             w->reason = SWITCH_EXIT;

@@ -19,7 +19,7 @@ struct runtime;
 struct weft_task;
 struct weft__io;
 
-/* Why a task switched back to its worker. */
+/* Why a task switched away from its stack. */
 enum switch_reason { SWITCH_PARK, SWITCH_YIELD, SWITCH_EXIT };
 
 /* Plain per-worker counters: owner writes, anyone reads (relaxed). */
@@ -42,12 +42,15 @@ struct worker {
     struct runtime *rt WEFT_ALIGNED;
     unsigned index;
     struct fiber sched;            /* the scheduler's own context */
-    struct weft_task *current;     /* running task, NULL in the scheduler */
+    struct weft_task *current;     /* the task on this worker's CPU (set
+                                    * just before switching to it), NULL
+                                    * when the scheduler fiber is next */
     struct weft_task *lifo;        /* the task to run next */
     unsigned lifo_streak;          /* LIFO runs in a row, capped */
     struct weft_task *prev;        /* switched away, not yet settled */
     enum switch_reason reason;     /* what prev asked for */
     uint32_t until_poll;           /* task runs until the next poll */
+    int64_t run_start;             /* debug mode: when current's run began */
     uint32_t rng;
     bool searching;                /* counted in rt->idle.nsearching */
     struct weft__stack_cache stacks;
