@@ -153,16 +153,39 @@ static const char *why_name(uint8_t why)
     return why < sizeof(names) / sizeof(names[0]) ? names[why] : "?";
 }
 
+/* A live task's state for a dump; a yielded task is RUNNING (task.h). */
+static const char *state_name(uint32_t s)
+{
+    switch (s & ~(uint32_t)TASK_NOTIFIED) {
+    case TASK_SCHED:
+        return "queued";
+    case TASK_RUNNING:
+        return "running or yielded";
+    case TASK_IDLE:
+        return "parked";
+    default:
+        return "?";
+    }
+}
+
 void weft__runtime_dump(struct runtime *rt, const char *why)
 {
     pthread_mutex_lock(&rt->reg_lock);
     fprintf(stderr, "weft: task dump (%s)\n", why);
     for (struct weft_task *t = rt->registry; t; t = t->all_next) {
-        if (!is_live(t))
+        uint32_t s = atomic_load(&t->state);
+        uint8_t w = atomic_load_explicit(&t->why, memory_order_relaxed);
+
+        /* Not the task writing the dump (the runtime's own drain). */
+        if (!is_live(t) || t == weft__task_current())
             continue;
-        fprintf(stderr, "  task '%s' %p: state %u, waiting in %s at %p\n",
-                t->name, (void *)t, (unsigned)atomic_load(&t->state),
-                why_name(t->why), t->where);
+        if (w == WHY_NONE)
+            fprintf(stderr, "  task '%s' %p: running\n", t->name, (void *)t);
+        else
+            fprintf(stderr, "  task '%s' %p: %s%s, waiting in %s at %p\n",
+                    t->name, (void *)t, state_name(s),
+                    s & TASK_NOTIFIED ? " (woken)" : "", why_name(w),
+                    atomic_load_explicit(&t->where, memory_order_relaxed));
     }
     pthread_mutex_unlock(&rt->reg_lock);
 }

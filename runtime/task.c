@@ -29,8 +29,7 @@ void weft__task_park(struct weft_task *t, enum weft__why why,
 {
     uint32_t s = TASK_RUNNING | TASK_NOTIFIED;
 
-    t->why = (uint8_t)why;
-    t->where = where;
+    weft__task_note_wait(t, why, where);
     /* Already woken since it last ran: consume the wake without a switch.
      * acquire: pairs with the release in weft__task_wake(). The plain load
      * first keeps the usual case free of a locked RMW: a wake that lands
@@ -40,7 +39,7 @@ void weft__task_park(struct weft_task *t, enum weft__why why,
                                                  memory_order_acquire,
                                                  memory_order_relaxed))
         weft__worker_switch_out(weft__worker_current(), SWITCH_PARK);
-    t->why = WHY_NONE;
+    weft__task_note_wait(t, WHY_NONE, NULL);
 }
 
 void weft__task_wake(struct weft_task *t)
@@ -210,8 +209,7 @@ void weft__task_init(struct weft_task *t, struct runtime *rt, weft_fn_t fn,
     t->stack = NULL;
     t->result = 0;
     t->started = false;
-    t->why = WHY_NONE;
-    t->where = NULL;
+    weft__task_note_wait(t, WHY_NONE, NULL);
     t->scope_deadline = WEFT_NEVER;
     t->stack_size = opts ? opts->stack_size : 0;
     t->name[0] = '\0';
@@ -478,10 +476,9 @@ int weft_yield(void)
 
     if (!t)
         return -EPERM;
-    t->why = WHY_YIELD;
-    t->where = __builtin_return_address(0);
+    weft__task_note_wait(t, WHY_YIELD, __builtin_return_address(0));
     weft__worker_switch_out(w, SWITCH_YIELD);
-    t->why = WHY_NONE;
+    weft__task_note_wait(t, WHY_NONE, NULL);
     return weft__task_take_cancel(t) ? -ECANCELED : 0;
 }
 

@@ -105,9 +105,11 @@ struct weft_task {
     struct stack *stack;
     int result;
     bool started;
-    uint8_t why;             /* enum weft__why of the current suspension */
+    /* Why and where the task last suspended, for task dumps: relaxed
+     * atomics, since a dump reads them from another thread. */
+    _Atomic uint8_t why;     /* enum weft__why of the current suspension */
     bool detached_at_spawn;  /* set at spawn: no handle was ever given out */
-    const void *where;       /* return address of the suspending call */
+    const void *_Atomic where; /* return address of the suspending call */
     int64_t scope_deadline;  /* innermost timeout scope, WEFT_NEVER if none */
 
     /* Set at spawn, read-only while the task lives. */
@@ -143,6 +145,14 @@ struct weft_task {
     /* Registry of every task struct of the runtime; under its lock. */
     struct weft_task *all_next;
 };
+
+/* Records why and from where t suspends (WHY_NONE: it runs again). */
+static inline void weft__task_note_wait(struct weft_task *t,
+                                        enum weft__why why, const void *where)
+{
+    atomic_store_explicit(&t->why, (uint8_t)why, memory_order_relaxed);
+    atomic_store_explicit(&t->where, where, memory_order_relaxed);
+}
 
 /* The running task, or NULL outside a task. */
 struct weft_task *weft__task_current(void);

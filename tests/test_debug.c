@@ -1,0 +1,181 @@
+/*
+ * Debug mode (WEFT_DEBUG): what it reports on stderr. A detached task that
+ * fails and a failed task whose handle is never joined (asyncio's "exception
+ * was never retrieved"), a run that goes on for over 100 ms without
+ * suspending, and the tasks still alive 1 s into shutdown. Cancellation is
+ * not a failure and is never reported.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "helpers.h"
+
+/*
+ * Runs fn(arg) as the main task of a debug-mode runtime with stderr going
+ * to a file, and returns what was written there.
+ */
+static const char *t_run_debug(weft_fn_t fn, void *arg)
+{
+    static char out[64 * 1024];
+    char path[] = "/tmp/weft-debug-XXXXXX";
+    weft_config_t cfg;
+    int fd = mkstemp(path), saved, ret;
+    ssize_t n;
+
+    cr_assert_geq(fd, 0);
+    unlink(path);
+    fflush(stderr);
+    saved = dup(STDERR_FILENO);
+    cr_assert_geq(saved, 0);
+    cr_assert_eq(dup2(fd, STDERR_FILENO), STDERR_FILENO);
+    weft_config_init(&cfg);
+    cfg.debug = WEFT_FLAG_ON;
+    ret = weft_run_with(&cfg, fn, arg);
+    fflush(stderr);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    n = pread(fd, out, sizeof(out) - 1, 0);
+    close(fd);
+    cr_assert_eq(ret, 0, "weft_run_with returned %d", ret);
+    cr_assert_geq(n, 0);
+    out[n] = '\0';
+    return out;
+}
+
+static int fails_with_eio(void *arg)
+{
+    (void)arg;
+    return -EIO;
+}
+
+static int waits_to_be_cancelled(void *arg)
+{
+    (void)arg;
+    return weft_sleep_ms(60 * 1000);
+}
+
+/* ---- failures nobody retrieves ------------------------------------------- */
+
+static int lose_failures(void *arg)
+{
+    weft_spawn_opts_t lost = { .name = "lost" };
+    weft_spawn_opts_t forgotten = { .name = "forgotten" };
+    weft_spawn_opts_t joined = { .name = "joined" };
+    weft_spawn_opts_t cancelled = { .name = "cancelled" };
+    weft_task_t *f, *j, *c;
+
+    (void)arg;
+    cr_assert_eq(weft_spawn_ex(NULL, fails_with_eio, NULL, &lost), 0);
+    cr_assert_eq(weft_spawn_ex(&f, fails_with_eio, NULL, &forgotten), 0);
+    cr_assert_eq(weft_spawn_ex(&j, fails_with_eio, NULL, &joined), 0);
+    cr_assert_eq(weft_spawn_ex(&c, waits_to_be_cancelled, NULL, &cancelled),
+                 0);
+    cr_assert_eq(weft_join(j), -EIO);
+    weft_cancel(c);
+    cr_assert_eq(weft_join(c), -ECANCELED);
+    /* f ends failed; its handle is never joined nor detached. */
+    cr_assert_eq(weft_sleep_ms(20), 0);
+    return 0;
+}
+
+Test(debug, failures_nobody_retrieves_are_reported, .timeout = 30)
+{
+    const char *err = t_run_debug(lose_failures, NULL);
+
+    cr_assert(strstr(err, "task 'lost'") &&
+              strstr(err, "failed with -5 (Input/output error) and was "
+                          "detached"), "stderr:\n%s", err);
+    cr_assert(strstr(err, "task 'forgotten'") &&
+              strstr(err, "and was never joined"), "stderr:\n%s", err);
+    cr_assert_null(strstr(err, "'joined'"), "stderr:\n%s", err);
+    cr_assert_null(strstr(err, "'cancelled'"), "stderr:\n%s", err);
+}
+
+/* ---- runs that do not suspend -------------------------------------------- */
+
+static void t_spin_ms(int64_t ms)
+{
+    int64_t until = weft_now_ns() + ms * 1000 * 1000;
+
+    while (weft_now_ns() < until)
+        ;
+}
+
+/* Hogs its worker, then suspends (the run ends at a switch). */
+static int hog_then_yield(void *arg)
+{
+    (void)arg;
+    t_spin_ms(150);
+    return weft_yield();
+}
+
+/* Hogs its worker, then returns (the run ends with the task). */
+static int hog_then_return(void *arg)
+{
+    (void)arg;
+    t_spin_ms(150);
+    return 0;
+}
+
+static int hog(void *arg)
+{
+    weft_spawn_opts_t a = { .name = "hog-yields" };
+    weft_spawn_opts_t b = { .name = "hog-returns" };
+    weft_spawn_opts_t c = { .name = "polite" };
+    weft_task_t *t[3];
+
+    (void)arg;
+    cr_assert_eq(weft_spawn_ex(&t[0], hog_then_yield, NULL, &a), 0);
+    cr_assert_eq(weft_spawn_ex(&t[1], hog_then_return, NULL, &b), 0);
+    cr_assert_eq(weft_spawn_ex(&t[2], waits_to_be_cancelled, NULL, &c), 0);
+    cr_assert_eq(weft_join(t[0]), 0);
+    cr_assert_eq(weft_join(t[1]), 0);
+    weft_cancel(t[2]);
+    cr_assert_eq(weft_join(t[2]), -ECANCELED);
+    return 0;
+}
+
+Test(debug, runs_that_do_not_suspend_are_reported, .timeout = 30)
+{
+    const char *err = t_run_debug(hog, NULL);
+
+    cr_assert(strstr(err, "task 'hog-yields'"), "stderr:\n%s", err);
+    cr_assert(strstr(err, "task 'hog-returns'"), "stderr:\n%s", err);
+    cr_assert(strstr(err, "without suspending"), "stderr:\n%s", err);
+    cr_assert_null(strstr(err, "'polite'"), "stderr:\n%s", err);
+}
+
+/* ---- tasks that outlive the main task ------------------------------------ */
+
+/* Takes its cancellation, then sleeps on for 1.5 s: parked in a sleep
+ * when the dump comes, 1 s into shutdown. */
+static int stubborn(void *arg)
+{
+    (void)arg;
+    if (weft_sleep_ms(60 * 1000) == -ECANCELED)
+        weft_sleep_ms(1500);
+    return 0;
+}
+
+static int leave_stubborn(void *arg)
+{
+    weft_spawn_opts_t opts = { .name = "stubborn" };
+
+    (void)arg;
+    cr_assert_eq(weft_spawn_ex(NULL, stubborn, NULL, &opts), 0);
+    cr_assert_eq(weft_sleep_ms(5), 0);
+    return 0;
+}
+
+Test(debug, tasks_alive_1s_into_shutdown_are_dumped, .timeout = 30)
+{
+    const char *err = t_run_debug(leave_stubborn, NULL);
+
+    cr_assert(strstr(err, "task dump (still alive 1 s after shutdown "
+                          "began)"), "stderr:\n%s", err);
+    cr_assert(strstr(err, "task 'stubborn'") &&
+              strstr(err, "waiting in sleep"), "stderr:\n%s", err);
+}
