@@ -62,7 +62,7 @@ static int many_accepter(void *arg)
         int fd = weft_listener_accept(m->l, NULL, NULL, WEFT_NO_DEADLINE);
         int idx;
 
-        if (fd == -EBADF)
+        if (fd == -ECANCELED)
             return 0;
         cr_assert_geq(fd, 0, "accept: %s", strerror(-fd));
         cr_assert_eq(weft_read_exact(fd, &idx, sizeof(idx), T_SECS(20)),
@@ -92,9 +92,13 @@ static int many_main(void *arg)
     for (int i = 0; i < MANY; i++)
         cr_assert_eq(weft_join(cl[i]), 0);
     cr_assert_eq(atomic_load(&m.accepted), MANY);
-    cr_assert_eq(weft_listener_close(m.l), 0);
+    /* Close only once no accept call can start (weft.h): an accepter
+     * between two calls would otherwise call into a freed listener. */
+    for (int i = 0; i < 4; i++)
+        weft_cancel(acc[i]);
     for (int i = 0; i < 4; i++)
         cr_assert_eq(weft_join(acc[i]), 0);
+    cr_assert_eq(weft_listener_close(m.l), 0);
     return 0;
 }
 
