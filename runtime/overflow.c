@@ -55,7 +55,7 @@ static void on_segv(int sig, siginfo_t *si, void *uctx)
 
     if (t && t->stack && weft__stack_is_guard(t->stack, si->si_addr)) {
         put("weft: stack overflow in task '");
-        put(t->name[0] ? t->name : "(unnamed)");
+        put(weft__task_name_or(t, "(unnamed)"));
         put("' (stack size ");
         put_num((unsigned long)t->stack->size);
         put(" bytes); raise WEFT_STACK_SIZE or the task's stack_size\n");

@@ -180,10 +180,11 @@ void weft__runtime_dump(struct runtime *rt, const char *why)
         if (!is_live(t) || t == weft__task_current())
             continue;
         if (w == WHY_NONE)
-            fprintf(stderr, "  task '%s' %p: running\n", t->name, (void *)t);
+            fprintf(stderr, "  task '%s' %p: running\n",
+                    weft__task_name_or(t, ""), (void *)t);
         else
             fprintf(stderr, "  task '%s' %p: %s%s, waiting in %s at %p\n",
-                    t->name, (void *)t, state_name(s),
+                    weft__task_name_or(t, ""), (void *)t, state_name(s),
                     s & TASK_NOTIFIED ? " (woken)" : "", why_name(w),
                     atomic_load_explicit(&t->where, memory_order_relaxed));
     }
@@ -215,7 +216,8 @@ static void start_outside(struct runtime *rt, struct weft_task *t,
 {
     weft_spawn_opts_t opts = { .name = name };
 
-    weft__task_init(t, rt, fn, arg, &opts);
+    /* A runtime task whose name could not be copied runs unnamed. */
+    (void)weft__task_init(t, rt, fn, arg, &opts);
     t->on_finish = on_finish;
     t->detached_at_spawn = !out;
     atomic_store_explicit(&t->handle, out ? HANDLE_HELD : 0,
@@ -386,8 +388,8 @@ static void report_unjoined(struct runtime *rt)
         if (atomic_load(&t->state) == TASK_DONE && (h & HANDLE_HELD) &&
             t->result < 0 && t->result != -ECANCELED)
             fprintf(stderr, "weft: task '%s' (%p) failed with %d (%s) and "
-                            "was never joined\n", t->name, (void *)t,
-                    t->result, strerror(-t->result));
+                            "was never joined\n", weft__task_name_or(t, ""),
+                    (void *)t, t->result, strerror(-t->result));
     }
 }
 
@@ -409,6 +411,8 @@ static void free_runtime(struct runtime *rt)
 {
     struct weft_task *t = rt->registry;
 
+    for (struct weft_task *u = t; u; u = u->all_next)
+        weft__task_drop_name(u);
     /* Each block of structs sits in the registry whole, first one first. */
     while (t) {
         struct weft_task *next = t[t->block_len - 1].all_next;

@@ -184,10 +184,33 @@ static struct weft_task *task_alloc(struct worker *w)
     return t;
 }
 
+/* A heap copy of name, cut to TASK_NAME_MAX - 1 bytes; NULL if memory is
+ * short. Kept out of the struct: most tasks have no name, and every byte of
+ * a task struct is new memory in a burst of spawns. */
+static char *copy_name(const char *name)
+{
+    size_t n = strnlen(name, TASK_NAME_MAX - 1);
+    char *c = weft__alloc(n + 1);
+
+    if (c) {
+        memcpy(c, name, n);
+        c[n] = '\0';
+    }
+    return c;
+}
+
+void weft__task_drop_name(struct weft_task *t)
+{
+    if (t->name)
+        weft__free(t->name, strlen(t->name) + 1);
+    t->name = NULL;
+}
+
 void weft__task_free(struct weft_task *t)
 {
     struct worker *w = weft__worker_current();
 
+    weft__task_drop_name(t);
     atomic_store_explicit(&t->state, TASK_FREE, memory_order_relaxed);
     if (w && w->rt == t->rt) {
         t->next = w->free_tasks;
@@ -200,9 +223,11 @@ void weft__task_free(struct weft_task *t)
     pthread_mutex_unlock(&t->rt->reg_lock);
 }
 
-void weft__task_init(struct weft_task *t, struct runtime *rt, weft_fn_t fn,
-                     void *arg, const weft_spawn_opts_t *opts)
+int weft__task_init(struct weft_task *t, struct runtime *rt, weft_fn_t fn,
+                    void *arg, const weft_spawn_opts_t *opts)
 {
+    const char *name = opts ? opts->name : NULL;
+
     t->fn = fn;
     t->arg = arg;
     t->rt = rt;
@@ -212,14 +237,13 @@ void weft__task_init(struct weft_task *t, struct runtime *rt, weft_fn_t fn,
     weft__task_note_wait(t, WHY_NONE, NULL);
     t->scope_deadline = WEFT_NEVER;
     t->stack_size = opts ? opts->stack_size : 0;
-    t->name[0] = '\0';
-    if (opts && opts->name)
-        snprintf(t->name, sizeof(t->name), "%s", opts->name);
+    t->name = name ? copy_name(name) : NULL;
     t->joiners = NULL;
     t->on_finish = NULL;
     atomic_store_explicit(&t->cancel, false, memory_order_relaxed);
     atomic_store_explicit(&t->shutdown_seen, false, memory_order_relaxed);
     atomic_store_explicit(&t->state, TASK_SCHED, memory_order_relaxed);
+    return name && !t->name ? -ENOMEM : 0;
 }
 
 /* ---- the task body and its end ------------------------------------------- */
@@ -242,7 +266,8 @@ static void report_failure(const struct weft_task *t, const char *how)
         return;
     fprintf(stderr,
             "weft: task '%s' (%p) failed with %d (%s) and %s\n",
-            t->name, (const void *)t, t->result, strerror(-t->result), how);
+            weft__task_name_or(t, ""), (const void *)t, t->result,
+            strerror(-t->result), how);
 }
 
 static void wake_joiners(struct weft_task *t)
@@ -332,7 +357,10 @@ int weft_spawn_ex(weft_task_t **out, weft_fn_t fn, void *arg,
     t = task_alloc(w);
     if (!t)
         return -ENOMEM;
-    weft__task_init(t, w->rt, fn, arg, opts);
+    if (weft__task_init(t, w->rt, fn, arg, opts) < 0) {
+        weft__task_free(t);
+        return -ENOMEM;
+    }
     t->detached_at_spawn = !out;
     atomic_store_explicit(&t->handle, out ? HANDLE_HELD : 0,
                           memory_order_relaxed);
@@ -491,5 +519,5 @@ const char *weft_task_name(const weft_task_t *t)
 {
     if (!t)
         t = weft__task_current();
-    return t ? t->name : "";
+    return t ? weft__task_name_or(t, "") : "";
 }

@@ -94,9 +94,9 @@ struct weft__join_waiter {
     atomic_bool done;
 };
 
-#define TASK_NAME_MAX 32
+#define TASK_NAME_MAX 32 /* bytes kept of a name, its NUL included */
 
-/* Fields are ordered to leave little padding: 168 bytes on 64-bit targets
+/* Fields are ordered to leave little padding: 144 bytes on 64-bit targets
  * in plain builds (a fresh task's struct is most of the new memory a burst
  * of spawns touches). */
 struct weft_task {
@@ -121,7 +121,7 @@ struct weft_task {
      * before it started, no stack): how a thread outside the runtime
      * learns the result of a task it waits for. NULL for most tasks. */
     void (*on_finish)(struct weft_task *t);
-    char name[TASK_NAME_MAX];
+    char *name;              /* a heap copy of the spawn option, or NULL */
 
     /* Queue link: run queue spill batches, injection queue, free caches. */
     struct weft_task *next;
@@ -214,9 +214,20 @@ int weft__task_wait_done(struct weft_task *self, struct weft_task *t,
                          const void *where);
 
 /* Resets a task struct for a new run of fn(arg) (state SCHED); the caller
- * sets detached_at_spawn and the handle bits, then enqueues it. */
-void weft__task_init(struct weft_task *t, struct runtime *rt, weft_fn_t fn,
-                     void *arg, const weft_spawn_opts_t *opts);
+ * sets detached_at_spawn and the handle bits, then enqueues it. -ENOMEM if
+ * the name could not be copied (t is left without one). */
+int weft__task_init(struct weft_task *t, struct runtime *rt, weft_fn_t fn,
+                    void *arg, const weft_spawn_opts_t *opts);
+
+/* t's name for reports: `none` if it has none. */
+static inline const char *weft__task_name_or(const struct weft_task *t,
+                                             const char *none)
+{
+    return t->name ? t->name : none;
+}
+
+/* Frees t's name, if any (the runtime's end, for structs never freed). */
+void weft__task_drop_name(struct weft_task *t);
 
 /* The body of a fiber: runs the task's function, then the functions of the
  * new tasks that start in its place on the same stack (worker.c). */

@@ -376,7 +376,8 @@ static void run_ends(struct worker *w)
     if (ran > 100 * WEFT_NS_PER_MS)
         fprintf(stderr,
                 "weft: task '%s' (%p) ran %lld ms without suspending\n",
-                t->name, (void *)t, (long long)(ran / WEFT_NS_PER_MS));
+                weft__task_name_or(t, ""), (void *)t,
+                (long long)(ran / WEFT_NS_PER_MS));
 }
 
 /* Makes t w's running task, about to be switched to; false if it ended
