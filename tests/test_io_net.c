@@ -130,27 +130,44 @@ static int stream_writer(void *arg)
     return (int)(h & 0x7fffffff);
 }
 
-static int stream_main(void *arg)
+/*
+ * Streams STREAM_BYTES from a writer task over sv[0] and checks, on sv[1],
+ * that all of it arrived intact: received with weft_recv, or with
+ * weft_read when by_read.
+ */
+static void t_check_stream(int sv[2], bool by_read)
 {
     static unsigned char buf[100000];
     uint64_t h = 0xcbf29ce484222325ull;
     size_t got = 0;
     weft_task_t *w;
-    int sv[2];
     ssize_t n;
 
-    (void)arg;
-    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
     cr_assert_eq(weft_spawn(&w, stream_writer, (void *)(intptr_t)sv[0]), 0);
-    while ((n = weft_recv(sv[1], buf, sizeof(buf), 0, T_SECS(60))) > 0) {
+    for (;;) {
+        if (by_read)
+            n = weft_read(sv[1], buf, sizeof(buf), -1, T_SECS(60));
+        else
+            n = weft_recv(sv[1], buf, sizeof(buf), 0, T_SECS(60));
+        if (n <= 0)
+            break;
         h = fnv(h, buf, (size_t)n);
         got += (size_t)n;
     }
-    cr_assert_eq(n, 0, "recv: %s", strerror((int)-n));
+    cr_assert_eq(n, 0, "receive: %s", strerror((int)-n));
     cr_assert_eq(got, STREAM_BYTES);
     cr_assert_eq(weft_join(w), (int)(h & 0x7fffffff), "checksum differs");
     close(sv[0]);
     close(sv[1]);
+}
+
+static int stream_main(void *arg)
+{
+    int sv[2];
+
+    (void)arg;
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    t_check_stream(sv, false);
     return 0;
 }
 
@@ -172,25 +189,11 @@ static int tcp_pair(int sv[2])
 
 static int stream_tcp_main(void *arg)
 {
-    static unsigned char buf[100000];
-    uint64_t h = 0xcbf29ce484222325ull;
-    size_t got = 0;
-    weft_task_t *w;
     int sv[2];
-    ssize_t n;
 
     (void)arg;
     tcp_pair(sv);
-    cr_assert_eq(weft_spawn(&w, stream_writer, (void *)(intptr_t)sv[0]), 0);
-    while ((n = weft_read(sv[1], buf, sizeof(buf), -1, T_SECS(60))) > 0) {
-        h = fnv(h, buf, (size_t)n);
-        got += (size_t)n;
-    }
-    cr_assert_eq(n, 0);
-    cr_assert_eq(got, STREAM_BYTES);
-    cr_assert_eq(weft_join(w), (int)(h & 0x7fffffff), "checksum differs");
-    close(sv[0]);
-    close(sv[1]);
+    t_check_stream(sv, true);
     return 0;
 }
 
