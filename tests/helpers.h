@@ -53,6 +53,17 @@ static inline void t_run_with(const weft_config_t *cfg, weft_fn_t fn,
     cr_assert_eq(ret, 0, "weft_run_with returned %d", ret);
 }
 
+/* t_run on a single worker whatever WEFT_WORKERS says, for tests whose
+ * order of events holds only without stealing. */
+static inline void t_run_one_worker(weft_fn_t fn, void *arg)
+{
+    weft_config_t cfg;
+
+    weft_config_init(&cfg);
+    cfg.workers = 1;
+    t_run_with(&cfg, fn, arg);
+}
+
 /* t_run with at least two workers, for tests about crossing workers: the
  * configured count if larger (oversubscribed runs stay oversubscribed). */
 static inline void t_run_two_or_more(weft_fn_t fn, void *arg)

@@ -484,12 +484,9 @@ static int starve_main(void *arg)
 Test(sched, lifo_ping_pong_does_not_starve_runnable_task, .timeout = 30)
 {
     static struct starve s;
-    weft_config_t cfg;
 
-    weft_config_init(&cfg);
-    cfg.workers = 1;
     t_pingpong_init(&s.pp, LONG_MAX);
-    cr_assert_eq(weft_run_with(&cfg, starve_main, &s), 0);
+    t_run_one_worker(starve_main, &s);
     /* The game was on while the third task waited to run. */
     cr_assert_gt(s.token_at_wake, s.token_at_sleep);
 }

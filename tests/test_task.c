@@ -218,11 +218,7 @@ static int start_in_place(void *arg)
 
 Test(task, a_new_task_starts_in_place_of_a_finished_one, .timeout = 10)
 {
-    weft_config_t cfg;
-
-    weft_config_init(&cfg);
-    cfg.workers = 1; /* the order above holds only without stealing */
-    t_run_with(&cfg, start_in_place, NULL);
+    t_run_one_worker(start_in_place, NULL); /* the order holds without stealing */
 }
 
 static int cleanup_after_cancel(void *arg)

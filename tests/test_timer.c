@@ -75,11 +75,7 @@ static int sleep_order(void *arg)
  */
 Test(timer, sleepers_wake_in_deadline_order, .timeout = 10)
 {
-    weft_config_t cfg;
-
-    weft_config_init(&cfg);
-    cfg.workers = 1;
-    cr_assert_eq(weft_run_with(&cfg, sleep_order, NULL), 0);
+    t_run_one_worker(sleep_order, NULL);
 }
 
 /* ---- accuracy ------------------------------------------------------------ */
@@ -149,11 +145,7 @@ static int sleep_until_past(void *arg)
 
 Test(timer, sleep_until_past_deadline_yields_and_returns_0, .timeout = 10)
 {
-    weft_config_t cfg;
-
-    weft_config_init(&cfg);
-    cfg.workers = 1;
-    cr_assert_eq(weft_run_with(&cfg, sleep_until_past, NULL), 0);
+    t_run_one_worker(sleep_until_past, NULL);
 }
 
 static int negative_sleeps(void *arg)
