@@ -344,24 +344,6 @@ static uint32_t wanted_events(const struct weft__io_op *op)
 
 /* ---- waiter lists -------------------------------------------------------- */
 
-static int grow_fds(struct weft__io *io, int fd)
-{
-    uint32_t n = io->nfds ? io->nfds : 64;
-    struct fdwait *fds;
-
-    while (n <= (uint32_t)fd)
-        n *= 2;
-    fds = weft__zalloc(n * sizeof(*fds));
-    if (!fds)
-        return -ENOMEM;
-    for (uint32_t i = 0; i < io->nfds; i++)
-        fds[i] = io->fds[i];
-    weft__free(io->fds, io->nfds * sizeof(*fds));
-    io->fds = fds;
-    io->nfds = n;
-    return 0;
-}
-
 /* (Re-)arms fd's one-shot registration for the events its waiters want. */
 static int arm(struct weft__io *io, int fd, uint32_t events)
 {
@@ -388,7 +370,9 @@ static int add_waiter(struct weft__io *io, struct weft__io_op *op)
     uint32_t want = wanted_events(op);
     int ret;
 
-    if ((uint32_t)op->fd >= io->nfds && (ret = grow_fds(io, op->fd)) < 0)
+    if ((uint32_t)op->fd >= io->nfds &&
+        (ret = weft__grow_table((void **)&io->fds, &io->nfds,
+                                sizeof(*io->fds), 64, (uint32_t)op->fd)) < 0)
         return ret;
     fw = &io->fds[op->fd];
     if ((fw->armed & want) != want) {

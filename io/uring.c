@@ -158,24 +158,6 @@ static bool on_fd(const struct weft__io_op *op)
            op->opcode != IOP_STATX && op->opcode != IOP_CLOSE;
 }
 
-static int grow_fdops(struct weft__io *io, int fd)
-{
-    uint32_t n = io->nfdops ? io->nfdops : 256;
-    uint32_t *f;
-
-    while (n <= (uint32_t)fd)
-        n *= 2;
-    f = weft__zalloc(n * sizeof(*f));
-    if (!f)
-        return -ENOMEM;
-    for (uint32_t i = 0; i < io->nfdops; i++)
-        f[i] = io->fdops[i];
-    weft__free(io->fdops, io->nfdops * sizeof(*f));
-    io->fdops = f;
-    io->nfdops = n;
-    return 0;
-}
-
 /* Ops of this ring in flight on fd: a close cancels them only if any. */
 static bool fd_busy(const struct weft__io *io, int fd)
 {
@@ -190,7 +172,9 @@ static int take_slot(struct weft__io *io, struct weft__io_op *op)
     if (io->free_head == SLOT_NONE && grow_slots(io) < 0)
         return -ENOMEM;
     if (on_fd(op)) {
-        if ((uint32_t)op->fd >= io->nfdops && grow_fdops(io, op->fd) < 0)
+        if ((uint32_t)op->fd >= io->nfdops &&
+            weft__grow_table((void **)&io->fdops, &io->nfdops,
+                             sizeof(*io->fdops), 256, (uint32_t)op->fd) < 0)
             return -ENOMEM;
         io->fdops[op->fd]++;
     }

@@ -6,8 +6,11 @@
 #ifndef WEFT_MEM_H
 #define WEFT_MEM_H
 
+#include <errno.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #if defined(WEFT_USE_JEMALLOC)
 #include <jemalloc/jemalloc.h>
@@ -27,5 +30,29 @@ static inline void weft__free(void *p, size_t n)
     free(p);
 }
 #endif
+
+/*
+ * Grows the zero-filled array *arr of *len elements of elem bytes (starting
+ * at first, doubling) until index fits, keeping its contents: the tables the
+ * I/O backends index by fd. 0, or -ENOMEM with the array unchanged.
+ */
+static inline int weft__grow_table(void **arr, uint32_t *len, size_t elem,
+                                   uint32_t first, uint32_t index)
+{
+    uint32_t n = *len ? *len : first;
+    void *a;
+
+    while (n <= index)
+        n *= 2;
+    a = weft__zalloc(n * elem);
+    if (!a)
+        return -ENOMEM;
+    if (*arr)
+        memcpy(a, *arr, *len * elem);
+    weft__free(*arr, *len * elem);
+    *arr = a;
+    *len = n;
+    return 0;
+}
 
 #endif
