@@ -236,7 +236,10 @@ int weft__task_init(struct weft_task *t, struct runtime *rt, weft_fn_t fn,
     t->started = false;
     weft__task_note_wait(t, WHY_NONE, NULL);
     t->scope_deadline = WEFT_NEVER;
-    t->stack_size = opts ? opts->stack_size : 0;
+    /* 0 for the default size, however asked for: such a task may start
+     * on a cached or adopted stack. */
+    t->stack_size = opts && opts->stack_size != rt->stacks.size ?
+                    opts->stack_size : 0;
     t->name = name ? copy_name(name) : NULL;
     t->joiners = NULL;
     t->on_finish = NULL;
@@ -300,10 +303,6 @@ void weft__task_finish(struct worker *w, struct weft_task *t)
         weft__stack_put(&w->rt->stacks, &w->stacks, t->stack);
         t->stack = NULL;
     }
-    atomic_store_explicit(&w->stats.finished,
-                          atomic_load_explicit(&w->stats.finished,
-                                               memory_order_relaxed) + 1,
-                          memory_order_relaxed);
     if (t->on_finish)
         t->on_finish(t);
     if (t->detached_at_spawn) {
@@ -363,10 +362,6 @@ int weft_spawn_ex(weft_task_t **out, weft_fn_t fn, void *arg,
     }
     t->detached_at_spawn = !out;
     atomic_store_explicit(&t->handle, out ? HANDLE_HELD : 0,
-                          memory_order_relaxed);
-    atomic_store_explicit(&w->stats.spawned,
-                          atomic_load_explicit(&w->stats.spawned,
-                                               memory_order_relaxed) + 1,
                           memory_order_relaxed);
     if (out)
         *out = t;

@@ -178,12 +178,11 @@ static struct weft_task *take_injected(struct worker *w)
     uint32_t len = weft__inject_len(&rt->inject);
     uint32_t max = len / rt->nworkers + 1;
     struct weft_task *first, *t;
-    uint32_t n;
-
-    uint32_t room = WEFT_RUNQ_CAP - weft__runq_len(&w->runq);
+    uint32_t n, room;
 
     if (len == 0)
         return NULL;
+    room = WEFT_RUNQ_CAP - weft__runq_len(&w->runq);
     /* Take no more than the local queue can hold besides the one we run,
      * so nothing has to go back under the lock. */
     if (max > WEFT_RUNQ_CAP / 2)
@@ -389,7 +388,6 @@ static bool prepare(struct worker *w, struct weft_task *t)
     atomic_exchange_explicit(&t->state, TASK_RUNNING, memory_order_acquire);
     if (unlikely(!t->started) && !start_task(w, t))
         return false;
-    count(&w->stats.tasks_run);
     if (w->until_poll)
         w->until_poll--;
     w->current = t;
@@ -475,7 +473,6 @@ static bool adopt(struct worker *w, struct weft_task *t,
     t->stack = donor->stack;
     t->fiber = donor->fiber;
     t->started = true;
-    count(&w->stats.tasks_run);
     if (w->until_poll)
         w->until_poll--;
     /* t owns the stack from here: an overflow report names it. */
@@ -588,7 +585,6 @@ static void idle(struct worker *w)
         unannounce(w);
         return;
     }
-    count(&w->stats.parks);
     rt->io_ops->wait(w->io, park_timeout(w));
     unannounce(w);
 }

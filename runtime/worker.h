@@ -22,13 +22,10 @@ struct weft__io;
 /* Why a task switched away from its stack. */
 enum switch_reason { SWITCH_PARK, SWITCH_YIELD, SWITCH_EXIT };
 
-/* Plain per-worker counters: owner writes, anyone reads (relaxed). */
+/* Plain per-worker counters: owner writes, anyone reads (relaxed). Only
+ * what something reads is counted: every counter is a store per event. */
 struct worker_stats {
-    _Atomic uint64_t tasks_run;
     _Atomic uint64_t steals;
-    _Atomic uint64_t parks;
-    _Atomic uint64_t spawned;
-    _Atomic uint64_t finished;
 };
 
 struct worker {
