@@ -170,7 +170,7 @@ static int connector(void *arg)
 
 static int accept_cancel_main(void *arg)
 {
-    int lfd = t_listen_tcp(1024), base = t_count_fds(), got = 0, accepted = 0;
+    int lfd = t_listen_tcp(1024), base = t_fds(), got = 0, accepted = 0;
     uint16_t port = t_port(lfd);
     int conns[600];
     int nconns = 0;
@@ -211,7 +211,7 @@ static int accept_cancel_main(void *arg)
     cr_assert_eq(weft_accept(lfd, NULL, NULL, 0, T_MS(20)), -ETIMEDOUT);
     for (int i = 0; i < nconns; i++)
         close(conns[i]);
-    cr_assert_eq(t_count_fds(), base, "an fd leaked");
+    cr_assert_eq(t_fds(), base, "an fd leaked");
     close(lfd);
     return 0;
 }
