@@ -1,9 +1,10 @@
 /*
  * Fiber stacks: mmap'd, lazily committed, never THP-backed, each with a
- * guard (64 KiB of address space) below it. Default-size stacks are carved from slabs (one mmap
- * for many stacks) so that starting 100k tasks costs a few hundred syscalls,
- * not hundreds of thousands; they are recycled through per-worker caches and
- * a shared pool. Stacks of any other size are mapped one by one.
+ * guard of 16 pages (64 KiB of address space with 4 KiB pages) below it.
+ * Default-size stacks are carved from slabs (one mmap for many stacks) so
+ * that starting 100k tasks costs a few hundred syscalls, not hundreds of
+ * thousands; they are recycled through per-worker caches and a shared pool.
+ * Stacks of any other size are mapped one by one.
  *
  * A struct stack sits at the top of its own stack; the fiber uses what lies
  * below it.
