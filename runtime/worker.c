@@ -18,8 +18,8 @@
  * it switches straight to that task (one switch instead of two). What the
  * suspending task asked for (requeue, park, finish) needs it off its stack,
  * so it is left in w->prev and done by whichever fiber runs next on this
- * worker, first thing after its switch returns (settle()): the scheduler,
- * a resumed task, or a new task in its entry. A task whose function
+ * worker, first thing after its switch returns (weft__worker_settle()):
+ * the scheduler, a resumed task, or a new task in its entry. A task whose function
  * returned goes further when the next task is new: that task takes over its
  * stack and fiber and runs from the same frame, with no switch at all
  * (adopt()). Starting a task that needs a stack mapped (the cache is empty,
@@ -300,20 +300,23 @@ static struct weft_task *find_task(struct worker *w)
     return steal(w);
 }
 
+/* Ends t, which never ran, with err; returns false for the callers'
+ * "ended without running". */
+static bool end_unrun(struct worker *w, struct weft_task *t, int err)
+{
+    t->result = err;
+    weft__task_finish(w, t);
+    return false;
+}
+
 /* Gives t its stack on first run; false if it ended without running. */
 static bool start_task(struct worker *w, struct weft_task *t)
 {
-    if (weft__task_take_cancel(t)) {
-        t->result = -ECANCELED;
-        weft__task_finish(w, t);
-        return false;
-    }
+    if (weft__task_take_cancel(t))
+        return end_unrun(w, t, -ECANCELED);
     t->stack = weft__stack_get(&w->rt->stacks, &w->stacks, t->stack_size);
-    if (!t->stack) {
-        t->result = -ENOMEM;
-        weft__task_finish(w, t);
-        return false;
-    }
+    if (!t->stack)
+        return end_unrun(w, t, -ENOMEM);
     weft__fiber_init(&t->fiber, t->stack->lo, t->stack->size,
                      weft__task_entry, t);
     t->started = true;
@@ -322,7 +325,7 @@ static bool start_task(struct worker *w, struct weft_task *t)
 
 /* Does what w->prev asked for when it switched away, now that nothing runs
  * on its stack. */
-static void settle(struct worker *w)
+void weft__worker_settle(struct worker *w)
 {
     struct weft_task *t = w->prev;
     uint32_t s = TASK_RUNNING;
@@ -352,11 +355,6 @@ static void settle(struct worker *w)
     }
 }
 
-void weft__worker_settle(struct worker *w)
-{
-    settle(w);
-}
-
 /* Starts the clock of t's run, in debug mode. */
 static void run_begins(struct worker *w)
 {
@@ -381,19 +379,31 @@ static void run_ends(struct worker *w)
                 (long long)(ran / WEFT_NS_PER_MS));
 }
 
-/* Makes t w's running task, about to be switched to; false if it ended
- * without running (cancelled before it started, or no stack). */
-static bool prepare(struct worker *w, struct weft_task *t)
+/* Moves t, taken from a queue, to RUNNING. acquire RMW: pairs with the
+ * release CAS of any waker that found the task queued, so the task's first
+ * check sees what that waker wrote. */
+static void claim(struct weft_task *t)
 {
-    /* acquire RMW: pairs with the release CAS of any waker that found the
-     * task queued, so the task's first check sees what that waker wrote. */
     atomic_exchange_explicit(&t->state, TASK_RUNNING, memory_order_acquire);
-    if (unlikely(!t->started) && !start_task(w, t))
-        return false;
+}
+
+/* Makes t w's running task, counting it towards the next poll. */
+static void begin_run(struct worker *w, struct weft_task *t)
+{
     if (w->until_poll)
         w->until_poll--;
     w->current = t;
     run_begins(w);
+}
+
+/* Makes t w's running task, about to be switched to; false if it ended
+ * without running (cancelled before it started, or no stack). */
+static bool prepare(struct worker *w, struct weft_task *t)
+{
+    claim(t);
+    if (unlikely(!t->started) && !start_task(w, t))
+        return false;
+    begin_run(w, t);
     return true;
 }
 
@@ -404,7 +414,7 @@ static void run_task(struct worker *w, struct weft_task *t)
     if (!prepare(w, t))
         return;
     weft__fiber_switch_to(&w->sched, &t->fiber);
-    settle(w);
+    weft__worker_settle(w);
 }
 
 /* The next local task to run straight from a suspending or finishing one,
@@ -430,8 +440,8 @@ static bool leave_to_scheduler(struct worker *w, struct weft_task *t)
     return true;
 }
 
-/* Records the running task for settle() and picks the fiber to switch to:
- * the next local task or the scheduler. */
+/* Records the running task for weft__worker_settle() and picks the fiber
+ * to switch to: the next local task or the scheduler. */
 static struct fiber *switch_target(struct worker *w, enum switch_reason why)
 {
     struct weft_task *next;
@@ -452,7 +462,7 @@ void weft__worker_switch_out(struct worker *w, enum switch_reason why)
 
     weft__fiber_switch_to(&t->fiber, switch_target(w, why));
     /* Resumed, maybe on another worker. */
-    settle(weft__worker_current());
+    weft__worker_settle(weft__worker_current());
 }
 
 /*
@@ -465,23 +475,16 @@ void weft__worker_switch_out(struct worker *w, enum switch_reason why)
 static bool adopt(struct worker *w, struct weft_task *t,
                   struct weft_task *donor)
 {
-    /* acquire RMW: as in prepare(). */
-    atomic_exchange_explicit(&t->state, TASK_RUNNING, memory_order_acquire);
-    if (weft__task_take_cancel(t)) {
-        t->result = -ECANCELED;
-        weft__task_finish(w, t);
-        return false;
-    }
+    claim(t);
+    if (weft__task_take_cancel(t))
+        return end_unrun(w, t, -ECANCELED);
     t->stack = donor->stack;
     t->fiber = donor->fiber;
     t->started = true;
-    if (w->until_poll)
-        w->until_poll--;
     /* t owns the stack from here: an overflow report names it. */
-    w->current = t;
+    begin_run(w, t);
     donor->stack = NULL; /* its fiber lives on as t's */
     weft__task_finish(w, donor);
-    run_begins(w);
     return true;
 }
 
