@@ -221,6 +221,13 @@ static bool remember_slab(struct weft__stack_pool *p, void *slab)
     return true;
 }
 
+static void cache_push(struct weft__stack_cache *c, struct stack *st)
+{
+    st->next = c->head;
+    c->head = st;
+    c->n++;
+}
+
 /* Moves up to a slab's worth of released stacks from the pool into c. */
 static void take_released(struct weft__stack_pool *p,
                           struct weft__stack_cache *c)
@@ -230,9 +237,7 @@ static void take_released(struct weft__stack_pool *p,
         struct stack *st = p->free;
 
         p->free = st->next;
-        st->next = c->head;
-        c->head = st;
-        c->n++;
+        cache_push(c, st);
     }
     pthread_mutex_unlock(&p->lock);
 }
@@ -258,11 +263,7 @@ static void add_slab(struct weft__stack_pool *p, struct weft__stack_cache *c)
     }
     guarded = guard_slab(slab, span, SLAB_STACKS);
     for (unsigned i = 0; i < guarded; i++) {
-        struct stack *st = carve(slab + i * span, span, true);
-
-        st->next = c->head;
-        c->head = st;
-        c->n++;
+        cache_push(c, carve(slab + i * span, span, true));
     }
 }
 
@@ -321,9 +322,7 @@ void weft__stack_put(struct weft__stack_pool *p, struct weft__stack_cache *c,
         munmap(base, span);
         return;
     }
-    st->next = c->head;
-    c->head = st;
-    c->n++;
+    cache_push(c, st);
 }
 
 /*
