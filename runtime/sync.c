@@ -41,7 +41,6 @@ int weft_mutex_init(weft_mutex_t *pm)
     if (!pm)
         return -EINVAL;
     weft__spin_init(&m->lock);
-    m->locked = false;
     m->owner = NULL;
     weft__waitq_init(&m->waiters);
     return 0;
@@ -53,7 +52,7 @@ int weft_mutex_destroy(weft_mutex_t *pm)
 
     if (!pm)
         return -EINVAL;
-    return m->locked || !weft__waitq_empty(&m->waiters) ? -EBUSY : 0;
+    return m->owner || !weft__waitq_empty(&m->waiters) ? -EBUSY : 0;
 }
 
 int weft__mutex_lock(struct mutex *m, struct weft_task *t, int64_t deadline,
@@ -62,8 +61,7 @@ int weft__mutex_lock(struct mutex *m, struct weft_task *t, int64_t deadline,
     struct weft__waiter w;
 
     weft__spin_lock(&m->lock);
-    if (likely(!m->locked)) {
-        m->locked = true;
+    if (likely(!m->owner)) {
         m->owner = t;
         weft__spin_unlock(&m->lock);
         return 0;
@@ -100,8 +98,7 @@ int weft_mutex_try_lock(weft_mutex_t *pm)
     if (!pm)
         return -EINVAL;
     weft__spin_lock(&m->lock);
-    if (!m->locked) {
-        m->locked = true;
+    if (!m->owner) {
         m->owner = t;
         ret = 0;
     }
@@ -118,7 +115,7 @@ int weft_mutex_unlock(weft_mutex_t *pm)
     if (!pm)
         return -EINVAL;
     weft__spin_lock(&m->lock);
-    if (!m->locked || !t || m->owner != t) {
+    if (!t || m->owner != t) {
         weft__spin_unlock(&m->lock);
         return -EPERM;
     }
@@ -126,7 +123,6 @@ int weft_mutex_unlock(weft_mutex_t *pm)
      * held, so a task that was not waiting cannot take it in between. */
     w = weft__waitq_pop(&m->waiters);
     m->owner = w ? w->task : NULL;
-    m->locked = w != NULL;
     weft__spin_unlock(&m->lock);
     if (w)
         weft__waiter_release(w, 0);
@@ -373,7 +369,7 @@ static bool is_owner(struct mutex *m, struct weft_task *t)
     bool owner;
 
     weft__spin_lock(&m->lock);
-    owner = m->locked && m->owner == t;
+    owner = t && m->owner == t;
     weft__spin_unlock(&m->lock);
     return owner;
 }

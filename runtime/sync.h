@@ -23,8 +23,8 @@
 struct mutex {
     struct weft__spin lock;
     /* Under lock. */
-    bool locked;
-    struct weft_task *owner;   /* the holder, handed on with the lock */
+    struct weft_task *owner;   /* the holder (NULL: unlocked), handed on
+                                * with the lock */
     struct weft__waitq waiters;
 };
 
