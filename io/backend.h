@@ -150,10 +150,9 @@ int weft__io_uring_probe(void);
 struct weft__io *weft__io_current(const struct weft__io_ops **ops);
 
 /*
- * Provided by the runtime: the calling worker's index (-1 outside a worker),
- * and worker i's instance (NULL if there is no such worker).
+ * Provided by the runtime: worker i's instance (NULL if there is no such
+ * worker). The calling worker's index is weft_worker_id().
  */
-int weft__io_self(void);
 struct weft__io *weft__io_of(unsigned index);
 
 /* ---- shared by the backends (io/ops.c) ----------------------------------- */

@@ -202,7 +202,7 @@ static int arm(struct weft_listener *l)
     l->op = (struct weft__io_op){ .opcode = IOP_ACCEPT_MULTI, .fd = l->fd,
                                   .flags = l->flags,
                                   .deadline = WEFT_NEVER };
-    weft__io_fd_mark(l->fd, weft__io_self());
+    weft__io_fd_mark(l->fd, weft_worker_id());
     ret = ops->submit(io, &l->op);
     if (ret == 0)
         l->armed = true;
@@ -222,8 +222,7 @@ int weft_listener_accept(weft_listener_t *l, struct sockaddr *addr,
         return -EINVAL;
     if (weft__task_take_cancel(t))
         return -ECANCELED;
-    if (t->scope_deadline < deadline)
-        deadline = t->scope_deadline;
+    deadline = weft__wait_deadline(t, deadline);
     weft__spin_lock(&l->lock);
     l->users++;
     for (;;) {
@@ -244,7 +243,7 @@ int weft_listener_accept(weft_listener_t *l, struct sockaddr *addr,
             /* Marked before the closer can take the marks (it sets closing
              * under the lock first), so its weft_close ends this accept:
              * nothing suspends between here and the submit. */
-            weft__io_fd_mark(l->fd, weft__io_self());
+            weft__io_fd_mark(l->fd, weft_worker_id());
             weft__spin_unlock(&l->lock);
             ret = weft_accept(l->fd, addr, addrlen, l->flags, deadline);
             addr = NULL; /* filled in */

@@ -223,14 +223,13 @@ int weft__io_run(struct weft__io_op *op, int64_t deadline, const void *where)
         return -EPERM;
     if (weft__task_take_cancel(t))
         return -ECANCELED;
-    if (t->scope_deadline < deadline)
-        deadline = t->scope_deadline;
+    deadline = weft__wait_deadline(t, deadline);
     if (deadline != WEFT_NEVER && deadline <= weft__now())
         return -ETIMEDOUT;
     op->task = t;
     op->deadline = deadline;
     if (waits_on_fd(op))
-        weft__io_fd_mark(op->fd, weft__io_self());
+        weft__io_fd_mark(op->fd, weft_worker_id());
     ret = ops->submit(io, op);
     if (ret < 0)
         return ret;
@@ -283,7 +282,7 @@ int weft__io_close(int fd, const void *where)
     const struct weft__io_ops *ops;
     struct weft__io *io = weft__io_current(&ops);
     struct weft_task *t = io ? weft__task_current() : NULL;
-    int self = weft__io_self(), ret;
+    int self = weft_worker_id(), ret;
     bool cancelled;
     uint64_t marks;
 

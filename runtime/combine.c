@@ -338,8 +338,7 @@ int weft_scope_enter(weft_scope_t *ps, int64_t deadline)
     s->task = t;
     s->deadline = deadline;
     s->saved = t->scope_deadline;
-    if (deadline < t->scope_deadline)
-        t->scope_deadline = deadline;
+    t->scope_deadline = weft__wait_deadline(t, deadline);
     return 0;
 }
 

@@ -71,13 +71,6 @@ struct weft__io *weft__io_current(const struct weft__io_ops **ops)
     return w->io;
 }
 
-int weft__io_self(void)
-{
-    struct worker *w = weft__worker_current();
-
-    return w ? (int)w->index : -1;
-}
-
 struct weft__io *weft__io_of(unsigned index)
 {
     struct worker *w = weft__worker_current();
@@ -385,11 +378,8 @@ static void report_unjoined(struct runtime *rt)
     for (struct weft_task *t = rt->registry; t; t = t->all_next) {
         uint32_t h = atomic_load(&t->handle);
 
-        if (atomic_load(&t->state) == TASK_DONE && (h & HANDLE_HELD) &&
-            t->result < 0 && t->result != -ECANCELED)
-            fprintf(stderr, "weft: task '%s' (%p) failed with %d (%s) and "
-                            "was never joined\n", weft__task_name_or(t, ""),
-                    (void *)t, t->result, strerror(-t->result));
+        if (atomic_load(&t->state) == TASK_DONE && (h & HANDLE_HELD))
+            weft__task_report_failure(t, "was never joined");
     }
 }
 

@@ -263,7 +263,7 @@ void weft__task_entry(void *arg)
     weft__panic("task_entry: a finished task was resumed");
 }
 
-static void report_failure(const struct weft_task *t, const char *how)
+void weft__task_report_failure(const struct weft_task *t, const char *how)
 {
     if (!t->rt->cfg.debug || t->result >= 0 || t->result == -ECANCELED)
         return;
@@ -306,7 +306,7 @@ void weft__task_finish(struct worker *w, struct weft_task *t)
     if (t->on_finish)
         t->on_finish(t);
     if (t->detached_at_spawn) {
-        report_failure(t, "was detached");
+        weft__task_report_failure(t, "was detached");
         weft__task_free(t);
         return;
     }
@@ -317,7 +317,7 @@ void weft__task_finish(struct worker *w, struct weft_task *t)
     if (!(prev & HANDLE_HELD)) {
         /* A joiner may release the handle before we get here. */
         if (!(prev & HANDLE_JOINED))
-            report_failure(t, "was detached");
+            weft__task_report_failure(t, "was detached");
         weft__task_free(t);
     }
 }
@@ -336,7 +336,7 @@ static void release_handle(struct weft_task *t, bool joined)
 
     if (prev & HANDLE_DONE) {
         if (!joined)
-            report_failure(t, "was detached");
+            weft__task_report_failure(t, "was detached");
         weft__task_free(t);
     }
 }

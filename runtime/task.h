@@ -219,12 +219,25 @@ int weft__task_wait_done(struct weft_task *self, struct weft_task *t,
 int weft__task_init(struct weft_task *t, struct runtime *rt, weft_fn_t fn,
                     void *arg, const weft_spawn_opts_t *opts);
 
+/* The effective deadline of a wait of t: its own, or an enclosing scope's
+ * if that comes first. */
+static inline int64_t weft__wait_deadline(const struct weft_task *t,
+                                          int64_t deadline)
+{
+    return deadline < t->scope_deadline ? deadline : t->scope_deadline;
+}
+
 /* t's name for reports: `none` if it has none. */
 static inline const char *weft__task_name_or(const struct weft_task *t,
                                              const char *none)
 {
     return t->name ? t->name : none;
 }
+
+/* Debug mode: reports on stderr that t failed (asyncio's "exception was
+ * never retrieved"), `how` saying why nobody will see it; nothing for a
+ * success or a cancellation. */
+void weft__task_report_failure(const struct weft_task *t, const char *how);
 
 /* Frees t's name, if any (the runtime's end, for structs never freed). */
 void weft__task_drop_name(struct weft_task *t);

@@ -148,12 +148,10 @@ void weft__timer_disarm(struct weft_task *t)
     tm->home = NULL;
 }
 
-unsigned weft__timers_fire(struct weft__timers *h, int64_t now)
+void weft__timers_fire(struct weft__timers *h, int64_t now)
 {
-    unsigned fired = 0;
-
     if (weft__timers_next(h) > now)
-        return 0;
+        return;
     weft__spin_lock(&h->lock);
     while (h->n && h->heap[0].deadline <= now) {
         struct weft__timer *tm = h->heap[0].tm;
@@ -164,11 +162,9 @@ unsigned weft__timers_fire(struct weft__timers *h, int64_t now)
          * no longer ours to touch. */
         atomic_store_explicit(&tm->fired, true, memory_order_release);
         weft__task_wake(container_of(tm, struct weft_task, timer));
-        fired++;
     }
     update_earliest(h);
     weft__spin_unlock(&h->lock);
-    return fired;
 }
 
 /* ---- sleeping ------------------------------------------------------------ */
@@ -182,15 +178,14 @@ static bool never(void *arg)
 static int sleep_until(int64_t deadline, const void *where)
 {
     struct weft_task *t = weft__task_current();
-    int64_t d;
     int ret;
 
     if (!t)
         return -EPERM;
     if (deadline <= weft__now())
         return weft_yield();
-    d = deadline < t->scope_deadline ? deadline : t->scope_deadline;
-    ret = weft__task_block(t, never, NULL, d, WHY_SLEEP, where);
+    ret = weft__task_block(t, never, NULL, weft__wait_deadline(t, deadline),
+                           WHY_SLEEP, where);
     if (ret == -ETIMEDOUT && deadline <= t->scope_deadline)
         return 0;
     return ret;
@@ -220,8 +215,5 @@ int weft_sleep_ms(int64_t ms)
 {
     if (ms < 0)
         return -EINVAL;
-    if (ms >= WEFT_NEVER / WEFT_NS_PER_MS)
-        return sleep_until(WEFT_NEVER, __builtin_return_address(0));
-    return sleep_until(deadline_after(ms * WEFT_NS_PER_MS),
-                       __builtin_return_address(0));
+    return sleep_until(weft_deadline_in_ms(ms), __builtin_return_address(0));
 }

@@ -58,7 +58,7 @@ int weft__timer_arm(struct weft__timers *h, struct weft_task *t,
 void weft__timer_disarm(struct weft_task *t);
 
 /* Owner worker: wakes the tasks whose deadline is <= now. */
-unsigned weft__timers_fire(struct weft__timers *h, int64_t now);
+void weft__timers_fire(struct weft__timers *h, int64_t now);
 
 /* Owner worker: the earliest deadline, or WEFT_NEVER. */
 static inline int64_t weft__timers_next(struct weft__timers *h)

@@ -73,13 +73,6 @@ static inline bool weft__waitq_empty(const struct weft__waitq *q)
     return q->head == NULL;
 }
 
-/* The effective deadline of a wait: its own, or an enclosing scope's. */
-static inline int64_t weft__wait_deadline(const struct weft_task *t,
-                                          int64_t deadline)
-{
-    return deadline < t->scope_deadline ? deadline : t->scope_deadline;
-}
-
 /* Prepares w (on the caller's stack) for task t; item is its payload. */
 void weft__waiter_init(struct weft__waiter *w, struct weft_task *t,
                        void *item);
