@@ -20,14 +20,20 @@ static const char reply[] = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
                             "Content-Length: 13\r\n\r\nHello, World!";
 #define REPLY_LEN (sizeof(reply) - 1)
 
-/* Answers every complete header block in buf[0, *len) with one write. */
+/* Answers every complete header block in buf[0, *len), in one write when
+ * the replies fit in out, else in as few as it takes: a request left
+ * unanswered would wait for the client's next one, which may never come. */
 static int answer(int fd, char *buf, size_t *len, char *out, size_t cap)
 {
     size_t used = 0, n = 0;
     char *end;
 
-    while (n + REPLY_LEN <= cap &&
-           (end = memmem(buf + used, *len - used, "\r\n\r\n", 4))) {
+    while ((end = memmem(buf + used, *len - used, "\r\n\r\n", 4))) {
+        if (n + REPLY_LEN > cap) {
+            if (weft_write_all(fd, out, n, WEFT_NO_DEADLINE) < 0)
+                return -1;
+            n = 0;
+        }
         used = (size_t)(end - buf) + 4;
         memcpy(out + n, reply, REPLY_LEN);
         n += REPLY_LEN;
