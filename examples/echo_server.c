@@ -1,27 +1,20 @@
 /*
  * echo_server: a TCP echo server, one task per connection, that stops
- * cleanly on Ctrl-C: SIGINT is read from a signalfd by a task waiting in
- * weft_wait_fd, which cancels the server; weft_run then cancels the
- * connections and returns.
+ * cleanly on Ctrl-C or SIGTERM: the main task waits for the signal with
+ * weft_signal_wait while an accept loop serves; then it cancels the accept
+ * loop, and weft_run cancels the connections still open and returns.
  *
  *   ./echo_server [PORT]        (default 7000; try: nc 127.0.0.1 7000)
  */
-#define _GNU_SOURCE
 #include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/signalfd.h>
-#include <unistd.h>
 
 #include <weft.h>
 
 static int port = 7000;
-static int sig_fd;
 
 static int serve(void *arg)
 {
@@ -38,10 +31,10 @@ static int serve(void *arg)
 
 static int accept_loop(void *arg)
 {
-    int lfd = (int)(intptr_t)arg, one = 1;
+    weft_listener_t *l = arg;
 
     for (;;) {
-        int fd = weft_accept(lfd, NULL, NULL, SOCK_CLOEXEC, WEFT_NO_DEADLINE);
+        int fd = weft_listener_accept(l, NULL, NULL, WEFT_NO_DEADLINE);
 
         if (fd == -ECANCELED)
             return 0;
@@ -50,16 +43,21 @@ static int accept_loop(void *arg)
             weft_sleep_ms(10); /* e.g. out of fds: let some close */
             continue;
         }
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         if (weft_spawn(NULL, serve, (void *)(intptr_t)fd) < 0)
             weft_close(fd);
     }
 }
 
+/* Returns when SIGINT or SIGTERM arrives (whichever comes first). */
+static int wait_signal(void *arg)
+{
+    return weft_signal_wait((int)(intptr_t)arg, WEFT_NO_DEADLINE);
+}
+
 static int main_task(void *arg)
 {
-    struct signalfd_siginfo si;
-    weft_task_t *server;
+    weft_task_t *server, *sig[2];
+    weft_listener_t *l;
     int lfd, ret;
 
     (void)arg;
@@ -68,29 +66,29 @@ static int main_task(void *arg)
         fprintf(stderr, "listen: %s\n", strerror(-lfd));
         return lfd;
     }
+    ret = weft_listener_new(&l, lfd, SOCK_CLOEXEC);
+    if (ret < 0) {
+        weft_close(lfd);
+        return ret;
+    }
     printf("echo server on 127.0.0.1:%d, Ctrl-C stops it\n", port);
-    weft_spawn(&server, accept_loop, (void *)(intptr_t)lfd);
-    /* Until a signal API exists: the signal arrives as a readable fd. */
-    ret = weft_wait_fd(sig_fd, POLLIN, WEFT_NO_DEADLINE);
-    if (ret > 0 && read(sig_fd, &si, sizeof(si)) == sizeof(si))
-        printf("\nsignal %u: stopping\n", si.ssi_signo);
+    weft_spawn(&server, accept_loop, l);
+    weft_spawn(&sig[0], wait_signal, (void *)(intptr_t)SIGINT);
+    weft_spawn(&sig[1], wait_signal, (void *)(intptr_t)SIGTERM);
+    weft_wait(sig, 2, WEFT_FIRST_COMPLETED, WEFT_NO_DEADLINE, NULL);
+    printf("\nstopping\n");
+    for (int i = 0; i < 2; i++) {
+        weft_cancel(sig[i]);
+        weft_join(sig[i]);
+    }
     weft_cancel(server);
     weft_join(server);
-    weft_close(lfd);
-    return 0;
+    return weft_listener_close(l);
 }
 
 int main(int argc, char **argv)
 {
-    sigset_t set;
-
     if (argc > 1)
         port = atoi(argv[1]);
-    /* Blocked before the workers start, so they all inherit the mask. */
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    sigprocmask(SIG_BLOCK, &set, NULL);
-    sig_fd = signalfd(-1, &set, SFD_CLOEXEC);
     return weft_run(main_task, NULL) < 0 ? 1 : 0;
 }
