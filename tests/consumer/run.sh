@@ -63,3 +63,17 @@ ln -s "$prefix/lib/libweft.a" "$tmp/static-only/libweft.a"
     $(pkg-config --static --cflags --libs weft)
 check_static "$tmp/pc-static"
 check "$tmp/pc-static"
+# Fully static dependencies too (liburing.a, libjemalloc.a where weft uses
+# it): Libs.private must name everything they need (libm for jemalloc).
+for dep in liburing.a libjemalloc.a; do
+    path=$("$cc" -print-file-name="$dep")
+    if [ -f "$path" ]; then ln -s "$path" "$tmp/static-only/$dep"; fi
+done
+# shellcheck disable=SC2046
+"$cc" -o "$tmp/pc-static-deps" "$here/main.c" -L"$tmp/static-only" \
+    $(pkg-config --static --cflags --libs weft)
+check_static "$tmp/pc-static-deps"
+if ldd "$tmp/pc-static-deps" | grep -Eq 'liburing|libjemalloc'; then
+    fail "pc-static-deps is linked against a shared liburing or jemalloc"
+fi
+check "$tmp/pc-static-deps"
