@@ -8,6 +8,11 @@
  * ones, so a task may resume on another thread after any suspension point
  * (do not cache thread-local addresses, errno included, across one).
  *
+ * Tasks run in parallel: unlike asyncio's, two tasks on two workers run at
+ * the same instant, so data they share needs a weft_mutex_t, a weft_queue_t
+ * or atomics, even where neither task ever suspends. WEFT_WORKERS=1 gives
+ * asyncio's one-thread interleaving back.
+ *
  * Errors: a call that can fail returns 0 (or a non-negative value) on
  * success and a negative errno on failure. A suspending call made outside a
  * task returns -EPERM. A task that is cancelled sees -ECANCELED at its next

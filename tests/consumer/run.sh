@@ -54,6 +54,21 @@ export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
 # shellcheck disable=SC2046 # word splitting of the flags is intended
 "$cc" -o "$tmp/pc-shared" "$here/main.c" $(pkg-config --cflags --libs weft)
 check "$tmp/pc-shared"
+# The README's commands: an rpath instead of LD_LIBRARY_PATH, and the
+# static archives named explicitly.
+# shellcheck disable=SC2046
+"$cc" -o "$tmp/pc-rpath" "$here/main.c" $(pkg-config --cflags --libs weft) \
+    -Wl,-rpath,"$(pkg-config --variable=libdir weft)"
+[ "$("$tmp/pc-rpath")" = ok ] || fail "pc-rpath did not print ok"
+echo "consumer: $tmp/pc-rpath: ok"
+if [ -f "$("$cc" -print-file-name=libjemalloc.a)" ]; then
+    # shellcheck disable=SC2046
+    "$cc" -o "$tmp/pc-bstatic" "$here/main.c" $(pkg-config --cflags weft) \
+        -L"$(pkg-config --variable=libdir weft)" \
+        -Wl,-Bstatic -lweft -luring -ljemalloc -Wl,-Bdynamic -lm -pthread
+    check_static "$tmp/pc-bstatic"
+    check "$tmp/pc-bstatic"
+fi
 # Static: a directory holding only libweft.a, searched first, makes -lweft
 # pick the archive; --static adds the private dependencies.
 mkdir "$tmp/static-only"
