@@ -65,14 +65,12 @@
 #define POLL_INTERVAL 61 /* task runs between two looks outside */
 /* LIFO runs in a row before the queue's head gets a turn. Each turn of a
  * ping-pong pair that hands itself the slot ends with its stacks and tasks
- * going cold while the rest of the queue runs, so long turns pay, as in
- * Go, where the next task inherits the time slice. On the 2-core VM of
- * 2026-11-21, bench_sched S3 (1000 pairs, 1 worker) ran 4.7M round trips/s
- * with 3, 5.4M with 16 and 6.4M with 256 (one sitting, rebuilt with each
- * value). With short runs the queue's head waits a fraction of a
- * millisecond (0.25 ms behind a ping-pong pair, one measurement); timers,
- * I/O and the injection queue still get their look every POLL_INTERVAL
- * runs. */
+ * going cold while the rest of the queue runs, so long turns pay, as in Go,
+ * where the next task inherits the time slice. The cap bounds what the
+ * queue's head waits behind such a pair to LIFO_MAX short runs (a fraction
+ * of a millisecond); timers, I/O and the injection queue get their look
+ * every POLL_INTERVAL runs whatever the cap. benches/results/lifo-max.md
+ * has the measurements behind the value. */
 #define LIFO_MAX 256
 #define STACK_CACHE_KEEP 64
 #define TRIM_MIN_PARK_NS (10 * WEFT_NS_PER_MS)
