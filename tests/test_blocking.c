@@ -415,3 +415,35 @@ Test(blocking, resolve_localhost, .timeout = 20)
     cr_assert_eq(weft_resolve("localhost", NULL, NULL, &res), -EPERM);
     t_run(resolve, NULL);
 }
+
+/* ---- keepalive 0 ----------------------------------------------------------- */
+
+static int threads_now(void *arg)
+{
+    (void)arg;
+    return t_threads();
+}
+
+/* Each job needs a new pool thread, which exits as soon as it is idle: the
+ * count drops back (the test's timeout bounds the wait; with any real
+ * keepalive the thread would outlive it). */
+static int retire_at_once(void *arg)
+{
+    int before = t_threads();
+
+    (void)arg;
+    for (int round = 0; round < 3; round++) {
+        cr_assert_eq(weft_blocking(threads_now, NULL), before + 1);
+        while (t_threads() > before)
+            cr_assert_eq(weft_sleep_ms(1), 0);
+        cr_assert_eq(t_threads(), before);
+    }
+    return 0;
+}
+
+Test(blocking, keepalive_0_retires_a_pool_thread_as_soon_as_it_is_idle,
+     .timeout = 8)
+{
+    cr_assert_eq(setenv("WEFT_BLOCKING_KEEPALIVE_MS", "0", 1), 0);
+    t_run(retire_at_once, NULL);
+}

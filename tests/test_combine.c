@@ -341,3 +341,57 @@ Test(combine, scope_expiry_cancels_gathered_tasks, .timeout = 10)
 {
     t_run(scope_around_gather, NULL);
 }
+
+/* ---- awaiting oneself, shielding under an expiring scope ----------------- */
+
+#include "runtime/task.h"
+
+static int await_self(void *arg)
+{
+    int status = 7;
+
+    (void)arg;
+    cr_assert_eq(weft_wait_for(weft_self(), WEFT_NO_DEADLINE), -EDEADLK);
+    cr_assert_eq(weft_wait_for(weft_self(), weft_deadline_in_ms(1)),
+                 -EDEADLK);
+    cr_assert_eq(weft_shield(weft_self(), &status), -EDEADLK);
+    cr_assert_eq(status, 7);
+    /* Nothing was cancelled: the task goes on suspending normally. */
+    cr_assert_eq(weft_sleep_ms(1), 0);
+    return 0;
+}
+
+Test(combine, wait_for_or_shield_on_the_caller_is_edeadlk, .timeout = 10)
+{
+    t_run(await_self, NULL);
+}
+
+static int shield_scope_expires(void *arg)
+{
+    weft_task_t *inner;
+    weft_event_t go;
+    weft_scope_t s;
+    int status = 1;
+
+    (void)arg;
+    cr_assert_eq(weft_event_init(&go), 0);
+    cr_assert_eq(weft_spawn(&inner, wait_event_then, &go), 0);
+    cr_assert_eq(weft_scope_enter(&s, weft_deadline_in_ms(5)), 0);
+    cr_assert_eq(weft_shield(inner, &status), -ETIMEDOUT);
+    cr_assert_eq(weft_scope_exit(&s), 1);
+    /* The inner task was neither cancelled nor released: it still waits
+     * for the event, and its handle is ours to join. */
+    cr_assert_eq(status, 1);
+    cr_assert_not(weft__task_is_done(inner));
+    cr_assert_not(atomic_load(&inner->cancel));
+    cr_assert_eq(weft_event_set(&go), 0);
+    cr_assert_eq(weft_join(inner), 0);
+    cr_assert_eq(weft_event_destroy(&go), 0);
+    return 0;
+}
+
+Test(combine, shield_under_an_expiring_scope_is_etimedout_and_leaves_the_task,
+     .timeout = 10)
+{
+    t_run(shield_scope_expires, NULL);
+}

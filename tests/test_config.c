@@ -336,3 +336,98 @@ Test(config, bad_config_fields_rejected_naming_field_and_value,
     cfg.pin = (enum weft_flag)-1;
     t_rejects_field(&cfg, "pin", "-1");
 }
+
+/* ---- pinning ------------------------------------------------------------- */
+
+#include <sched.h>
+#include <sys/syscall.h>
+
+#define PIN_MAX_WORKERS 8
+
+struct pinned {
+    unsigned workers;
+    int allowed[PIN_MAX_WORKERS]; /* the first allowed CPUs, in order */
+    atomic_uint started;
+    atomic_int seen[PIN_MAX_WORKERS];
+    atomic_int cpu[PIN_MAX_WORKERS]; /* worker i's only CPU; -1: not one */
+};
+
+/* Fills p->allowed from the process's affinity mask; returns the workers
+ * to run (each gets a CPU of its own). */
+static unsigned t_allowed_cpus(struct pinned *p)
+{
+    cpu_set_t set;
+    unsigned n = 0;
+
+    cr_assert_eq(sched_getaffinity(0, sizeof(set), &set), 0);
+    for (int cpu = 0; cpu < CPU_SETSIZE && n < PIN_MAX_WORKERS; cpu++)
+        if (CPU_ISSET(cpu, &set))
+            p->allowed[n++] = cpu;
+    return n;
+}
+
+/* Records the affinity of its own thread, then holds its worker (never
+ * suspending) until every holder has started: so the holders run on as
+ * many distinct workers. */
+static int hold_and_record(void *arg)
+{
+    struct pinned *p = arg;
+    int id = weft_worker_id(), only = -1;
+    cpu_set_t set;
+
+    cr_assert(id >= 0 && id < (int)p->workers, "worker %d", id);
+    cr_assert_eq(sched_getaffinity((pid_t)syscall(SYS_gettid), sizeof(set),
+                                   &set), 0);
+    if (CPU_COUNT(&set) == 1)
+        for (int cpu = 0; cpu < CPU_SETSIZE; cpu++)
+            if (CPU_ISSET(cpu, &set))
+                only = cpu;
+    atomic_store(&p->cpu[id], only);
+    atomic_fetch_add(&p->seen[id], 1);
+    atomic_fetch_add(&p->started, 1);
+    while (atomic_load(&p->started) < p->workers)
+        sched_yield();
+    return 0;
+}
+
+static int pinned_main(void *arg)
+{
+    struct pinned *p = arg;
+    weft_task_t *t[PIN_MAX_WORKERS];
+
+    for (unsigned i = 0; i < p->workers; i++)
+        cr_assert_eq(weft_spawn(&t[i], hold_and_record, p), 0);
+    for (unsigned i = 0; i < p->workers; i++)
+        cr_assert_eq(weft_join(t[i]), 0);
+    for (unsigned i = 0; i < p->workers; i++) {
+        cr_assert_eq(atomic_load(&p->seen[i]), 1, "worker %u", i);
+        cr_assert_eq(atomic_load(&p->cpu[i]), p->allowed[i],
+                     "worker %u runs on %d, not on allowed CPU %d", i,
+                     atomic_load(&p->cpu[i]), p->allowed[i]);
+    }
+    return 0;
+}
+
+static void t_run_pinned(enum weft_flag pin)
+{
+    static struct pinned p;
+    weft_config_t cfg;
+
+    weft_config_init(&cfg);
+    cfg.workers = t_allowed_cpus(&p);
+    cfg.pin = pin;
+    p.workers = cfg.workers;
+    t_run_with(&cfg, pinned_main, &p);
+}
+
+Test(config, pin_field_pins_worker_i_to_the_ith_allowed_cpu, .timeout = 30)
+{
+    t_run_pinned(WEFT_FLAG_ON);
+}
+
+Test(config, pin_variable_pins_worker_i_to_the_ith_allowed_cpu,
+     .timeout = 30)
+{
+    cr_assert_eq(setenv("WEFT_PIN", "1", 1), 0);
+    t_run_pinned(WEFT_FLAG_UNSET);
+}

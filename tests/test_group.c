@@ -201,3 +201,67 @@ Test(group, cancelled_or_timed_out_waiter_cancels_children, .timeout = 10)
 {
     t_run(waiter_interrupted, NULL);
 }
+
+/* ---- destroy while awaited ----------------------------------------------- */
+
+#include "runtime/group.h"
+
+static int wait_event_set(void *arg)
+{
+    return weft_event_wait(arg, WEFT_NO_DEADLINE);
+}
+
+static int wait_group(void *arg)
+{
+    return weft_group_wait(arg);
+}
+
+/* Yields until a task joins g's first child (white-box: its joiners). */
+static void t_until_child_joined(weft_group_t *g)
+{
+    struct group *gi = (struct group *)(void *)g;
+
+    for (;;) {
+        struct weft_task *child;
+        bool joined;
+
+        weft__spin_lock(&gi->lock);
+        child = gi->head ? gi->head->task : NULL;
+        weft__spin_unlock(&gi->lock);
+        cr_assert_not_null(child);
+        weft__spin_lock(&child->join_lock);
+        joined = child->joiners != NULL;
+        weft__spin_unlock(&child->join_lock);
+        if (joined)
+            return;
+        cr_assert_eq(weft_yield(), 0);
+    }
+}
+
+static int destroy_while_awaited(void *arg)
+{
+    weft_event_t go;
+    weft_group_t g;
+    weft_task_t *t;
+    int status = 1;
+
+    (void)arg;
+    cr_assert_eq(weft_event_init(&go), 0);
+    cr_assert_eq(weft_group_init(&g), 0);
+    cr_assert_eq(weft_group_spawn(&g, wait_event_set, &go, &status), 0);
+    cr_assert_eq(weft_group_destroy(&g), -EBUSY);
+    cr_assert_eq(weft_spawn(&t, wait_group, &g), 0);
+    t_until_child_joined(&g);
+    cr_assert_eq(weft_group_destroy(&g), -EBUSY);
+    cr_assert_eq(weft_event_set(&go), 0);
+    cr_assert_eq(weft_join(t), 0);
+    cr_assert_eq(status, 0);
+    cr_assert_eq(weft_group_destroy(&g), 0);
+    cr_assert_eq(weft_event_destroy(&go), 0);
+    return 0;
+}
+
+Test(group, destroy_is_ebusy_while_a_task_waits_then_succeeds, .timeout = 10)
+{
+    t_run(destroy_while_awaited, NULL);
+}

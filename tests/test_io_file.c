@@ -175,3 +175,90 @@ Test(io_file, calls_outside_a_task_are_eperm, .timeout = 10)
     cr_assert_eq(weft_listen("127.0.0.1", 0, 1, 0), -EPERM);
     t_run(outside, NULL);
 }
+
+/* ---- a kernel submission-polling thread per ring ------------------------- */
+
+#include "io/backend.h"
+#include "runtime/runtime.h"
+#include "runtime/task.h"
+
+/* Threads of this process whose name starts with prefix. */
+static int t_threads_named(const char *prefix)
+{
+    DIR *d = opendir("/proc/self/task");
+    struct dirent *e;
+    int n = 0;
+
+    cr_assert_not_null(d);
+    while ((e = readdir(d))) {
+        char path[300], comm[32] = "";
+        FILE *f;
+
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
+        f = fopen(path, "r");
+        if (!f)
+            continue; /* it exited meanwhile */
+        if (fgets(comm, sizeof(comm), f))
+            n += !strncmp(comm, prefix, strlen(prefix));
+        fclose(f);
+    }
+    closedir(d);
+    return n;
+}
+
+/* A socket round trip and a file written and read back; on io_uring, each
+ * worker's ring has its own SQ polling thread (iou-sqp-<pid>). */
+static int sqpoll_main(void *arg)
+{
+    struct runtime *rt = weft__task_current()->rt;
+    char path[64], buf[4096], back[4096];
+    int sv[2], fd;
+
+    (void)arg;
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    cr_assert_eq(weft_spawn(NULL, t_echo_conn, (void *)(intptr_t)sv[1]), 0);
+    cr_assert_eq(weft_write_all(sv[0], "ping", 4, T_SECS(20)), 4);
+    cr_assert_eq(weft_read_exact(sv[0], back, 4, T_SECS(20)), 4);
+    cr_assert_eq(memcmp(back, "ping", 4), 0);
+    weft_close(sv[0]);
+
+    tmp_path(path, sizeof(path));
+    for (size_t i = 0; i < sizeof(buf); i++)
+        buf[i] = (char)(i * 13);
+    fd = weft_openat(AT_FDCWD, path, O_RDWR | O_TRUNC | O_CLOEXEC, 0600,
+                     T_SECS(20));
+    cr_assert_geq(fd, 0, "openat: %s", strerror(-fd));
+    cr_assert_eq(weft_write(fd, buf, sizeof(buf), 0, T_SECS(20)),
+                 (ssize_t)sizeof(buf));
+    cr_assert_eq(weft_fsync(fd, 0, T_SECS(20)), 0);
+    cr_assert_eq(weft_read(fd, back, sizeof(back), 0, T_SECS(20)),
+                 (ssize_t)sizeof(back));
+    cr_assert_eq(memcmp(buf, back, sizeof(buf)), 0);
+    cr_assert_eq(weft_close(fd), 0);
+    unlink(path);
+
+    if (rt->io_ops == &weft__io_uring_ops)
+        cr_assert_eq(t_threads_named("iou-sqp-"), (int)rt->nworkers);
+    else
+        cr_assert_eq(t_threads_named("iou-sqp-"), 0);
+    return 0;
+}
+
+Test(io_file, sqpoll_on_by_config_field_polls_every_ring_and_moves_data,
+     .timeout = 30)
+{
+    weft_config_t cfg;
+
+    weft_config_init(&cfg);
+    cfg.sqpoll = WEFT_FLAG_ON;
+    t_run_with(&cfg, sqpoll_main, NULL);
+}
+
+Test(io_file, sqpoll_on_by_variable_polls_every_ring_and_moves_data,
+     .timeout = 30)
+{
+    cr_assert_eq(setenv("WEFT_SQPOLL", "1", 1), 0);
+    t_run(sqpoll_main, NULL);
+}

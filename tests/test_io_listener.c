@@ -288,3 +288,186 @@ Test(io_listener, bad_arguments_are_einval, .timeout = 30)
 {
     t_run(args_main, NULL);
 }
+
+/* ---- weft_listen --------------------------------------------------------- */
+
+/* Connects to 127.0.0.1:port and checks one byte crosses from the accepted
+ * end of lfd to the client. */
+static void t_check_reachable(int lfd, uint16_t port)
+{
+    int c = t_connect_port(port), s;
+    char b = 0;
+
+    s = weft_accept(lfd, NULL, NULL, SOCK_CLOEXEC, T_SECS(20));
+    cr_assert_geq(s, 0, "accept: %s", strerror(-s));
+    cr_assert_eq(weft_send(s, "x", 1, 0, T_SECS(20)), 1);
+    cr_assert_eq(weft_recv(c, &b, 1, 0, T_SECS(20)), 1);
+    cr_assert_eq(b, 'x');
+    weft_close(s);
+    weft_close(c);
+}
+
+struct shared_port {
+    int lfd[2];
+    atomic_int accepted[2];
+};
+
+struct port_accepter {
+    struct shared_port *sp;
+    int i;
+};
+
+static int accept_and_count(void *arg)
+{
+    struct port_accepter *a = arg;
+
+    for (;;) {
+        int fd = weft_accept(a->sp->lfd[a->i], NULL, NULL, SOCK_CLOEXEC,
+                             WEFT_NO_DEADLINE);
+
+        if (fd == -ECANCELED)
+            return 0;
+        cr_assert_geq(fd, 0, "accept: %s", strerror(-fd));
+        weft_close(fd);
+        atomic_fetch_add(&a->sp->accepted[a->i], 1);
+    }
+}
+
+static int reuseport_main(void *arg)
+{
+    struct shared_port sp = { .lfd = { -1, -1 } };
+    struct port_accepter a[2];
+    weft_task_t *t[2];
+    uint16_t port;
+    int n;
+
+    (void)arg;
+    sp.lfd[0] = weft_listen("127.0.0.1", 0, 64, WEFT_LISTEN_REUSEPORT);
+    cr_assert_geq(sp.lfd[0], 0, "listen: %s", strerror(-sp.lfd[0]));
+    port = t_port(sp.lfd[0]);
+    sp.lfd[1] = weft_listen("127.0.0.1", port, 64, WEFT_LISTEN_REUSEPORT);
+    cr_assert_geq(sp.lfd[1], 0, "second listen: %s", strerror(-sp.lfd[1]));
+    cr_assert_eq(t_port(sp.lfd[1]), port);
+    for (int i = 0; i < 2; i++) {
+        a[i] = (struct port_accepter){ &sp, i };
+        cr_assert_eq(weft_spawn(&t[i], accept_and_count, &a[i]), 0);
+    }
+    /* The kernel spreads connections over the two by a hash of the
+     * client's address and port; connect until each listener has had one
+     * (the test's timeout bounds this, each round being a new port). */
+    for (n = 0; atomic_load(&sp.accepted[0]) == 0 ||
+                atomic_load(&sp.accepted[1]) == 0;
+         n++) {
+        int fd = t_connect_port(port);
+
+        while (atomic_load(&sp.accepted[0]) + atomic_load(&sp.accepted[1]) <
+               n + 1)
+            cr_assert_eq(weft_yield(), 0);
+        weft_close(fd);
+    }
+    for (int i = 0; i < 2; i++)
+        weft_cancel(t[i]);
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(weft_join(t[i]), 0);
+    cr_assert_eq(atomic_load(&sp.accepted[0]) + atomic_load(&sp.accepted[1]),
+                 n);
+    weft_close(sp.lfd[0]);
+    weft_close(sp.lfd[1]);
+    return 0;
+}
+
+Test(io_listener, listen_reuseport_lets_two_listeners_share_a_port,
+     .timeout = 60)
+{
+    t_run(reuseport_main, NULL);
+}
+
+static int in_use_main(void *arg)
+{
+    int lfd = weft_listen("127.0.0.1", 0, 16, 0), fds, ret;
+    uint16_t port;
+
+    (void)arg;
+    cr_assert_geq(lfd, 0, "listen: %s", strerror(-lfd));
+    port = t_port(lfd);
+    fds = t_fds();
+    ret = weft_listen("127.0.0.1", port, 16, 0);
+    cr_assert_eq(ret, -EADDRINUSE, "second listen: %d", ret);
+    /* Asking for REUSEPORT does not share a port its holder did not. */
+    ret = weft_listen("127.0.0.1", port, 16, WEFT_LISTEN_REUSEPORT);
+    cr_assert_eq(ret, -EADDRINUSE, "second listen, reuseport: %d", ret);
+    cr_assert_eq(t_fds(), fds, "a failed listen leaked its socket");
+    /* The first listener is unharmed. */
+    t_check_reachable(lfd, port);
+    weft_close(lfd);
+    return 0;
+}
+
+Test(io_listener, listen_on_a_port_in_use_is_eaddrinuse, .timeout = 30)
+{
+    t_run(in_use_main, NULL);
+}
+
+static int any_address_main(void *arg)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    int lfd = weft_listen(NULL, 0, 16, 0);
+
+    (void)arg;
+    cr_assert_geq(lfd, 0, "listen: %s", strerror(-lfd));
+    cr_assert_eq(getsockname(lfd, (struct sockaddr *)&ss, &len), 0);
+    if (ss.ss_family == AF_INET) {
+        struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+
+        cr_assert_eq(sin->sin_addr.s_addr, htonl(INADDR_ANY));
+    } else {
+        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+
+        cr_assert_eq(ss.ss_family, AF_INET6);
+        cr_assert(IN6_IS_ADDR_UNSPECIFIED(&sin6->sin6_addr));
+    }
+    t_check_reachable(lfd, t_port(lfd));
+    weft_close(lfd);
+    return 0;
+}
+
+Test(io_listener, listen_without_a_host_takes_every_local_address,
+     .timeout = 30)
+{
+    t_run(any_address_main, NULL);
+}
+
+static int host_name_main(void *arg)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    int lfd = weft_listen("localhost", 0, 16, 0), c, s;
+    char b = 0;
+
+    (void)arg;
+    cr_assert_geq(lfd, 0, "listen: %s", strerror(-lfd));
+    cr_assert_eq(getsockname(lfd, (struct sockaddr *)&ss, &len), 0);
+    if (ss.ss_family == AF_INET)
+        cr_assert_eq(((struct sockaddr_in *)&ss)->sin_addr.s_addr,
+                     htonl(INADDR_LOOPBACK));
+    else
+        cr_assert(IN6_IS_ADDR_LOOPBACK(
+            &((struct sockaddr_in6 *)&ss)->sin6_addr));
+    c = weft_connect_tcp("localhost", t_port(lfd), T_SECS(20));
+    cr_assert_geq(c, 0, "connect: %s", strerror(-c));
+    s = weft_accept(lfd, NULL, NULL, SOCK_CLOEXEC, T_SECS(20));
+    cr_assert_geq(s, 0, "accept: %s", strerror(-s));
+    cr_assert_eq(weft_send(c, "y", 1, 0, T_SECS(20)), 1);
+    cr_assert_eq(weft_recv(s, &b, 1, 0, T_SECS(20)), 1);
+    cr_assert_eq(b, 'y');
+    weft_close(s);
+    weft_close(c);
+    weft_close(lfd);
+    return 0;
+}
+
+Test(io_listener, listen_on_a_host_name_binds_its_address, .timeout = 30)
+{
+    t_run(host_name_main, NULL);
+}

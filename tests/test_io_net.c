@@ -591,3 +591,134 @@ Test(io_net, connection_that_always_has_data_lets_other_tasks_run,
 {
     t_run(busy_main, NULL);
 }
+
+/* ---- recvmsg and sendmsg ------------------------------------------------- */
+
+#include "runtime/task.h"
+
+/* Yields until t is suspended in an I/O call (white-box: why it waits). */
+static void t_until_in_io(weft_task_t *t)
+{
+    while (atomic_load_explicit(&t->why, memory_order_relaxed) != WHY_IO)
+        cr_assert_eq(weft_yield(), 0);
+}
+
+struct scatter {
+    int fd;
+    char a[5], b[7], c[20];
+    int flags;
+};
+
+static int recv_scattered(void *arg)
+{
+    struct scatter *s = arg;
+    struct iovec iov[3] = { { s->a, sizeof(s->a) }, { s->b, sizeof(s->b) },
+                            { s->c, sizeof(s->c) } };
+    struct msghdr msg = { .msg_iov = iov, .msg_iovlen = 3 };
+    ssize_t n = weft_recvmsg(s->fd, &msg, 0, T_SECS(20));
+
+    s->flags = msg.msg_flags;
+    return (int)n;
+}
+
+static int scatter_gather_main(void *arg)
+{
+    struct iovec out[3] = { { "hello ", 6 }, { "scatter", 7 },
+                            { "/gather", 7 } };
+    struct msghdr msg = { .msg_iov = out, .msg_iovlen = 3 };
+    struct scatter s = { .flags = -1 };
+    char small[4];
+    struct iovec in = { small, sizeof(small) };
+    weft_task_t *t;
+    int sv[2];
+
+    (void)arg;
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv),
+                 0);
+    /* The receiver waits before anything is sent. */
+    s.fd = sv[1];
+    cr_assert_eq(weft_spawn(&t, recv_scattered, &s), 0);
+    t_until_in_io(t);
+    cr_assert_eq(weft_sendmsg(sv[0], &msg, 0, T_SECS(20)), 20);
+    cr_assert_eq(weft_join(t), 20);
+    cr_assert_eq(memcmp(s.a, "hello", 5), 0);
+    cr_assert_eq(memcmp(s.b, " scatte", 7), 0);
+    cr_assert_eq(memcmp(s.c, "r/gather", 8), 0);
+    cr_assert_eq(s.flags, 0);
+    /* With the data already there, and a message larger than the buffer:
+     * the kernel's msg_flags come back to the caller. */
+    cr_assert_eq(weft_sendmsg(sv[0], &msg, 0, T_SECS(20)), 20);
+    msg = (struct msghdr){ .msg_iov = &in, .msg_iovlen = 1 };
+    cr_assert_eq(weft_recvmsg(sv[1], &msg, 0, T_SECS(20)), 4);
+    cr_assert_eq(memcmp(small, "hell", 4), 0);
+    cr_assert(msg.msg_flags & MSG_TRUNC, "msg_flags %#x", msg.msg_flags);
+    cr_assert_eq(weft_recvmsg(sv[1], NULL, 0, T_SECS(20)), -EINVAL);
+    cr_assert_eq(weft_sendmsg(sv[0], NULL, 0, T_SECS(20)), -EINVAL);
+    close(sv[0]);
+    close(sv[1]);
+    return 0;
+}
+
+Test(io_net, recvmsg_and_sendmsg_scatter_and_gather, .timeout = 30)
+{
+    t_run(scatter_gather_main, NULL);
+}
+
+union t_fd_cmsg {
+    char buf[CMSG_SPACE(sizeof(int))];
+    struct cmsghdr align;
+};
+
+static int pass_fd_main(void *arg)
+{
+    union t_fd_cmsg ctl_out, ctl_in;
+    char byte = 'F', got = 0, back[4];
+    struct iovec iov_out = { &byte, 1 }, iov_in = { &got, 1 };
+    struct msghdr out = { .msg_iov = &iov_out, .msg_iovlen = 1,
+                          .msg_control = ctl_out.buf,
+                          .msg_controllen = sizeof(ctl_out.buf) };
+    struct msghdr in = { .msg_iov = &iov_in, .msg_iovlen = 1,
+                         .msg_control = ctl_in.buf,
+                         .msg_controllen = sizeof(ctl_in.buf) };
+    struct cmsghdr *cm;
+    int sv[2], p[2], fd;
+
+    (void)arg;
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
+    memset(&ctl_out, 0, sizeof(ctl_out));
+    cm = CMSG_FIRSTHDR(&out);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cm), &p[1], sizeof(int));
+    cr_assert_eq(weft_sendmsg(sv[0], &out, 0, T_SECS(20)), 1);
+    cr_assert_eq(weft_recvmsg(sv[1], &in, MSG_CMSG_CLOEXEC, T_SECS(20)), 1);
+    cr_assert_eq(got, 'F');
+    cr_assert_eq(in.msg_flags & MSG_CTRUNC, 0);
+    cm = CMSG_FIRSTHDR(&in);
+    cr_assert_not_null(cm, "no control message arrived");
+    cr_assert_eq(cm->cmsg_level, SOL_SOCKET);
+    cr_assert_eq(cm->cmsg_type, SCM_RIGHTS);
+    cr_assert_eq(cm->cmsg_len, CMSG_LEN(sizeof(int)));
+    memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+    cr_assert(fd >= 0 && fd != p[1], "received fd %d", fd);
+    /* recvmsg's flags reached the kernel: the new fd is close-on-exec. */
+    cr_assert(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+    /* The received fd is the pipe's write end. */
+    close(p[1]);
+    cr_assert_eq(weft_write(fd, "fd!", 3, -1, T_SECS(20)), 3);
+    cr_assert_eq(weft_read(p[0], back, sizeof(back), -1, T_SECS(20)), 3);
+    cr_assert_eq(memcmp(back, "fd!", 3), 0);
+    close(fd);
+    cr_assert_eq(weft_read(p[0], back, sizeof(back), -1, T_SECS(20)), 0);
+    close(p[0]);
+    close(sv[0]);
+    close(sv[1]);
+    return 0;
+}
+
+Test(io_net, sendmsg_passes_an_fd_with_scm_rights, .timeout = 30)
+{
+    t_run(pass_fd_main, NULL);
+}

@@ -338,3 +338,51 @@ Test(queue, join_waits_for_every_task_done, .timeout = 30)
 {
     t_run(join_task_done, NULL);
 }
+
+/* ---- destroy while awaited ----------------------------------------------- */
+
+static int join_queue(void *arg)
+{
+    return weft_queue_join(arg, WEFT_NO_DEADLINE);
+}
+
+/* A getter, a putter and a joiner each keep the queue from being destroyed
+ * while they really wait on it; once they left, destroy succeeds. */
+static int destroy_while_awaited(void *arg)
+{
+    weft_queue_t q;
+    weft_task_t *t;
+    void *item;
+
+    (void)arg;
+    cr_assert_eq(weft_queue_init(&q, 1, 0), 0);
+    cr_assert_eq(weft_spawn(&t, get_one, &q), 0);
+    t_until_waiting(&q, &t_q(&q)->getters, 1);
+    cr_assert_eq(weft_queue_destroy(&q), -EBUSY);
+    cr_assert_eq(weft_queue_put(&q, ITEM(5), WEFT_NO_DEADLINE), 0);
+    cr_assert_eq(weft_join(t), 5);
+
+    cr_assert_eq(weft_queue_put(&q, ITEM(1), WEFT_NO_DEADLINE), 0);
+    cr_assert_eq(weft_spawn(&t, put_one, &q), 0);
+    t_until_waiting(&q, &t_q(&q)->putters, 1);
+    cr_assert_eq(weft_queue_destroy(&q), -EBUSY);
+    cr_assert_eq(weft_queue_get(&q, &item, WEFT_NO_DEADLINE), 0);
+    cr_assert_eq(weft_join(t), 0);
+    cr_assert_eq(weft_queue_get(&q, &item, WEFT_NO_DEADLINE), 0);
+    cr_assert_eq(item, ITEM(99));
+
+    /* Three items were taken, none marked done yet. */
+    cr_assert_eq(weft_spawn(&t, join_queue, &q), 0);
+    t_until_waiting(&q, &t_q(&q)->joiners, 1);
+    cr_assert_eq(weft_queue_destroy(&q), -EBUSY);
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(weft_queue_task_done(&q), 0);
+    cr_assert_eq(weft_join(t), 0);
+    cr_assert_eq(weft_queue_destroy(&q), 0);
+    return 0;
+}
+
+Test(queue, destroy_is_ebusy_while_a_task_waits_then_succeeds, .timeout = 10)
+{
+    t_run(destroy_while_awaited, NULL);
+}

@@ -226,3 +226,129 @@ Test(shutdown, spawn_from_outside_between_block_ons, .timeout = 10)
     cr_assert_eq(weft_runtime_free(rt), 0);
     cr_assert_eq(weft_future_destroy(&fr.done[0]), 0);
 }
+
+/* ---- calls into a runtime that is shutting down ---------------------------- */
+
+struct closing {
+    weft_runtime_t *rt;
+    atomic_bool job_started, release;
+    atomic_int ran;
+    int free_ret;
+};
+
+/* A running pool job: weft_runtime_free waits for it (and for the task
+ * waiting on it) until the test releases it. */
+static int held_job(void *arg)
+{
+    struct closing *c = arg;
+
+    atomic_store(&c->job_started, true);
+    while (!atomic_load(&c->release))
+        usleep(500);
+    return 0;
+}
+
+static int hold_shutdown(void *arg)
+{
+    return weft_blocking(held_job, arg);
+}
+
+static int count_run(void *arg)
+{
+    atomic_fetch_add(&((struct closing *)arg)->ran, 1);
+    return 0;
+}
+
+static void *free_runtime_thread(void *arg)
+{
+    struct closing *c = arg;
+
+    c->free_ret = weft_runtime_free(c->rt);
+    return NULL;
+}
+
+/* White-box: weft_runtime_free has closed the door to outside spawns. */
+static bool t_closed(weft_runtime_t *h)
+{
+    bool closed;
+
+    pthread_mutex_lock(&h->rt.foreign_lock);
+    closed = h->rt.closed;
+    pthread_mutex_unlock(&h->rt.foreign_lock);
+    return closed;
+}
+
+Test(shutdown, spawn_from_and_block_on_are_eshutdown_once_free_has_begun,
+     .timeout = 20)
+{
+    static struct closing c;
+    weft_task_t *t = NULL;
+    pthread_t th;
+
+    cr_assert_eq(weft_runtime_new(NULL, &c.rt), 0);
+    cr_assert_eq(weft_spawn_from(c.rt, NULL, hold_shutdown, &c), 0);
+    while (!atomic_load(&c.job_started))
+        usleep(500);
+    cr_assert_eq(pthread_create(&th, NULL, free_runtime_thread, &c), 0);
+    /* free is now stuck draining the task that waits for the held job. */
+    while (!t_closed(c.rt))
+        usleep(500);
+    cr_assert_eq(weft_spawn_from(c.rt, &t, count_run, &c), -ESHUTDOWN);
+    cr_assert_null(t);
+    cr_assert_eq(weft_spawn_from(c.rt, NULL, count_run, &c), -ESHUTDOWN);
+    cr_assert_eq(weft_runtime_block_on(c.rt, count_run, &c), -ESHUTDOWN);
+    atomic_store(&c.release, true);
+    cr_assert_eq(pthread_join(th, NULL), 0);
+    cr_assert_eq(c.free_ret, 0);
+    cr_assert_eq(atomic_load(&c.ran), 0, "a refused function ran");
+}
+
+/* ---- several threads in block_on at once ----------------------------------- */
+
+enum { BLOCK_ON_CALLERS = 4 };
+
+struct caller {
+    weft_runtime_t *rt;
+    weft_barrier_t *all_in;
+    int i, ret;
+};
+
+/* Returns only once every caller's task runs: the block_on calls overlap. */
+static int meet_then_return(void *arg)
+{
+    struct caller *c = arg;
+    int ret = weft_barrier_wait(c->all_in, WEFT_NO_DEADLINE);
+
+    return ret < 0 ? ret : 100 + c->i;
+}
+
+static void *call_block_on(void *arg)
+{
+    struct caller *c = arg;
+
+    c->ret = weft_runtime_block_on(c->rt, meet_then_return, c);
+    return NULL;
+}
+
+Test(shutdown, threads_blocking_on_one_runtime_at_once_get_their_own_status,
+     .timeout = 20)
+{
+    struct caller c[BLOCK_ON_CALLERS];
+    pthread_t th[BLOCK_ON_CALLERS];
+    weft_barrier_t all_in;
+    weft_runtime_t *rt;
+
+    cr_assert_eq(weft_runtime_new(NULL, &rt), 0);
+    cr_assert_eq(weft_barrier_init(&all_in, BLOCK_ON_CALLERS), 0);
+    for (int i = 0; i < BLOCK_ON_CALLERS; i++) {
+        c[i] = (struct caller){ .rt = rt, .all_in = &all_in, .i = i,
+                                .ret = -1 };
+        cr_assert_eq(pthread_create(&th[i], NULL, call_block_on, &c[i]), 0);
+    }
+    for (int i = 0; i < BLOCK_ON_CALLERS; i++) {
+        cr_assert_eq(pthread_join(th[i], NULL), 0);
+        cr_assert_eq(c[i].ret, 100 + i, "caller %d got %d", i, c[i].ret);
+    }
+    cr_assert_eq(weft_barrier_destroy(&all_in), 0);
+    cr_assert_eq(weft_runtime_free(rt), 0);
+}

@@ -598,3 +598,121 @@ Test(sync, suspending_outside_a_task_is_eperm, .timeout = 10)
     cr_assert_eq(weft_event_wait(&e, WEFT_NO_DEADLINE), -EPERM);
     cr_assert_eq(weft_mutex_init(NULL), -EINVAL);
 }
+
+/* ---- destroy while awaited ----------------------------------------------- */
+
+static int acquire_permit(void *arg)
+{
+    return weft_sem_acquire(arg, WEFT_NO_DEADLINE);
+}
+
+static int wait_for_zero(void *arg)
+{
+    return weft_waitgroup_wait(arg, WEFT_NO_DEADLINE);
+}
+
+struct cond_waiter {
+    weft_mutex_t m;
+    weft_cond_t c;
+};
+
+static int wait_notified(void *arg)
+{
+    struct cond_waiter *cw = arg;
+    int ret;
+
+    cr_assert_eq(weft_mutex_lock(&cw->m, WEFT_NO_DEADLINE), 0);
+    ret = weft_cond_wait(&cw->c, &cw->m, WEFT_NO_DEADLINE);
+    cr_assert_eq(weft_mutex_unlock(&cw->m), 0);
+    return ret;
+}
+
+/* Each primitive refuses to be destroyed while a task really waits on it
+ * (the task is in its wait list), and is destroyed once the waiter left. */
+static int destroy_while_awaited(void *arg)
+{
+    struct cond_waiter cw;
+    weft_waitgroup_t wg;
+    weft_barrier_t b;
+    weft_event_t e;
+    weft_sem_t s;
+    weft_task_t *t;
+
+    (void)arg;
+    cr_assert_eq(weft_sem_init(&s, 0), 0);
+    cr_assert_eq(weft_spawn(&t, acquire_permit, &s), 0);
+    t_until_waiting(&((struct sem *)(void *)&s)->lock,
+                    &((struct sem *)(void *)&s)->waiters, 1);
+    cr_assert_eq(weft_sem_destroy(&s), -EBUSY);
+    cr_assert_eq(weft_sem_release(&s), 0);
+    cr_assert_eq(weft_join(t), 0);
+    cr_assert_eq(weft_sem_destroy(&s), 0);
+
+    cr_assert_eq(weft_event_init(&e), 0);
+    cr_assert_eq(weft_spawn(&t, wait_event, &e), 0);
+    t_until_waiting(&((struct event *)(void *)&e)->lock,
+                    &((struct event *)(void *)&e)->waiters, 1);
+    cr_assert_eq(weft_event_destroy(&e), -EBUSY);
+    cr_assert_eq(weft_event_set(&e), 0);
+    cr_assert_eq(weft_join(t), 0);
+    cr_assert_eq(weft_event_destroy(&e), 0);
+
+    cr_assert_eq(weft_mutex_init(&cw.m), 0);
+    cr_assert_eq(weft_cond_init(&cw.c), 0);
+    cr_assert_eq(weft_spawn(&t, wait_notified, &cw), 0);
+    t_until_waiting(&((struct cond *)(void *)&cw.c)->lock,
+                    &((struct cond *)(void *)&cw.c)->waiters, 1);
+    cr_assert_eq(weft_cond_destroy(&cw.c), -EBUSY);
+    cr_assert_eq(weft_cond_notify(&cw.c, 1), 1);
+    cr_assert_eq(weft_join(t), 0);
+    cr_assert_eq(weft_cond_destroy(&cw.c), 0);
+    cr_assert_eq(weft_mutex_destroy(&cw.m), 0);
+
+    cr_assert_eq(weft_barrier_init(&b, 2), 0);
+    cr_assert_eq(weft_spawn(&t, barrier_once, &b), 0);
+    t_until_waiting(&((struct barrier *)(void *)&b)->lock,
+                    &((struct barrier *)(void *)&b)->waiters, 1);
+    cr_assert_eq(weft_barrier_destroy(&b), -EBUSY);
+    cr_assert_eq(weft_barrier_wait(&b, WEFT_NO_DEADLINE), WEFT_BARRIER_SERIAL);
+    cr_assert_eq(weft_join(t), 0);
+    cr_assert_eq(weft_barrier_destroy(&b), 0);
+
+    cr_assert_eq(weft_waitgroup_init(&wg), 0);
+    cr_assert_eq(weft_waitgroup_add(&wg, 1), 0);
+    cr_assert_eq(weft_spawn(&t, wait_for_zero, &wg), 0);
+    t_until_waiting(&((struct waitgroup *)(void *)&wg)->lock,
+                    &((struct waitgroup *)(void *)&wg)->waiters, 1);
+    cr_assert_eq(weft_waitgroup_destroy(&wg), -EBUSY);
+    cr_assert_eq(weft_waitgroup_done(&wg), 0);
+    cr_assert_eq(weft_join(t), 0);
+    cr_assert_eq(weft_waitgroup_destroy(&wg), 0);
+    return 0;
+}
+
+Test(sync, destroy_is_ebusy_while_a_task_waits_then_succeeds, .timeout = 10)
+{
+    t_run(destroy_while_awaited, NULL);
+}
+
+static int event_is_set_reports_the_flag(void *arg)
+{
+    weft_event_t e;
+
+    (void)arg;
+    cr_assert_eq(weft_event_init(&e), 0);
+    cr_assert_eq(weft_event_is_set(&e), 0);
+    cr_assert_eq(weft_event_set(&e), 0);
+    cr_assert_eq(weft_event_is_set(&e), 1);
+    cr_assert_eq(weft_event_set(&e), 0);
+    cr_assert_eq(weft_event_is_set(&e), 1);
+    cr_assert_eq(weft_event_clear(&e), 0);
+    cr_assert_eq(weft_event_is_set(&e), 0);
+    cr_assert_eq(weft_event_is_set(NULL), -EINVAL);
+    cr_assert_eq(weft_event_destroy(&e), 0);
+    return 0;
+}
+
+Test(sync, event_is_set_is_1_once_set_and_0_once_cleared, .timeout = 10)
+{
+    t_run(event_is_set_reports_the_flag, NULL);
+}
