@@ -71,7 +71,13 @@ typedef struct weft_config {
     enum weft_flag pin;    /* WEFT_PIN: pin worker i to the i-th allowed CPU */
     enum weft_flag debug;  /* WEFT_DEBUG: slow-task warnings, errors of
                               detached tasks, leftover-task reports */
-    const char *io;        /* WEFT_IO: "uring" (default) or "epoll" */
+    const char *io;        /* WEFT_IO: "uring" or "epoll". Unset: io_uring
+                              if it works here end to end (a ring set up
+                              and a request taken through it; a seccomp
+                              filter or security module may refuse either
+                              step), else epoll. "uring" asked for where it
+                              does not work is an error (-EOPNOTSUPP), never
+                              a silent fallback. Under Valgrind: epoll */
     unsigned ring_entries; /* WEFT_RING_ENTRIES: SQ entries per worker ring;
                               default 256, a power of two up to 32768 */
     enum weft_flag sqpoll; /* WEFT_SQPOLL: a kernel SQ polling thread per ring */
@@ -96,10 +102,15 @@ WEFT_API void weft_config_init(weft_config_t *cfg);
  * weft_runtime_new + weft_runtime_block_on + weft_runtime_free.
  * Called from a thread that is not a weft worker; does not return early.
  * Returns fn's status, or:
- *   -EINVAL  a WEFT_* variable has a bad value (named on stderr), or fn NULL
- *   -ENOMEM  out of memory while starting
- *   -EPERM   called from inside a task
- *   other    negative errno from creating threads or the I/O backend
+ *   -EINVAL      a WEFT_* variable has a bad value (named on stderr), or fn
+ *                NULL
+ *   -ENOMEM      out of memory while starting
+ *   -EPERM       called from inside a task (or from a process forked by
+ *                one)
+ *   -EOPNOTSUPP  io_uring was asked for (WEFT_IO=uring or config.io) and
+ *                cannot be used here (the failing call and its error are
+ *                named on stderr)
+ *   other        negative errno from creating threads or the I/O backend
  */
 WEFT_API int weft_run(weft_fn_t fn, void *arg);
 
@@ -847,11 +858,14 @@ WEFT_API ssize_t weft_write_all(int fd, const void *buf, size_t len,
  * (cfg may be NULL) and stores its handle in *out. Its workers and other
  * threads block every asynchronous signal (see weft_signal_wait).
  * Called from a thread that is not a weft worker. Returns 0, or:
- *   -EINVAL  out is NULL, or a WEFT_* variable or cfg field is bad (named on
- *            stderr)
- *   -ENOMEM  out of memory while starting
- *   -EPERM   called from a worker thread (inside a task)
- *   other    negative errno from creating threads or the I/O backend
+ *   -EINVAL      out is NULL, or a WEFT_* variable or cfg field is bad
+ *                (named on stderr)
+ *   -ENOMEM      out of memory while starting
+ *   -EPERM       called from a worker thread (inside a task), or from a
+ *                process forked by one
+ *   -EOPNOTSUPP  io_uring was asked for and cannot be used here (as for
+ *                weft_run)
+ *   other        negative errno from creating threads or the I/O backend
  */
 WEFT_API int weft_runtime_new(const weft_config_t *cfg, weft_runtime_t **out);
 
