@@ -857,6 +857,10 @@ WEFT_API ssize_t weft_write_all(int fd, const void *buf, size_t len,
  * weft_runtime_new starts a runtime configured from the environment and cfg
  * (cfg may be NULL) and stores its handle in *out. Its workers and other
  * threads block every asynchronous signal (see weft_signal_wait).
+ * Should the I/O backend start failing later (say, a seccomp filter
+ * installed afterwards refuses io_uring_enter), each worker says so once on
+ * stderr and polls for work instead of sleeping in the backend; its I/O
+ * already submitted never completes.
  * Called from a thread that is not a weft worker. Returns 0, or:
  *   -EINVAL      out is NULL, or a WEFT_* variable or cfg field is bad
  *                (named on stderr)

@@ -13,6 +13,11 @@
  *   io      weft_run with a task that does real I/O (a socket pair round
  *           trip, a sleep); prints "backend=NAME"; exits with 0 or the
  *           negated error weft_run returned.
+ *   broken  starts a runtime, then refuses the backend's wait calls in
+ *           every thread (io_uring_enter, or epoll_wait and friends), runs
+ *           a task that sleeps 200 ms and shuts down; prints
+ *           "failures=N wall_ms=M" (failed waits, and the time since the
+ *           filter went in).
  * WEFT_IO and WEFT_WORKERS come from the environment.
  */
 #include <errno.h>
@@ -32,6 +37,7 @@
 
 #include "io/backend.h"
 #include "runtime/runtime.h"
+#include "runtime/worker.h"
 
 #if defined(__x86_64__)
 #define T_AUDIT_ARCH AUDIT_ARCH_X86_64
@@ -131,6 +137,51 @@ static int io_task(void *arg)
     return ret;
 }
 
+/* ---- broken: the backend's wait fails after start ------------------------ */
+
+static int nothing(void *arg)
+{
+    (void)arg;
+    return 0;
+}
+
+static int sleep_200ms(void *arg)
+{
+    (void)arg;
+    return weft_sleep_ms(200);
+}
+
+static int broken_wait(void)
+{
+    static const int uring[] = { __NR_io_uring_enter };
+    static const int epoll[] = { __NR_epoll_pwait, __NR_epoll_pwait2,
+#ifdef __NR_epoll_wait
+                                 __NR_epoll_wait,
+#endif
+    };
+    weft_runtime_t *rt;
+    bool is_uring;
+    int64_t start;
+    int ret = weft_runtime_new(NULL, &rt);
+
+    if (ret)
+        return ret;
+    /* Started and serving; from here on its waits fail. */
+    ret = weft_runtime_block_on(rt, nothing, NULL);
+    is_uring = rt->rt.io_ops == &weft__io_uring_ops;
+    start = weft_now_ns();
+    if (is_uring)
+        refuse(uring, 1, true);
+    else
+        refuse(epoll, sizeof(epoll) / sizeof(epoll[0]), true);
+    ret = ret ?: weft_runtime_block_on(rt, sleep_200ms, NULL);
+    weft_runtime_free(rt);
+    printf("failures=%llu wall_ms=%lld\n",
+           (unsigned long long)atomic_load(&weft__worker_wait_failures),
+           (long long)((weft_now_ns() - start) / 1000000));
+    return ret;
+}
+
 int main(int argc, char **argv)
 {
     static const int enter[] = { __NR_io_uring_enter };
@@ -138,7 +189,7 @@ int main(int argc, char **argv)
     int ret;
 
     if (argc != 3) {
-        fprintf(stderr, "usage: fallback_child none|enter|setup io\n");
+        fprintf(stderr, "usage: fallback_child none|enter|setup io|broken\n");
         return 2;
     }
     if (!strcmp(argv[1], "enter"))
@@ -149,6 +200,8 @@ int main(int argc, char **argv)
         return 2;
     if (!strcmp(argv[2], "io"))
         ret = weft_run(io_task, NULL);
+    else if (!strcmp(argv[2], "broken"))
+        ret = broken_wait();
     else
         return 2;
     fflush(stdout);

@@ -1,7 +1,8 @@
 /*
- * Choosing the I/O backend where io_uring is refused: each case runs
- * tests/fallback_child.c in a child process behind a seccomp filter, with a
- * time limit, so that a hang fails the test instead of hanging it.
+ * Choosing the I/O backend where io_uring is refused, and a backend that
+ * starts failing under a running runtime: each case runs tests/
+ * fallback_child.c in a child process behind a seccomp filter, with a time
+ * limit, so that a hang fails the test instead of hanging it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -166,4 +167,62 @@ Test(fallback, epoll_asked_for_is_used_where_io_uring_is_refused,
     t_run_child("enter", "io", "epoll", &c);
     t_assert_exit(&c, 0);
     cr_assert(strstr(c.out, "backend=epoll"), "output: %s", c.out);
+}
+
+/* ---- a backend failing under a running runtime --------------------------- */
+
+/* Occurrences of s in out. */
+static unsigned t_count(const char *out, const char *s)
+{
+    unsigned n = 0;
+
+    for (const char *p = out; (p = strstr(p, s)); p += strlen(s))
+        n++;
+    return n;
+}
+
+/*
+ * Every wait of the running runtime's backend now fails. The workers must
+ * say so once each (a worker still blocked in its wait from before the
+ * filter may never fail), keep serving timers, shut down, and never spin:
+ * each failed park sleeps at least a millisecond or until the worker's next
+ * timer, and each worker fails at most two non-blocking polls around each
+ * park, so a worker that backs off fails fewer than 3 waits per
+ * millisecond of wall time (a few more around the one timer). A worker that
+ * retried at once would fail hundreds per millisecond.
+ */
+static void t_broken_wait(const char *io)
+{
+    unsigned long long failures;
+    unsigned workers = t_workers();
+    long long wall_ms;
+    struct t_child c;
+    const char *line;
+
+    t_run_child("none", "broken", io, &c);
+    t_assert_exit(&c, 0);
+    line = strstr(c.out, "failures=");
+    cr_assert_not_null(line, "output: %s", c.out);
+    cr_assert_eq(sscanf(line, "failures=%llu wall_ms=%lld", &failures,
+                        &wall_ms), 2, "output: %s", c.out);
+    cr_assert_geq(failures, 1, "no wait failed: %s", c.out);
+    cr_assert_leq(failures, 3ull * workers * (unsigned long long)(wall_ms + 8),
+                  "%llu failed waits in %lld ms: the workers spin",
+                  failures, wall_ms);
+    cr_assert_geq(t_count(c.out, "backend's wait failed"), 1, "%s", c.out);
+    cr_assert_leq(t_count(c.out, "backend's wait failed"), workers, "%s",
+                  c.out);
+    cr_assert(strstr(c.out, strerror(EPERM)), "output: %s", c.out);
+}
+
+Test(fallback, failing_uring_wait_is_reported_once_and_does_not_spin,
+     .timeout = 60)
+{
+    t_broken_wait("uring");
+}
+
+Test(fallback, failing_epoll_wait_is_reported_once_and_does_not_spin,
+     .timeout = 60)
+{
+    t_broken_wait("epoll");
 }
