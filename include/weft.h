@@ -22,6 +22,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/select.h> /* sigset_t, whatever the feature macros */
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -1037,12 +1038,13 @@ WEFT_API void weft_resolve_free(struct addrinfo *res);
  * task waits is swallowed.
  * How: the first wait for signo installs weft's handler for it, replacing
  * the disposition (kept until the runtime shuts down, when the previous one
- * is restored). The handler runs on any thread that does not block signo;
- * weft's own threads block every asynchronous signal, so it runs on one of
- * yours (the one in weft_run will do). If your program blocks signo in
- * every one of its threads (say, to sigwait for it), the signal stays
- * pending and the task never sees it: do not mix the two. Conversely, a
- * thread of yours that must not be interrupted should block signo itself.
+ * is restored; a forked child gets the previous one at once). The handler
+ * runs on any thread that does not block signo; weft's own threads block
+ * every asynchronous signal, so it runs on one of yours (the one in
+ * weft_run will do). If your program blocks signo in every one of its
+ * threads (say, to sigwait for it), the signal stays pending and the task
+ * never sees it: do not mix the two. Conversely, a thread of yours that
+ * must not be interrupted should block signo itself.
  * Suspends. Called from a task. Returns 0 when signo arrived, or:
  *   -ETIMEDOUT  the deadline (or an enclosing timeout scope) passed first
  *   -ECANCELED  the task was cancelled while waiting
@@ -1053,6 +1055,37 @@ WEFT_API void weft_resolve_free(struct addrinfo *res);
  *   other       negative errno from sigaction, eventfd or pthread_create
  */
 WEFT_API int weft_signal_wait(int signo, int64_t deadline);
+
+/* ---- child processes ------------------------------------------------------ */
+
+/*
+ * fork() from a task, a pool job or any thread while a runtime runs:
+ * weft's threads block every asynchronous signal; a fork handler
+ * (pthread_atfork) gives the child of one of them the mask that the thread
+ * which created the runtime had when it did, as if weft's thread had been
+ * that thread, so that a child (and whatever it execs) can be stopped with
+ * SIGTERM. A child of a thread of yours keeps that
+ * thread's mask. In every child, the dispositions weft_signal_wait
+ * replaced are the previous ones again.
+ *
+ * posix_spawn and vfork run no fork handlers (nor do system and popen,
+ * which glibc builds on posix_spawn): their child starts with the calling
+ * thread's mask, every asynchronous signal blocked if that is a weft
+ * thread, and keeps it across exec. Pass posix_spawn the mask from
+ * weft_child_sigmask (posix_spawnattr_setsigmask with
+ * POSIX_SPAWN_SETSIGMASK). system and popen take no mask: set the calling
+ * thread's mask to that one around the call (in a weft_blocking job, say;
+ * a signal may then be handled on that pool thread meanwhile).
+ */
+
+/*
+ * Stores in *mask the signal mask a child process started from the calling
+ * thread should begin with: on a weft thread (a task's worker, a pool
+ * job's thread), the mask its forked children get (see above); on any
+ * other thread, that thread's own mask. Never suspends; any thread.
+ * Returns 0, or -EINVAL (mask NULL).
+ */
+WEFT_API int weft_child_sigmask(sigset_t *mask);
 
 #ifdef __cplusplus
 }
