@@ -1059,12 +1059,22 @@ WEFT_API int weft_signal_wait(int signo, int64_t deadline);
 /* ---- child processes ------------------------------------------------------ */
 
 /*
- * fork() from a task, a pool job or any thread while a runtime runs:
- * weft's threads block every asynchronous signal; a fork handler
- * (pthread_atfork) gives the child of one of them the mask that the thread
- * which created the runtime had when it did, as if weft's thread had been
- * that thread, so that a child (and whatever it execs) can be stopped with
- * SIGTERM. A child of a thread of yours keeps that
+ * fork() works from a task, a blocking-pool job or any thread of yours
+ * while a runtime runs. The child has one thread, the one that called
+ * fork, and none of weft's. As in any multi-threaded program, until it
+ * calls exec or _exit the child may only make async-signal-safe calls
+ * (no malloc, no stdio, no locks another thread may have held): in
+ * particular no weft call, since the workers and threads they rely on
+ * are not in the child. weft_run and weft_runtime_new called in a child
+ * forked from a task return -EPERM (the thread still counts as a worker);
+ * anything else of weft's there is undefined. To start a runtime in a
+ * child, fork before the parent starts its own or after it has ended.
+ *
+ * Signals in the child. weft's threads block every asynchronous signal; a
+ * fork handler (pthread_atfork) gives the child of one of them the mask
+ * that the thread which created the runtime had when it did, as if weft's
+ * thread had been that thread, so that a child (and whatever it execs)
+ * can be stopped with SIGTERM. A child of a thread of yours keeps that
  * thread's mask. In every child, the dispositions weft_signal_wait
  * replaced are the previous ones again.
  *

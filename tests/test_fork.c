@@ -2,8 +2,8 @@
  * Child processes: a child forked from a task, a pool job or a thread of
  * the program gets the signal mask a thread outside weft would have given
  * it (SIGTERM ends it, before or after exec), the dispositions weft
- * replaced are the previous ones in the child, and what posix_spawn does
- * with and without a mask.
+ * replaced are the previous ones in the child, weft_run in a task's child
+ * returns -EPERM, and what posix_spawn does with and without a mask.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -293,6 +293,43 @@ Test(fork, child_gets_the_disposition_weft_replaced, .timeout = 60)
     t_assert_killed_by(status, SIGUSR1);
     cr_assert_eq(weft__signal_waiters(SIGUSR1), 1);
     cr_assert_eq(weft_runtime_free(rt), 0);
+}
+
+/* ---- weft in the child --------------------------------------------------- */
+
+static int nothing(void *arg)
+{
+    (void)arg;
+    return 0;
+}
+
+static int weft_in_child(void *arg)
+{
+    weft_runtime_t *rt;
+    pid_t pid;
+    int ret;
+
+    (void)arg;
+    pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        ret = weft_run(nothing, NULL);
+        _exit(ret < 0 ? -ret : 200);
+    }
+    t_assert_exit(t_reap(pid), EPERM, "weft_run in a task's child");
+    pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        ret = weft_runtime_new(NULL, &rt);
+        _exit(ret < 0 ? -ret : 200);
+    }
+    t_assert_exit(t_reap(pid), EPERM, "weft_runtime_new in a task's child");
+    return 0;
+}
+
+Test(fork, weft_run_in_the_child_of_a_task_returns_eperm, .timeout = 60)
+{
+    t_run(weft_in_child, NULL);
 }
 
 /* ---- posix_spawn --------------------------------------------------------- */
