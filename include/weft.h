@@ -27,6 +27,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/select.h> /* sigset_t, whatever the feature macros */
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -76,7 +77,13 @@ typedef struct weft_config {
     enum weft_flag pin;    /* WEFT_PIN: pin worker i to the i-th allowed CPU */
     enum weft_flag debug;  /* WEFT_DEBUG: slow-task warnings, errors of
                               detached tasks, leftover-task reports */
-    const char *io;        /* WEFT_IO: "uring" (default) or "epoll" */
+    const char *io;        /* WEFT_IO: "uring" or "epoll". Unset: io_uring
+                              if it works here end to end (a ring set up
+                              and a request taken through it; a seccomp
+                              filter or security module may refuse either
+                              step), else epoll. "uring" asked for where it
+                              does not work is an error (-EOPNOTSUPP), never
+                              a silent fallback. Under Valgrind: epoll */
     unsigned ring_entries; /* WEFT_RING_ENTRIES: SQ entries per worker ring;
                               default 256, a power of two up to 32768 */
     enum weft_flag sqpoll; /* WEFT_SQPOLL: a kernel SQ polling thread per ring */
@@ -101,10 +108,15 @@ WEFT_API void weft_config_init(weft_config_t *cfg);
  * weft_runtime_new + weft_runtime_block_on + weft_runtime_free.
  * Called from a thread that is not a weft worker; does not return early.
  * Returns fn's status, or:
- *   -EINVAL  a WEFT_* variable has a bad value (named on stderr), or fn NULL
- *   -ENOMEM  out of memory while starting
- *   -EPERM   called from inside a task
- *   other    negative errno from creating threads or the I/O backend
+ *   -EINVAL      a WEFT_* variable has a bad value (named on stderr), or fn
+ *                NULL
+ *   -ENOMEM      out of memory while starting
+ *   -EPERM       called from inside a task (or from a process forked by
+ *                one)
+ *   -EOPNOTSUPP  io_uring was asked for (WEFT_IO=uring or config.io) and
+ *                cannot be used here (the failing call and its error are
+ *                named on stderr)
+ *   other        negative errno from creating threads or the I/O backend
  */
 WEFT_API int weft_run(weft_fn_t fn, void *arg);
 
@@ -851,12 +863,19 @@ WEFT_API ssize_t weft_write_all(int fd, const void *buf, size_t len,
  * weft_runtime_new starts a runtime configured from the environment and cfg
  * (cfg may be NULL) and stores its handle in *out. Its workers and other
  * threads block every asynchronous signal (see weft_signal_wait).
+ * Should the I/O backend start failing later (say, a seccomp filter
+ * installed afterwards refuses io_uring_enter), each worker says so once on
+ * stderr and polls for work instead of sleeping in the backend; its I/O
+ * already submitted never completes.
  * Called from a thread that is not a weft worker. Returns 0, or:
- *   -EINVAL  out is NULL, or a WEFT_* variable or cfg field is bad (named on
- *            stderr)
- *   -ENOMEM  out of memory while starting
- *   -EPERM   called from a worker thread (inside a task)
- *   other    negative errno from creating threads or the I/O backend
+ *   -EINVAL      out is NULL, or a WEFT_* variable or cfg field is bad
+ *                (named on stderr)
+ *   -ENOMEM      out of memory while starting
+ *   -EPERM       called from a worker thread (inside a task), or from a
+ *                process forked by one
+ *   -EOPNOTSUPP  io_uring was asked for and cannot be used here (as for
+ *                weft_run)
+ *   other        negative errno from creating threads or the I/O backend
  */
 WEFT_API int weft_runtime_new(const weft_config_t *cfg, weft_runtime_t **out);
 
@@ -1024,12 +1043,13 @@ WEFT_API void weft_resolve_free(struct addrinfo *res);
  * task waits is swallowed.
  * How: the first wait for signo installs weft's handler for it, replacing
  * the disposition (kept until the runtime shuts down, when the previous one
- * is restored). The handler runs on any thread that does not block signo;
- * weft's own threads block every asynchronous signal, so it runs on one of
- * yours (the one in weft_run will do). If your program blocks signo in
- * every one of its threads (say, to sigwait for it), the signal stays
- * pending and the task never sees it: do not mix the two. Conversely, a
- * thread of yours that must not be interrupted should block signo itself.
+ * is restored; a forked child gets the previous one at once). The handler
+ * runs on any thread that does not block signo; weft's own threads block
+ * every asynchronous signal, so it runs on one of yours (the one in
+ * weft_run will do). If your program blocks signo in every one of its
+ * threads (say, to sigwait for it), the signal stays pending and the task
+ * never sees it: do not mix the two. Conversely, a thread of yours that
+ * must not be interrupted should block signo itself.
  * Suspends. Called from a task. Returns 0 when signo arrived, or:
  *   -ETIMEDOUT  the deadline (or an enclosing timeout scope) passed first
  *   -ECANCELED  the task was cancelled while waiting
@@ -1040,6 +1060,47 @@ WEFT_API void weft_resolve_free(struct addrinfo *res);
  *   other       negative errno from sigaction, eventfd or pthread_create
  */
 WEFT_API int weft_signal_wait(int signo, int64_t deadline);
+
+/* ---- child processes ------------------------------------------------------ */
+
+/*
+ * fork() works from a task, a blocking-pool job or any thread of yours
+ * while a runtime runs. The child has one thread, the one that called
+ * fork, and none of weft's. As in any multi-threaded program, until it
+ * calls exec or _exit the child may only make async-signal-safe calls
+ * (no malloc, no stdio, no locks another thread may have held): in
+ * particular no weft call, since the workers and threads they rely on
+ * are not in the child. weft_run and weft_runtime_new called in a child
+ * forked from a task return -EPERM (the thread still counts as a worker);
+ * anything else of weft's there is undefined. To start a runtime in a
+ * child, fork before the parent starts its own or after it has ended.
+ *
+ * Signals in the child. weft's threads block every asynchronous signal; a
+ * fork handler (pthread_atfork) gives the child of one of them the mask
+ * that the thread which created the runtime had when it did, as if weft's
+ * thread had been that thread, so that a child (and whatever it execs)
+ * can be stopped with SIGTERM. A child of a thread of yours keeps that
+ * thread's mask. In every child, the dispositions weft_signal_wait
+ * replaced are the previous ones again.
+ *
+ * posix_spawn and vfork run no fork handlers (nor do system and popen,
+ * which glibc builds on posix_spawn): their child starts with the calling
+ * thread's mask, every asynchronous signal blocked if that is a weft
+ * thread, and keeps it across exec. Pass posix_spawn the mask from
+ * weft_child_sigmask (posix_spawnattr_setsigmask with
+ * POSIX_SPAWN_SETSIGMASK). system and popen take no mask: set the calling
+ * thread's mask to that one around the call (in a weft_blocking job, say;
+ * a signal may then be handled on that pool thread meanwhile).
+ */
+
+/*
+ * Stores in *mask the signal mask a child process started from the calling
+ * thread should begin with: on a weft thread (a task's worker, a pool
+ * job's thread), the mask its forked children get (see above); on any
+ * other thread, that thread's own mask. Never suspends; any thread.
+ * Returns 0, or -EINVAL (mask NULL).
+ */
+WEFT_API int weft_child_sigmask(sigset_t *mask);
 
 #ifdef __cplusplus
 }

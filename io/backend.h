@@ -140,8 +140,12 @@ struct weft__io_ops {
 extern const struct weft__io_ops weft__io_uring_ops;
 extern const struct weft__io_ops weft__io_epoll_ops;
 
-/* True if io_uring can be set up here (probed once per process). */
-int weft__io_uring_probe(void);
+/*
+ * Whether io_uring works here end to end, with the flags cfg's workers
+ * would use: 0, or -errno with *step naming the call that failed (for the
+ * message). Probed afresh on each call.
+ */
+int weft__io_uring_probe(const struct weft__config *cfg, const char **step);
 
 /*
  * Provided by the runtime (runtime.c): the calling worker's instance and

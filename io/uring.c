@@ -115,19 +115,56 @@ static int setup_ring(struct io_uring *ring, unsigned entries, bool sqpoll)
     return ret;
 }
 
-int weft__io_uring_probe(void)
+/* One NOP through the ring and back: io_uring_enter both submits it and,
+ * with DEFER_TASKRUN, is what posts its completion. On failure *step names
+ * what failed. */
+static int probe_nop(struct io_uring *ring, const char **step)
 {
-    static atomic_int probed; /* 0 unknown, 1 usable, 2 not */
-    int v = atomic_load_explicit(&probed, memory_order_relaxed);
-    struct io_uring ring;
+    struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+    struct io_uring_cqe *cqe;
+    int ret;
 
-    if (v)
-        return v == 1;
-    v = io_uring_queue_init(2, &ring, 0) == 0 ? 1 : 2;
-    if (v == 1)
-        io_uring_queue_exit(&ring);
-    atomic_store_explicit(&probed, v, memory_order_relaxed);
-    return v == 1;
+    io_uring_prep_nop(sqe);
+    do
+        ret = io_uring_submit_and_wait(ring, 1);
+    while (ret == -EINTR);
+    if (ret < 0)
+        goto out_enter;
+    do
+        ret = io_uring_wait_cqe(ring, &cqe);
+    while (ret == -EINTR);
+    if (ret < 0)
+        goto out_enter;
+    ret = cqe->res;
+    io_uring_cqe_seen(ring, cqe);
+    if (ret < 0)
+        *step = "IORING_OP_NOP";
+    return ret < 0 ? ret : 0;
+out_enter:
+    *step = "io_uring_enter";
+    return ret;
+}
+
+/*
+ * A seccomp filter or an LSM may allow io_uring_setup and refuse
+ * io_uring_enter, so a ring that can be created proves
+ * nothing: the probe sets one up as a worker will (same flags) and takes a
+ * NOP through it. Not cached: a filter can be installed at any time, and a
+ * forked child would inherit a stale answer; a runtime start affords one
+ * more ring.
+ */
+int weft__io_uring_probe(const struct weft__config *cfg, const char **step)
+{
+    struct io_uring ring;
+    int ret = setup_ring(&ring, cfg->ring_entries, cfg->sqpoll);
+
+    if (ret < 0) {
+        *step = "io_uring_setup";
+        return ret;
+    }
+    ret = probe_nop(&ring, step);
+    io_uring_queue_exit(&ring);
+    return ret;
 }
 
 /* ---- slots --------------------------------------------------------------- */

@@ -122,7 +122,7 @@ static void set_defaults(struct weft__config *c)
     *c = (struct weft__config){
         .workers = weft__config_cpus(),
         .stack_size = 256 * 1024,
-        .io = IO_URING,
+        .io = IO_AUTO,
         .ring_entries = 256,
         .blocking_threads = 64,
         .blocking_keepalive_ms = 10000,

@@ -11,7 +11,9 @@
 
 #include "weft.h"
 
-enum weft__io_kind { IO_URING, IO_EPOLL };
+/* IO_AUTO: io_uring if it works here, else epoll; the others were asked
+ * for by name. */
+enum weft__io_kind { IO_AUTO, IO_URING, IO_EPOLL };
 
 struct weft__config {
     unsigned workers;

@@ -22,6 +22,23 @@
  * signals in threads it does not own: an unblocking user thread would take
  * the default action instead (for SIGINT, the process dies).
  *
+ * Children. A process forked from a weft thread would inherit that
+ * thread's mask, every asynchronous signal blocked, and keep it across exec:
+ * a server's child would ignore SIGTERM. A fork handler (child side, run
+ * by fork() in the child before it returns) gives such a child the mask
+ * its thread would have had without weft: the mask of the thread that
+ * created the weft thread, or, for a weft thread made by another weft
+ * thread (a pool thread started from a worker), the one that thread got in
+ * turn: in the end the mask of the thread that created the runtime. Each
+ * weft thread keeps it in tls_child_mask. A child of any other thread keeps
+ * its mask. In every child the dispositions weft replaced go back to the
+ * saved ones: weft's handler would write to the parent's eventfd, and the
+ * child has no runtime to deliver to (its signal would be swallowed).
+ * posix_spawn, vfork (and system and popen, built on posix_spawn in glibc)
+ * run no fork handlers; weft_child_sigmask gives the mask to pass to
+ * posix_spawnattr_setsigmask. glibc's posix_spawn resets handled signals
+ * to their default action in the child by itself.
+ *
  * Teardown race: a handler already running on some thread when the last
  * runtime restores the dispositions could write to the eventfd after it was
  * closed, or to a descriptor that reused its number. The handler counts
@@ -37,6 +54,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "mem.h"
 #include "runtime.h"
 #include "spin.h"
 #include "task.h"
@@ -85,6 +103,17 @@ static void on_signal(int signo)
     errno = saved_errno;
 }
 
+/* Every weft thread: the mask its forked children get (see "Children"). */
+static __thread const sigset_t *tls_child_mask
+    __attribute__((tls_model("initial-exec")));
+
+/* What a new weft thread runs first. Lives as long as the thread. */
+struct thread_start {
+    void *(*fn)(void *);
+    void *arg;
+    sigset_t child_mask;
+};
+
 /* Synchronous signals stay deliverable: blocking them is undefined. */
 static void async_signals(sigset_t *set)
 {
@@ -96,16 +125,79 @@ static void async_signals(sigset_t *set)
         sigdelset(set, sync[i]);
 }
 
+/*
+ * The fork handler: runs in the child only, which has a single thread (the
+ * one that called fork), so only async-signal-safe calls, and no lock.
+ */
+static void after_fork_in_child(void)
+{
+    uint64_t mask;
+
+    /* The parent's descriptor: not ours to write from here. */
+    atomic_store(&handler_fd, -1);
+    /* acquire: pairs with the release in catch_signal(), so saved[] holds
+     * the disposition each bit stands for. */
+    mask = atomic_load_explicit(&caught, memory_order_acquire);
+    for (int signo = 1; signo < NSIG && signo <= 64; signo++)
+        if (mask & bit(signo))
+            sigaction(signo, &saved[signo], NULL);
+    if (tls_child_mask)
+        pthread_sigmask(SIG_SETMASK, tls_child_mask, NULL);
+}
+
+static int atfork_error;
+
+static void register_atfork(void)
+{
+    atfork_error = pthread_atfork(NULL, NULL, after_fork_in_child);
+}
+
+static void *thread_main(void *arg)
+{
+    struct thread_start *start = arg;
+    void *ret;
+
+    tls_child_mask = &start->child_mask;
+    ret = start->fn(start->arg);
+    tls_child_mask = NULL;
+    weft__free(start, sizeof(*start));
+    return ret;
+}
+
 int weft__signal_create_thread(pthread_t *th, void *(*fn)(void *), void *arg)
 {
+    static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+    struct thread_start *start;
     sigset_t all, old;
     int ret;
 
+    pthread_once(&atfork_once, register_atfork);
+    if (atfork_error)
+        return -atfork_error;
+    start = weft__alloc(sizeof(*start));
+    if (!start)
+        return -ENOMEM;
+    start->fn = fn;
+    start->arg = arg;
     async_signals(&all);
     pthread_sigmask(SIG_BLOCK, &all, &old);
-    ret = -pthread_create(th, NULL, fn, arg);
+    start->child_mask = tls_child_mask ? *tls_child_mask : old;
+    ret = -pthread_create(th, NULL, thread_main, start);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (ret)
+        weft__free(start, sizeof(*start));
     return ret;
+}
+
+int weft_child_sigmask(sigset_t *mask)
+{
+    if (!mask)
+        return -EINVAL;
+    if (tls_child_mask) {
+        *mask = *tls_child_mask;
+        return 0;
+    }
+    return -pthread_sigmask(SIG_SETMASK, NULL, mask);
 }
 
 static bool is_waitable(int signo)
@@ -235,7 +327,8 @@ static int catch_signal(int signo)
     sigemptyset(&sa.sa_mask);
     if (sigaction(signo, &sa, &saved[signo]) != 0)
         return -errno;
-    atomic_fetch_or_explicit(&caught, bit(signo), memory_order_relaxed);
+    /* release: pairs with the acquire in after_fork_in_child(). */
+    atomic_fetch_or_explicit(&caught, bit(signo), memory_order_release);
     return 0;
 }
 

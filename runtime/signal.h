@@ -1,6 +1,7 @@
 /*
- * Signals: weft_signal_wait() and the rule that weft's own threads never
- * run signal handlers. See signal.c for the design.
+ * Signals: weft_signal_wait(), the rule that weft's own threads never run
+ * signal handlers, and the mask their forked children get. See signal.c
+ * for the design.
  */
 #ifndef WEFT_SIGNAL_H
 #define WEFT_SIGNAL_H
@@ -11,8 +12,10 @@ struct runtime;
 
 /*
  * pthread_create with every asynchronous signal blocked in the new thread
- * (the caller's mask is left as it was). Every weft thread is made with it.
- * Returns 0 or a negative errno.
+ * (the caller's mask is left as it was). A process the new thread forks
+ * gets the mask of the thread that started the runtime back (signal.c,
+ * "Children"). Every weft thread is made with it. Returns 0 or a negative
+ * errno (-ENOMEM, or pthread_create's and pthread_atfork's errors).
  */
 int weft__signal_create_thread(pthread_t *thread, void *(*fn)(void *),
                                void *arg);

@@ -55,6 +55,8 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
+#include <string.h>
+#include <time.h>
 
 #include "../io/backend.h"
 #include "mem.h"
@@ -112,6 +114,56 @@ static uint32_t next_random(struct worker *w)
     x ^= x >> 17;
     x ^= x << 5;
     return w->rng = x;
+}
+
+/* ---- a failing backend --------------------------------------------------- */
+
+/*
+ * A backend's wait() fails for a reason of its own (a seccomp filter
+ * installed after start that refuses io_uring_enter or epoll_wait, a
+ * descriptor of the backend closed behind its back). Retrying at once
+ * would spin: the call fails without blocking, every time. Nor can the
+ * worker fail what the backend holds: the operations in flight are the
+ * backend's, and only it could complete them. So the worker says so once
+ * and carries on with what does not need the backend (queued tasks, timers,
+ * work stolen from others), sleeping between retries instead of parking in
+ * the backend: backing off from IO_BACKOFF_MIN_NS to IO_BACKOFF_MAX_NS, and
+ * never past its next timer. A wake() from another thread is not seen until
+ * the sleep ends, so the cap bounds how late such a worker hears of new
+ * work; a retry that succeeds (a transient failure, such as ENOMEM) brings
+ * back normal parking.
+ */
+#define IO_BACKOFF_MIN_NS WEFT_NS_PER_MS
+#define IO_BACKOFF_MAX_NS (64 * WEFT_NS_PER_MS)
+
+_Atomic uint64_t weft__worker_wait_failures;
+
+static void wait_failed(struct worker *w, int err)
+{
+    atomic_fetch_add_explicit(&weft__worker_wait_failures, 1,
+                              memory_order_relaxed);
+    if (w->io_failed)
+        return;
+    w->io_failed = true;
+    fprintf(stderr,
+            "weft: worker %u: the %s backend's wait failed: %s; until it "
+            "works again, the worker's I/O does not complete and it polls "
+            "for work instead of sleeping\n",
+            w->index, w->rt->io_ops->name, strerror(-err));
+}
+
+/* Sleeps instead of parking in a failing backend; see above. */
+static void back_off(struct worker *w, int64_t timeout)
+{
+    int64_t ns = w->io_backoff_ns ? w->io_backoff_ns : IO_BACKOFF_MIN_NS;
+    struct timespec ts;
+
+    w->io_backoff_ns = ns * 2 < IO_BACKOFF_MAX_NS ? ns * 2 : IO_BACKOFF_MAX_NS;
+    if (timeout >= 0 && timeout < ns)
+        ns = timeout;
+    ts.tv_sec = ns / WEFT_NS_PER_SEC;
+    ts.tv_nsec = ns % WEFT_NS_PER_SEC;
+    nanosleep(&ts, NULL); /* workers block signals: no EINTR to retry */
 }
 
 /* ---- queues -------------------------------------------------------------- */
@@ -208,9 +260,13 @@ static struct weft_task *take_injected(struct worker *w)
 /* Due timers and ready I/O, without blocking. */
 static void poll_events(struct worker *w)
 {
+    int ret;
+
     if (weft__timers_next(&w->timers) != WEFT_NEVER)
         weft__timers_fire(&w->timers, weft__now());
-    w->rt->io_ops->wait(w->io, 0);
+    ret = w->rt->io_ops->wait(w->io, 0);
+    if (unlikely(ret < 0))
+        wait_failed(w, ret);
 }
 
 /* ---- searching ----------------------------------------------------------- */
@@ -563,6 +619,20 @@ static int64_t park_timeout(struct worker *w)
     return next > now ? next - now : 0;
 }
 
+/* Blocks in the backend until a wake, a completion or timeout (-1: none);
+ * sleeps instead if the backend fails. */
+static void park(struct worker *w, int64_t timeout)
+{
+    int ret = w->rt->io_ops->wait(w->io, timeout);
+
+    if (likely(ret >= 0)) {
+        w->io_backoff_ns = 0;
+        return;
+    }
+    wait_failed(w, ret);
+    back_off(w, timeout);
+}
+
 static void idle(struct worker *w)
 {
     struct runtime *rt = w->rt;
@@ -588,7 +658,7 @@ static void idle(struct worker *w)
         unannounce(w);
         return;
     }
-    rt->io_ops->wait(w->io, park_timeout(w));
+    park(w, park_timeout(w));
     unannounce(w);
 }
 

@@ -55,6 +55,8 @@ struct worker {
     struct weft__io *io;
     pthread_t thread;
     int start_error;               /* set before the start barrier */
+    bool io_failed;                /* a wait() failed; reported once */
+    int64_t io_backoff_ns;         /* next sleep while wait() fails */
 };
 
 /* The worker running the calling thread, or NULL. Not inlined: a fiber may
@@ -79,6 +81,10 @@ struct weft_task *weft__worker_task_done(struct worker *w);
 /* Completes the switch that brought the caller onto this worker; the first
  * call of a new task. */
 void weft__worker_settle(struct worker *w);
+
+/* Backend wait() calls that failed, all workers (tests: a failing backend
+ * must not turn into a busy loop). */
+extern _Atomic uint64_t weft__worker_wait_failures;
 
 /* Thread body of a worker. */
 void *weft__worker_main(void *arg);
