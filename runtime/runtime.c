@@ -130,7 +130,7 @@ unsigned weft__runtime_cancel_all(struct runtime *rt, struct weft_task *self)
         live++;
         if (!atomic_exchange_explicit(&t->shutdown_seen, true,
                                       memory_order_relaxed))
-            weft_cancel(t);
+            weft__task_cancel(t);
     }
     pthread_mutex_unlock(&rt->reg_lock);
     return live;
@@ -210,13 +210,10 @@ static void start_outside(struct runtime *rt, struct weft_task *t,
     weft_spawn_opts_t opts = { .name = name };
 
     /* A runtime task whose name could not be copied runs unnamed. */
-    (void)weft__task_init(t, rt, fn, arg, &opts);
+    (void)weft__task_init(t, rt, fn, arg, &opts, out);
     t->on_finish = on_finish;
-    t->detached_at_spawn = !out;
-    atomic_store_explicit(&t->handle, out ? HANDLE_HELD : 0,
-                          memory_order_relaxed);
     if (out)
-        *out = t;
+        *out = weft__task_handle(t);
     /* The injection queue's lock publishes t's fields to the worker. */
     weft__worker_enqueue(NULL, t, false);
 }
