@@ -73,7 +73,8 @@ typedef struct weft_config {
     unsigned workers;      /* WEFT_WORKERS: worker threads; default: the CPUs
                               in the process's affinity mask */
     size_t stack_size;     /* WEFT_STACK_SIZE: fiber stack bytes (env accepts
-                              K/M suffixes); default 256 KiB, minimum 16 KiB */
+                              K/M/G suffixes); default 256 KiB, from 16 KiB
+                              to 1 GiB */
     enum weft_flag pin;    /* WEFT_PIN: pin worker i to the i-th allowed CPU */
     enum weft_flag debug;  /* WEFT_DEBUG: slow-task warnings, errors of
                               detached tasks, leftover-task reports */
@@ -88,11 +89,13 @@ typedef struct weft_config {
                               default 256, a power of two up to 32768 */
     enum weft_flag sqpoll; /* WEFT_SQPOLL: a kernel SQ polling thread per ring */
     unsigned blocking_threads;      /* WEFT_BLOCKING_THREADS: most threads
-                                       of the blocking pool; default 64 */
+                                       of the blocking pool; default 64, at
+                                       most 65536 */
     unsigned blocking_keepalive_ms; /* WEFT_BLOCKING_KEEPALIVE_MS: idle time
                                        before a pool thread exits; default
-                                       10000 (the variable also accepts 0:
-                                       exit as soon as idle) */
+                                       10000, at most INT32_MAX (the
+                                       variable also accepts 0: exit as
+                                       soon as idle) */
 } weft_config_t;
 
 /* Marks every field of cfg unset. */
@@ -126,17 +129,28 @@ WEFT_API int weft_run_with(const weft_config_t *cfg, weft_fn_t fn, void *arg);
 /* Options for weft_spawn_ex. Zero-initialise and set what you need. */
 typedef struct weft_spawn_opts {
     const char *name;  /* copied (up to 31 bytes); shown in reports */
-    size_t stack_size; /* 0: the runtime's WEFT_STACK_SIZE */
+    size_t stack_size; /* 0: the runtime's WEFT_STACK_SIZE; else from 16 KiB
+                          to 1 GiB */
 } weft_spawn_opts_t;
 
 /*
  * asyncio.create_task(): makes fn(arg) a new runnable task. If out is not
  * NULL it receives a handle that must be released with exactly one of
  * weft_join or weft_detach; with out NULL the task starts detached.
+ *
+ * Handles: task memory is reused once a task has ended and its handle is
+ * released, and a handle value names one task, not its memory. Every call
+ * that takes a handle refuses one that was already released (joined,
+ * detached, consumed by weft_gather, weft_wait_for or weft_shield) with
+ * -EINVAL, without touching whatever task runs there now; so does a value
+ * that never was a handle of a live task. (The check is a 16-bit
+ * generation: a handle kept while its memory was reused a multiple of
+ * 65536 times passes it.) A handle's value is opaque: it compares equal
+ * only to itself and to the task's weft_self(), and is not an address.
  * Does not suspend. Called from a task.
  * Returns 0, or:
  *   -EPERM   not called from a task
- *   -EINVAL  fn is NULL, or a stack size below 16 KiB
+ *   -EINVAL  fn is NULL, or a stack size below 16 KiB or above 1 GiB
  *   -ENOMEM  no memory for the task
  */
 WEFT_API int weft_spawn(weft_task_t **out, weft_fn_t fn, void *arg);
@@ -154,7 +168,9 @@ WEFT_API int weft_spawn_ex(weft_task_t **out, weft_fn_t fn, void *arg,
  * handle is always released.
  * Called from a task. Returns t's status, or:
  *   -EPERM    not called from a task (the handle is not released)
- *   -EINVAL   t is NULL
+ *   -EINVAL   t is NULL, or not a held handle: already joined or detached
+ *             (see weft_spawn), or weft_self() of a task spawned without
+ *             a handle; also the loser of two tasks joining t at once
  *   -EDEADLK  t is the calling task
  */
 WEFT_API int weft_join(weft_task_t *t);
@@ -162,7 +178,8 @@ WEFT_API int weft_join(weft_task_t *t);
 /*
  * Releases a handle without waiting: t runs on, and is freed when it ends.
  * In debug mode a detached task that fails is reported on stderr.
- * Does not suspend; callable from any thread. Returns 0 or -EINVAL (NULL).
+ * Does not suspend; callable from any thread. Returns 0, or -EINVAL (t
+ * NULL or not a held handle: already joined or detached).
  */
 WEFT_API int weft_detach(weft_task_t *t);
 
@@ -171,8 +188,9 @@ WEFT_API int weft_detach(weft_task_t *t);
  * in now) returns -ECANCELED; a task that has not started yet never runs
  * and finishes with -ECANCELED. One request is delivered once; t may clean up
  * and even suspend again. Cancelling a finished task does nothing.
- * Does not suspend; callable from any thread while the handle is held.
- * Returns 0 or -EINVAL (NULL).
+ * Does not suspend; callable from any thread while the handle is held (or
+ * by a task on its own weft_self()). Returns 0, or -EINVAL (t NULL or not a
+ * held handle: nothing is cancelled).
  */
 WEFT_API int weft_cancel(weft_task_t *t);
 
@@ -195,10 +213,12 @@ WEFT_API int weft_sleep_ms(int64_t ms);
 WEFT_API int weft_sleep_ns(int64_t ns);
 WEFT_API int weft_sleep_until(int64_t deadline_ns);
 
-/* The running task, or NULL outside a task. Never suspends. */
+/* The running task, or NULL outside a task: the same value as the handle
+ * weft_spawn gave out for it, so the two compare equal. Never suspends. */
 WEFT_API weft_task_t *weft_self(void);
 
-/* t's name ("" if it has none); t NULL means the running task. */
+/* t's name ("" if it has none, or if t is not a held handle or the
+ * caller's own); t NULL means the running task. */
 WEFT_API const char *weft_task_name(const weft_task_t *t);
 
 /* CLOCK_MONOTONIC now, in nanoseconds. */
@@ -255,9 +275,14 @@ WEFT_API int64_t weft_deadline_in_ms(int64_t ms);
  * If the caller is cancelled or an enclosing scope expires, the tasks not
  * yet finished are cancelled, gather waits for them, fills results and
  * returns -ECANCELED / -ETIMEDOUT.
- * Suspends. Called from a task. Returns as above, or:
- *   -EPERM   not called from a task (no handle is released)
- *   -EINVAL  tasks or one of them NULL, or unknown flags (none released)
+ * Suspends. Called from a task. Returns as above, or, with no handle
+ * released:
+ *   -EPERM    not called from a task
+ *   -EINVAL   unknown flags; tasks NULL (n > 0); n larger than an array
+ *             of handles can be; or a handle NULL, not held (see
+ *             weft_spawn) or given twice
+ *   -EDEADLK  one of tasks is the caller
+ *   -ENOMEM   no memory to check more than 32 handles for duplicates
  */
 WEFT_API int weft_gather(weft_task_t **tasks, size_t n, int *results,
                          unsigned flags);
@@ -279,8 +304,11 @@ enum weft_wait_mode {
  * deadline passing is not an error, as in asyncio), or:
  *   -ECANCELED  the caller was cancelled
  *   -ETIMEDOUT  an enclosing timeout scope expired
- *   -ENOMEM     no memory to watch more than a few tasks
- *   -EINVAL     tasks or one of them NULL, or a bad mode
+ *   -ENOMEM     no memory to watch more than a few tasks, or to check more
+ *               than 32 handles for duplicates
+ *   -EINVAL     a bad mode; n > INT_MAX; tasks NULL (n > 0); or a handle
+ *               NULL, not held (see weft_spawn) or given twice
+ *   -EDEADLK    one of tasks is the caller
  *   -EPERM      not called from a task
  */
 WEFT_API int weft_wait(weft_task_t **tasks, size_t n, int mode,
@@ -292,7 +320,8 @@ WEFT_API int weft_wait(weft_task_t **tasks, size_t n, int mode,
  * has finished, consumes the handle and returns -ETIMEDOUT (the deadline or
  * an enclosing scope passed) or -ECANCELED (the caller was cancelled).
  * Suspends. Called from a task. Returns as above, or:
- *   -EINVAL   t NULL;  -EDEADLK  t is the caller;  -EPERM  not in a task
+ *   -EINVAL   t NULL or not a held handle (see weft_spawn)
+ *   -EDEADLK  t is the caller;  -EPERM  not in a task
  *   (the handle is not released on these three)
  */
 WEFT_API int weft_wait_for(weft_task_t *t, int64_t deadline);
@@ -306,7 +335,8 @@ WEFT_API int weft_wait_for(weft_task_t *t, int64_t deadline);
  * Suspends. Called from a task. Returns 0, or:
  *   -ECANCELED  the caller was cancelled (t untouched)
  *   -ETIMEDOUT  an enclosing scope expired (t untouched)
- *   -EINVAL t or status NULL;  -EDEADLK t is the caller;  -EPERM not a task
+ *   -EINVAL     t or status NULL, or t not a held handle (see weft_spawn)
+ *   -EDEADLK    t is the caller;  -EPERM  not called from a task
  */
 WEFT_API int weft_shield(weft_task_t *t, int *status);
 
@@ -321,7 +351,12 @@ typedef struct weft_as_completed {
 } weft_as_completed_t;
 
 /* Starts watching the n tasks. Does not suspend. Called from a task.
- * Returns 0, -ENOMEM, -EINVAL (it NULL, tasks or one NULL) or -EPERM. */
+ * Returns 0, or:
+ *   -ENOMEM   no memory for n watches (or to check over 32 for duplicates)
+ *   -EINVAL   it NULL; tasks NULL (n > 0); or a handle NULL, not held (see
+ *             weft_spawn) or given twice
+ *   -EDEADLK  one of tasks is the caller
+ *   -EPERM    not called from a task */
 WEFT_API int weft_as_completed_init(weft_as_completed_t *it,
                                     weft_task_t **tasks, size_t n);
 
@@ -331,14 +366,17 @@ WEFT_API int weft_as_completed_init(weft_as_completed_t *it,
  *   -ENOENT     every task has been yielded
  *   -ETIMEDOUT  the deadline or an enclosing scope passed
  *   -ECANCELED  the caller was cancelled
- *   -EINVAL     a NULL argument, or not the initialising task
+ *   -EINVAL     a NULL argument, not the initialising task, or it was
+ *               destroyed
  *   -EPERM      not called from a task
  */
 WEFT_API int weft_as_completed_next(weft_as_completed_t *it, int64_t deadline,
                                     weft_task_t **task);
 
 /* Stops watching and frees the iterator's memory; the tasks are untouched.
- * Does not suspend. Called from the initialising task. 0 or -EINVAL. */
+ * Does not suspend. Called from the initialising task. Returns 0, or
+ * -EINVAL (it NULL, not called from the initialising task, or destroyed
+ * already). */
 WEFT_API int weft_as_completed_destroy(weft_as_completed_t *it);
 
 /*
@@ -355,15 +393,19 @@ typedef struct weft_scope {
     WEFT_OPAQUE(32);
 } weft_scope_t;
 
-/* Enters a scope. Does not suspend. Called from a task.
- * Returns 0, -EINVAL (s NULL) or -EPERM (not in a task). */
+/* Enters a scope. Does not suspend. Called from a task. Returns 0, or:
+ *   -EINVAL     s NULL, or s is entered already (and not exited)
+ *   -EOVERFLOW  the task is in 65535 scopes already
+ *   -EPERM      not called from a task */
 WEFT_API int weft_scope_enter(weft_scope_t *s, int64_t deadline);
 
 /*
  * Leaves the innermost scope, restoring the enclosing deadline. Does not
  * suspend. Called from the task that entered s. Returns 1 if this scope's
  * own deadline has passed (the code inside may have been cut short), 0 if
- * not, -EINVAL if s was not entered by the caller, -EPERM outside a task.
+ * not, -EPERM outside a task, or -EINVAL, changing nothing, if s is NULL,
+ * was not entered by the caller, was exited already, or is not the
+ * innermost scope the caller is in (exit the inner ones first).
  */
 WEFT_API int weft_scope_exit(weft_scope_t *s);
 
@@ -383,7 +425,8 @@ typedef struct weft_group {
 /* Sets up an empty group. Does not suspend; any thread. 0 or -EINVAL. */
 WEFT_API int weft_group_init(weft_group_t *g);
 
-/* Returns 0, or -EBUSY if children were never waited for, -EINVAL (NULL). */
+/* Returns 0, or -EBUSY if children were never waited for (or a task is
+ * waiting for them now), -EINVAL (NULL). */
 WEFT_API int weft_group_destroy(weft_group_t *g);
 
 /*
@@ -412,6 +455,8 @@ WEFT_API int weft_group_cancel(weft_group_t *g);
  *   < 0          the first child failure, in completion order; else
  *   -ECANCELED   the caller was cancelled, or the group was cancelled
  *   -ETIMEDOUT   an enclosing scope expired
+ *   -EBUSY       another task is waiting on g (this call does nothing)
+ *   -EDEADLK     the caller is a child of g: it would wait for itself
  *   -EINVAL      g NULL;  -EPERM  not called from a task
  */
 WEFT_API int weft_group_wait(weft_group_t *g);
@@ -432,13 +477,15 @@ typedef struct weft_queue {
 } weft_queue_t;
 
 /* Sets up a queue holding at most capacity items (0: unbounded, growing as
- * needed). Does not suspend; any thread. Returns 0, -ENOMEM, or -EINVAL
- * (q NULL, unknown flags). */
+ * needed). Does not suspend; any thread. Returns 0, -ENOMEM (no memory
+ * for capacity items; always for more than 2^44, which would not fit the
+ * address space), or -EINVAL (q NULL, unknown flags). */
 WEFT_API int weft_queue_init(weft_queue_t *q, size_t capacity,
                              unsigned flags);
 
 /* Frees the queue's memory (items still in it are dropped). Returns 0,
- * -EBUSY if a task waits on it, -EINVAL (NULL). */
+ * -EBUSY if a task waits on it, -EINVAL (NULL, or destroyed already). Every
+ * later call on q, until the next weft_queue_init, returns -EINVAL. */
 WEFT_API int weft_queue_destroy(weft_queue_t *q);
 
 /*
@@ -448,7 +495,7 @@ WEFT_API int weft_queue_destroy(weft_queue_t *q);
  *   -ETIMEDOUT  the deadline or an enclosing scope passed; item not queued
  *   -ECANCELED  the caller was cancelled; item not queued
  *   -ENOMEM     an unbounded queue could not grow
- *   -EINVAL     q NULL;  -EPERM  not called from a task
+ *   -EINVAL     q NULL or destroyed;  -EPERM  not called from a task
  */
 WEFT_API int weft_queue_put(weft_queue_t *q, void *item, int64_t deadline);
 
@@ -462,7 +509,7 @@ WEFT_API int weft_queue_try_put(weft_queue_t *q, void *item);
  *   -EPIPE      the queue is closed and empty
  *   -ETIMEDOUT  the deadline or an enclosing scope passed
  *   -ECANCELED  the caller was cancelled
- *   -EINVAL     q or item NULL;  -EPERM  not called from a task
+ *   -EINVAL     q or item NULL, or q destroyed;  -EPERM  not in a task
  */
 WEFT_API int weft_queue_get(weft_queue_t *q, void **item, int64_t deadline);
 
@@ -513,7 +560,8 @@ WEFT_API int weft_mutex_lock(weft_mutex_t *m, int64_t deadline);
 WEFT_API int weft_mutex_try_lock(weft_mutex_t *m);
 
 /* Unlocks m, handing it to the oldest waiter if any. Does not suspend.
- * Returns 0, -EPERM (the caller does not hold it) or -EINVAL. */
+ * Returns 0, -EPERM (the caller does not hold it: not even a task that
+ * reuses the memory of one that ended holding it) or -EINVAL. */
 WEFT_API int weft_mutex_unlock(weft_mutex_t *m);
 
 /*
@@ -525,7 +573,8 @@ typedef struct weft_sem {
 } weft_sem_t;
 
 /* Init with value permits; the bounded variant refuses to be released
- * above its initial value. Returns 0 or -EINVAL (NULL, bounded at 0). */
+ * above its initial value, the other above UINT_MAX permits. Returns 0 or
+ * -EINVAL (NULL, bounded at 0). */
 WEFT_API int weft_sem_init(weft_sem_t *s, unsigned value);
 WEFT_API int weft_sem_init_bounded(weft_sem_t *s, unsigned value);
 /* 0, -EBUSY (awaited) or -EINVAL. */
@@ -540,10 +589,12 @@ WEFT_API int weft_sem_acquire(weft_sem_t *s, int64_t deadline);
 WEFT_API int weft_sem_try_acquire(weft_sem_t *s);
 
 /* Returns a permit. Does not suspend; any thread. Returns 0, -EOVERFLOW (a
- * bounded semaphore already at its initial value) or -EINVAL. */
+ * bounded semaphore already at its initial value, another at UINT_MAX) or
+ * -EINVAL. */
 WEFT_API int weft_sem_release(weft_sem_t *s);
 
-/* Free permits now (>= 0) or -EINVAL. Any thread. */
+/* Free permits now (>= 0; INT_MAX if there are more) or -EINVAL. Any
+ * thread. */
 WEFT_API int weft_sem_value(weft_sem_t *s);
 
 /* asyncio.Event: a flag tasks can wait for. */
@@ -582,9 +633,11 @@ WEFT_API int weft_cond_destroy(weft_cond_t *c);
  * Unlocks m (which the caller holds), suspends until notified, and locks m
  * again before returning, whatever the result (a cancellation that arrives
  * while re-locking stays pending). Wake-ups are not spurious, but recheck
- * your predicate: another task may have run first. Called from a task.
- * Returns 0, -ETIMEDOUT, -ECANCELED, -EPERM (not in a task, or m not held
- * by the caller) or -EINVAL (NULL).
+ * your predicate: another task may have run first. All tasks waiting on c
+ * at once use the same m. Called from a task. Returns 0, -ETIMEDOUT,
+ * -ECANCELED, -EPERM (not in a task, or m not held by the caller) or
+ * -EINVAL (NULL, or other tasks wait on c with another mutex; m stays
+ * locked).
  */
 WEFT_API int weft_cond_wait(weft_cond_t *c, weft_mutex_t *m,
                             int64_t deadline);
@@ -628,8 +681,10 @@ WEFT_API int weft_waitgroup_init(weft_waitgroup_t *wg);
 WEFT_API int weft_waitgroup_destroy(weft_waitgroup_t *wg);
 
 /* Adds delta (may be negative) to the counter, waking every waiter when it
- * reaches 0. Does not suspend; any thread. Returns 0, or -EINVAL if the
- * counter would go negative (unchanged) or wg is NULL. */
+ * reaches 0. Does not suspend; any thread. Returns 0, or (the counter
+ * unchanged):
+ *   -EINVAL     the counter would go negative, or wg is NULL
+ *   -EOVERFLOW  the counter would pass LONG_MAX */
 WEFT_API int weft_waitgroup_add(weft_waitgroup_t *wg, long delta);
 
 /* weft_waitgroup_add(wg, -1). */
@@ -888,7 +943,7 @@ WEFT_API int weft_runtime_new(const weft_config_t *cfg, weft_runtime_t **out);
  *   -EINVAL     rt or fn is NULL
  *   -EPERM      called from a worker thread (it would stall that worker)
  *   -ENOMEM     no memory for the task
- *   -ESHUTDOWN  weft_runtime_free has begun
+ *   -ESHUTDOWN  weft_runtime_free has begun, or rt was freed
  */
 WEFT_API int weft_runtime_block_on(weft_runtime_t *rt, weft_fn_t fn,
                                    void *arg);
@@ -899,9 +954,16 @@ WEFT_API int weft_runtime_block_on(weft_runtime_t *rt, weft_fn_t fn,
  * to finish (tasks waiting on a blocking-pool job that is running wait for
  * it), stops the signal thread, the blocking pool and the workers, restores
  * the signal dispositions weft replaced, and frees everything. Task handles
- * of rt must have been joined or detached before; rt is invalid afterwards.
+ * of rt must have been joined or detached before. rt stays safe to pass
+ * afterwards (the memory a runtime handle names is kept for reuse, and the
+ * handle carries a generation): weft_spawn_from, weft_runtime_block_on and
+ * weft_runtime_free with it return -ESHUTDOWN, even once a later runtime
+ * reuses that memory.
  * Blocks. Called from a thread outside rt (not a worker, not a pool job).
- * Returns 0, -EINVAL (NULL) or -EPERM (called from a worker thread).
+ * Returns 0, or:
+ *   -EINVAL     rt is NULL
+ *   -EPERM      called from a worker thread
+ *   -ESHUTDOWN  rt was freed, or another weft_runtime_free of it has begun
  */
 WEFT_API int weft_runtime_free(weft_runtime_t *rt);
 
@@ -914,7 +976,8 @@ WEFT_API int weft_runtime_free(weft_runtime_t *rt);
  * long (takes a lock). Returns 0, or:
  *   -EINVAL     rt or fn is NULL
  *   -ENOMEM     no memory for the task
- *   -ESHUTDOWN  weft_runtime_free has begun (fn will not run)
+ *   -ESHUTDOWN  weft_runtime_free has begun, or rt was freed (fn will not
+ *               run)
  */
 WEFT_API int weft_spawn_from(weft_runtime_t *rt, weft_task_t **out,
                              weft_fn_t fn, void *arg);

@@ -23,10 +23,12 @@ struct watched {
     bool yielded;
 };
 
+/* Owners are handle values, not struct pointers (task.h): a task that
+ * later reuses the owner's struct is not the owner. */
 struct as_completed {
     /* Owned by the iterating task. */
-    struct weft_task *self;
-    weft_task_t **tasks;
+    weft_task_t *owner;  /* its handle value; NULL once destroyed */
+    weft_task_t **tasks; /* the caller's array of handles */
     struct watched *w;   /* one per task, allocated at init */
     size_t n;
     size_t left;         /* not yet yielded */
@@ -34,9 +36,10 @@ struct as_completed {
 
 struct scope {
     /* Owned by the task that entered it. */
-    struct weft_task *task;
+    weft_task_t *owner;  /* its handle value; NULL once exited */
     int64_t deadline;    /* this scope's own */
     int64_t saved;       /* the task's scope_deadline at entry */
+    uint16_t depth;      /* the task's scope_depth while s is innermost */
 };
 
 #endif

@@ -13,6 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The ranges shared by a variable and its field. */
+#define MAX_BLOCKING_THREADS 65536u
+#define MAX_KEEPALIVE_MS INT32_MAX
+
 static int bad(const char *name, const char *value, const char *why)
 {
     fprintf(stderr, "weft: invalid %s=\"%s\": %s\n", name, value, why);
@@ -25,7 +29,9 @@ static int parse_size(const char *s, bool suffixes, uint64_t *out)
     char *end;
     unsigned long long v;
 
-    if (!*s || *s == '-' || *s == '+')
+    /* A digit first: strtoull would skip blanks and accept a sign after
+     * them, and negate (" -0" would pass as 0). */
+    if (*s < '0' || *s > '9')
         return -EINVAL;
     errno = 0;
     v = strtoull(s, &end, 10);
@@ -139,8 +145,8 @@ static int read_env(struct weft__config *c)
     ret = ret ?: env_uint("WEFT_WORKERS", 1, WEFT_MAX_WORKERS, false, &v);
     c->workers = (unsigned)v;
     v = c->stack_size;
-    ret = ret ?: env_uint("WEFT_STACK_SIZE", WEFT_MIN_STACK, 1ull << 30, true,
-                          &v);
+    ret = ret ?: env_uint("WEFT_STACK_SIZE", WEFT_MIN_STACK, WEFT_MAX_STACK,
+                          true, &v);
     c->stack_size = (size_t)v;
     v = c->ring_entries;
     ret = ret ?: env_uint("WEFT_RING_ENTRIES", 1, 32768, false, &v);
@@ -149,11 +155,12 @@ static int read_env(struct weft__config *c)
                   "not a power of two");
     c->ring_entries = (unsigned)v;
     v = c->blocking_threads;
-    ret = ret ?: env_uint("WEFT_BLOCKING_THREADS", 1, 65536, false, &v);
+    ret = ret ?: env_uint("WEFT_BLOCKING_THREADS", 1, MAX_BLOCKING_THREADS,
+                          false, &v);
     c->blocking_threads = (unsigned)v;
     v = c->blocking_keepalive_ms;
-    ret = ret ?: env_uint("WEFT_BLOCKING_KEEPALIVE_MS", 0, INT32_MAX, false,
-                          &v);
+    ret = ret ?: env_uint("WEFT_BLOCKING_KEEPALIVE_MS", 0, MAX_KEEPALIVE_MS,
+                          false, &v);
     c->blocking_keepalive_ms = (unsigned)v;
     ret = ret ?: env_bool("WEFT_PIN", &c->pin);
     ret = ret ?: env_bool("WEFT_DEBUG", &c->debug);
@@ -200,12 +207,19 @@ static int apply_user(struct weft__config *c, const weft_config_t *u)
                                  WEFT_MAX_WORKERS);
     if (u->stack_size)
         ret = ret ?: check_field("config.stack_size", u->stack_size,
-                                 WEFT_MIN_STACK, 1ull << 30);
+                                 WEFT_MIN_STACK, WEFT_MAX_STACK);
     if (u->ring_entries)
         ret = ret ?: check_field("config.ring_entries", u->ring_entries, 1,
                                  32768);
     if (!ret && u->ring_entries & (u->ring_entries - 1))
         ret = check_field("config.ring_entries", u->ring_entries, 1, 0);
+    if (u->blocking_threads)
+        ret = ret ?: check_field("config.blocking_threads",
+                                 u->blocking_threads, 1, MAX_BLOCKING_THREADS);
+    if (u->blocking_keepalive_ms)
+        ret = ret ?: check_field("config.blocking_keepalive_ms",
+                                 u->blocking_keepalive_ms, 0,
+                                 MAX_KEEPALIVE_MS);
     if (u->io)
         ret = ret ?: parse_io("config.io", u->io, &c->io);
     ret = ret ?: check_flag("config.pin", u->pin);

@@ -28,6 +28,7 @@ struct weft__config {
 };
 
 #define WEFT_MIN_STACK (16u * 1024)
+#define WEFT_MAX_STACK (UINT64_C(1) << 30)
 #define WEFT_MAX_WORKERS 1024u
 
 /*

@@ -12,6 +12,10 @@
  * Spawning does not hold the lock across weft_spawn: a child that runs and
  * fails before it is listed simply does not cancel itself, and the spawner
  * cancels it on listing if the group was cancelled meanwhile.
+ *
+ * One task waits: a second waiter would join children the first one joins
+ * too (and free their records twice), and a child waiting on its own group
+ * would wait for itself. Both are refused before anything is reaped.
  */
 #include "group.h"
 
@@ -37,6 +41,7 @@ int weft_group_init(weft_group_t *pg)
         return -EINVAL;
     weft__spin_init(&g->lock);
     g->head = g->tail = NULL;
+    g->waiter = NULL;
     g->error = 0;
     g->cancelled = false;
     return 0;
@@ -44,9 +49,15 @@ int weft_group_init(weft_group_t *pg)
 
 int weft_group_destroy(weft_group_t *pg)
 {
+    struct group *g = to_group(pg);
+    bool busy;
+
     if (!pg)
         return -EINVAL;
-    return to_group(pg)->head ? -EBUSY : 0;
+    weft__spin_lock(&g->lock);
+    busy = g->head || g->waiter;
+    weft__spin_unlock(&g->lock);
+    return busy ? -EBUSY : 0;
 }
 
 /* Under g->lock. */
@@ -56,7 +67,7 @@ static void cancel_children(struct group *g)
 
     g->cancelled = true;
     for (struct group_child *c = g->head; c; c = c->next)
-        if (c->task != self)
+        if (weft__task_of(c->task) != self)
             weft_cancel(c->task);
 }
 
@@ -78,7 +89,7 @@ static int child_main(void *arg)
 }
 
 static void list_child(struct group *g, struct group_child *c,
-                       struct weft_task *t)
+                       weft_task_t *t)
 {
     weft__spin_lock(&g->lock);
     c->task = t;
@@ -108,7 +119,7 @@ int weft_group_spawn(weft_group_t *pg, weft_fn_t fn, void *arg, int *status)
 {
     struct group *g = to_group(pg);
     struct group_child *c;
-    struct weft_task *t;
+    weft_task_t *t;
     int ret;
 
     if (!weft__task_current())
@@ -183,8 +194,8 @@ static int wait_child(struct group *g, struct weft_task *self,
     int64_t deadline = interrupted ? WEFT_NEVER : self->scope_deadline;
     int ret;
 
-    while ((ret = weft__task_wait_done(self, c->task, deadline, false,
-                                       where)) < 0) {
+    while ((ret = weft__task_wait_done(self, weft__task_of(c->task),
+                                       deadline, false, where)) < 0) {
         if (!interrupted) {
             /* The waiter was cancelled or its scope expired: asyncio
              * cancels the whole group and still waits for it. */
@@ -198,6 +209,25 @@ static int wait_child(struct group *g, struct weft_task *self,
     return interrupted;
 }
 
+/* Makes self g's one waiter: 0, -EBUSY (another task waits on g) or
+ * -EDEADLK (self is a child of g: it would wait for itself). */
+static int claim_wait(struct group *g, struct weft_task *self)
+{
+    weft_task_t *me = weft__task_handle(self);
+    int ret = 0;
+
+    weft__spin_lock(&g->lock);
+    for (struct group_child *c = g->head; c && !ret; c = c->next)
+        if (c->task == me)
+            ret = -EDEADLK;
+    if (!ret && g->waiter)
+        ret = -EBUSY;
+    if (!ret)
+        g->waiter = me;
+    weft__spin_unlock(&g->lock);
+    return ret;
+}
+
 int weft_group_wait(weft_group_t *pg)
 {
     struct weft_task *self = weft__task_current();
@@ -209,16 +239,23 @@ int weft_group_wait(weft_group_t *pg)
         return -EPERM;
     if (!pg)
         return -EINVAL;
+    ret = claim_wait(g, self);
+    if (ret)
+        return ret;
     /* Children may spawn siblings while we wait: loop until none is left
      * (only a live child can add one, and we join each before rechecking). */
     while ((c = first_child(g))) {
+        /* Listed after claim_wait looked: a child waiting on its group. */
+        if (weft__task_of(c->task) == self)
+            break;
         interrupted = wait_child(g, self, c, interrupted,
                                  __builtin_return_address(0));
         reap(g, c);
     }
     weft__spin_lock(&g->lock);
-    ret = g->error ? g->error : interrupted ? interrupted
-                                : g->cancelled ? -ECANCELED : 0;
+    ret = c ? -EDEADLK : g->error ? g->error : interrupted ? interrupted
+                       : g->cancelled ? -ECANCELED : 0;
+    g->waiter = NULL;
     weft__spin_unlock(&g->lock);
     return ret;
 }

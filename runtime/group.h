@@ -14,7 +14,7 @@
 /* One child; allocated by spawn, freed by the group's wait once joined. */
 struct group_child {
     struct group_child *next, *prev;  /* under g->lock */
-    struct weft_task *task;           /* the held handle; under g->lock */
+    weft_task_t *task;                /* the held handle; under g->lock */
     struct group *g;                  /* read-only once spawned */
     weft_fn_t fn;
     void *arg;
@@ -25,6 +25,8 @@ struct group {
     struct weft__spin lock;
     /* Under lock. */
     struct group_child *head, *tail;  /* children not yet joined */
+    weft_task_t *waiter;              /* handle value of the task in
+                                       * weft_group_wait, or NULL */
     int error;                        /* the first child failure, or 0 */
     bool cancelled;                   /* no new children; all cancelled */
 };

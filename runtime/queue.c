@@ -6,6 +6,12 @@
  * operation over, since anything may have changed); a bounded one never
  * allocates after init. try_put, try_get, close and task_done never suspend
  * and may be called from any thread, which lets foreign threads feed tasks.
+ *
+ * Sizes come from the caller (capacity) or double (an unbounded ring):
+ * each is checked against the largest ring there can be (MAX_SLOTS) before
+ * it is multiplied, since a wrapped product allocates a few bytes that the
+ * first puts then overrun. A destroyed queue has no ring (items NULL): every
+ * call after weft_queue_destroy sees that and says -EINVAL.
  */
 #include "queue.h"
 
@@ -20,6 +26,10 @@ _Static_assert(sizeof(weft_queue_t) >= sizeof(struct queue) &&
                "struct queue outgrew weft_queue_t");
 
 #define UNBOUNDED_START 16
+/* The largest ring: 2^47 bytes, the user address space of x86-64 and of
+ * aarch64 with 4-level tables. A larger one cannot be had, and asking for
+ * it is refused without a try (some allocators abort instead). */
+#define MAX_SLOTS (((SIZE_MAX >> 17) + 1) / sizeof(void *))
 
 static struct queue *to_queue(weft_queue_t *pq)
 {
@@ -32,6 +42,8 @@ int weft_queue_init(weft_queue_t *pq, size_t capacity, unsigned flags)
 
     if (!pq || (flags & ~(unsigned)WEFT_QUEUE_LIFO))
         return -EINVAL;
+    if (capacity > MAX_SLOTS)
+        return -ENOMEM;
     memset(q, 0, sizeof(*q));
     q->limit = capacity;
     q->cap = capacity ? capacity : UNBOUNDED_START;
@@ -50,13 +62,22 @@ int weft_queue_destroy(weft_queue_t *pq)
 {
     struct queue *q = to_queue(pq);
 
+    void **items;
+    size_t cap;
+
     if (!pq)
         return -EINVAL;
-    if (!weft__waitq_empty(&q->getters) || !weft__waitq_empty(&q->putters) ||
-        !weft__waitq_empty(&q->joiners))
-        return -EBUSY;
-    weft__free(q->items, q->cap * sizeof(*q->items));
+    weft__spin_lock(&q->lock);
+    if (!q->items || !weft__waitq_empty(&q->getters) ||
+        !weft__waitq_empty(&q->putters) || !weft__waitq_empty(&q->joiners)) {
+        weft__spin_unlock(&q->lock);
+        return q->items ? -EBUSY : -EINVAL;
+    }
+    items = q->items;
+    cap = q->cap;
     q->items = NULL;
+    weft__spin_unlock(&q->lock);
+    weft__free(items, cap * sizeof(*items));
     return 0;
 }
 
@@ -100,11 +121,17 @@ static int grow(struct queue *q)
     size_t cap = q->cap * 2;
     void **items;
 
+    if (q->cap > MAX_SLOTS / 2)
+        return -ENOMEM;
     weft__spin_unlock(&q->lock);
     items = weft__alloc(cap * sizeof(*items));
     weft__spin_lock(&q->lock);
     if (!items)
         return -ENOMEM;
+    if (!q->items) { /* destroyed meanwhile, by a caller's mistake */
+        weft__free(items, cap * sizeof(*items));
+        return -EINVAL;
+    }
     /* While the lock was dropped, other puts may have grown the ring (even
      * past cap) and filled it: ours is only of use if it is still larger. */
     if (q->count < q->cap || cap <= q->cap) {
@@ -124,8 +151,8 @@ static int grow(struct queue *q)
 
 /*
  * Puts without waiting if it can. Returns with the lock held: 0 (and *g set
- * to a getter to release after unlocking, or NULL) or -EPIPE / -ENOMEM, or
- * -EAGAIN if the queue is full.
+ * to a getter to release after unlocking, or NULL) or -EPIPE / -ENOMEM /
+ * -EINVAL (destroyed), or -EAGAIN if the queue is full.
  */
 static int put_locked(struct queue *q, void *item, struct weft__waiter **g)
 {
@@ -133,6 +160,8 @@ static int put_locked(struct queue *q, void *item, struct weft__waiter **g)
 
     *g = NULL;
     for (;;) {
+        if (!q->items)
+            return -EINVAL;
         if (q->closed)
             return -EPIPE;
         *g = weft__waitq_pop(&q->getters);
@@ -195,11 +224,13 @@ int weft_queue_try_put(weft_queue_t *pq, void *item)
 /*
  * Gets without waiting if it can. Returns with the lock held: 0 (and *p set
  * to a putter to release after unlocking, or NULL), -EPIPE when closed and
- * drained, or -EAGAIN when empty.
+ * drained, -EINVAL when destroyed, or -EAGAIN when empty.
  */
 static int get_locked(struct queue *q, void **item, struct weft__waiter **p)
 {
     *p = NULL;
+    if (!q->items)
+        return -EINVAL;
     if (q->count == 0)
         return q->closed ? -EPIPE : -EAGAIN;
     *item = ring_take(q);
@@ -260,6 +291,10 @@ int weft_queue_close(weft_queue_t *pq)
     if (!pq)
         return -EINVAL;
     weft__spin_lock(&q->lock);
+    if (!q->items) {
+        weft__spin_unlock(&q->lock);
+        return -EINVAL;
+    }
     q->closed = true;
     getters = weft__waitq_pop_all(&q->getters);
     putters = weft__waitq_pop_all(&q->putters);
@@ -274,14 +309,15 @@ int weft_queue_close(weft_queue_t *pq)
 long weft_queue_size(weft_queue_t *pq)
 {
     struct queue *q = to_queue(pq);
-    size_t n;
+    long n;
 
     if (!pq)
         return -EINVAL;
     weft__spin_lock(&q->lock);
-    n = q->count;
+    /* A ring holds at most MAX_SLOTS items, so the count fits a long. */
+    n = q->items ? (long)q->count : -EINVAL;
     weft__spin_unlock(&q->lock);
-    return (long)n;
+    return n;
 }
 
 int weft_queue_task_done(weft_queue_t *pq)
@@ -292,7 +328,7 @@ int weft_queue_task_done(weft_queue_t *pq)
     if (!pq)
         return -EINVAL;
     weft__spin_lock(&q->lock);
-    if (q->unfinished == 0) {
+    if (!q->items || q->unfinished == 0) {
         weft__spin_unlock(&q->lock);
         return -EINVAL;
     }
@@ -314,9 +350,9 @@ int weft_queue_join(weft_queue_t *pq, int64_t deadline)
     if (!pq)
         return -EINVAL;
     weft__spin_lock(&q->lock);
-    if (q->unfinished == 0) {
+    if (!q->items || q->unfinished == 0) {
         weft__spin_unlock(&q->lock);
-        return 0;
+        return q->items ? 0 : -EINVAL;
     }
     weft__waiter_init(&w, t, NULL);
     return weft__wait(&q->lock, &q->joiners, &w,

@@ -130,7 +130,7 @@ unsigned weft__runtime_cancel_all(struct runtime *rt, struct weft_task *self)
         live++;
         if (!atomic_exchange_explicit(&t->shutdown_seen, true,
                                       memory_order_relaxed))
-            weft_cancel(t);
+            weft__task_cancel(t);
     }
     pthread_mutex_unlock(&rt->reg_lock);
     return live;
@@ -210,34 +210,136 @@ static void start_outside(struct runtime *rt, struct weft_task *t,
     weft_spawn_opts_t opts = { .name = name };
 
     /* A runtime task whose name could not be copied runs unnamed. */
-    (void)weft__task_init(t, rt, fn, arg, &opts);
+    (void)weft__task_init(t, rt, fn, arg, &opts, out);
     t->on_finish = on_finish;
-    t->detached_at_spawn = !out;
-    atomic_store_explicit(&t->handle, out ? HANDLE_HELD : 0,
-                          memory_order_relaxed);
     if (out)
-        *out = t;
+        *out = weft__task_handle(t);
     /* The injection queue's lock publishes t's fields to the worker. */
     weft__worker_enqueue(NULL, t, false);
 }
 
-/* Holding foreign_lock while enqueueing makes "closed" a clean cut: a spawn
- * either lands before shutdown's drain begins, or fails. */
-static int spawn_outside(struct runtime *rt, weft_task_t **out, weft_fn_t fn,
-                         void *arg, const char *name,
+/* ---- runtime handles ----------------------------------------------------- */
+
+/*
+ * A runtime handle may be used after weft_runtime_free: another library's
+ * thread may call weft_spawn_from on it at any time, even while or after
+ * the runtime is freed. So the memory a handle points to is never given
+ * back to the allocator: a freed runtime's slot goes to a process-wide
+ * free list for the next weft_runtime_new, and the handle value carries the
+ * slot's generation in its top 16 bits, as task handles do (task.h).
+ *
+ * What a stale handle may touch lives as long as the process: `gate`, the
+ * lock every spawn from outside takes anyway (no lock is added on that
+ * path), and under it the generation and whether the runtime takes spawns.
+ * A call whose handle's generation is not the slot's, or whose runtime is
+ * shutting down, gets -ESHUTDOWN and touches nothing else. Holding gate
+ * while enqueueing makes `open` a clean cut: a spawn either lands before
+ * shutdown's drain begins, or fails. The runtime proper (h) is zeroed for
+ * each runtime.
+ */
+struct runtime_slot {
+    struct weft_runtime h;
+    /* Kept for the process's life. */
+    pthread_mutex_t gate;
+    uint16_t gen;                   /* under gate; bumped by the free */
+    bool open;                      /* under gate: takes spawns */
+    struct runtime_slot *next_free; /* under slots_lock */
+};
+
+#define RT_TAG_SHIFT 48
+#define RT_ADDR_MASK ((UINT64_C(1) << RT_TAG_SHIFT) - 1)
+
+static pthread_mutex_t slots_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct runtime_slot *free_slots; /* under slots_lock */
+
+static struct runtime_slot *slot_of(const weft_runtime_t *h)
+{
+    return (struct runtime_slot *)((uintptr_t)h & RT_ADDR_MASK);
+}
+
+static uint16_t tag_of(const weft_runtime_t *h)
+{
+    return (uint16_t)((uintptr_t)h >> RT_TAG_SHIFT);
+}
+
+/* The handle value of s's runtime. gen changes only while no worker of s
+ * runs (at start and after the workers are joined), so workers read it
+ * without the gate. */
+static weft_runtime_t *handle_of(struct runtime_slot *s)
+{
+    return (weft_runtime_t *)((uintptr_t)s | (uintptr_t)s->gen << RT_TAG_SHIFT);
+}
+
+/* A slot with h zeroed: a freed one, else a new one; NULL on ENOMEM. */
+static struct runtime_slot *slot_get(void)
+{
+    struct runtime_slot *s;
+
+    pthread_mutex_lock(&slots_lock);
+    s = free_slots;
+    if (s)
+        free_slots = s->next_free;
+    pthread_mutex_unlock(&slots_lock);
+    if (s) {
+        /* No stale handle reaches h: its gen was bumped before s was
+         * listed free. */
+        memset(&s->h, 0, sizeof(s->h));
+        return s;
+    }
+    s = weft__zalloc(sizeof(*s));
+    if (!s)
+        return NULL;
+    /* The tag takes the address's top bits. */
+    WEFT_ASSERT(((uintptr_t)s & ~RT_ADDR_MASK) == 0);
+    pthread_mutex_init(&s->gate, NULL);
+    return s;
+}
+
+/* Retires s's handle and lists s free. */
+static void slot_put(struct runtime_slot *s)
+{
+    pthread_mutex_lock(&s->gate);
+    s->open = false;
+    s->gen++;
+    pthread_mutex_unlock(&s->gate);
+    pthread_mutex_lock(&slots_lock);
+    s->next_free = free_slots;
+    free_slots = s;
+    pthread_mutex_unlock(&slots_lock);
+}
+
+/* Sets whether s's runtime takes spawns, if h is its live handle: 0, or
+ * -ESHUTDOWN (h is stale, or its runtime was already closed). */
+static int slot_set_open(struct runtime_slot *s, const weft_runtime_t *h,
+                         bool open)
+{
+    int ret = 0;
+
+    pthread_mutex_lock(&s->gate);
+    if (s->gen == tag_of(h) && s->open != open)
+        s->open = open;
+    else
+        ret = -ESHUTDOWN;
+    pthread_mutex_unlock(&s->gate);
+    return ret;
+}
+
+static int spawn_outside(struct runtime_slot *s, const weft_runtime_t *h,
+                         weft_task_t **out, weft_fn_t fn, void *arg,
+                         const char *name,
                          void (*on_finish)(struct weft_task *))
 {
     struct weft_task *t = NULL;
     int ret = 0;
 
-    pthread_mutex_lock(&rt->foreign_lock);
-    if (rt->closed)
+    pthread_mutex_lock(&s->gate);
+    if (s->gen != tag_of(h) || !s->open)
         ret = -ESHUTDOWN;
-    else if (!(t = alloc_outside(rt)))
+    else if (!(t = alloc_outside(&s->h.rt)))
         ret = -ENOMEM;
     else
-        start_outside(rt, t, out, fn, arg, name, on_finish);
-    pthread_mutex_unlock(&rt->foreign_lock);
+        start_outside(&s->h.rt, t, out, fn, arg, name, on_finish);
+    pthread_mutex_unlock(&s->gate);
     return ret;
 }
 
@@ -246,14 +348,15 @@ int weft_spawn_from(weft_runtime_t *h, weft_task_t **out, weft_fn_t fn,
 {
     if (!h || !fn)
         return -EINVAL;
-    return spawn_outside(&h->rt, out, fn, arg, NULL, NULL);
+    return spawn_outside(slot_of(h), h, out, fn, arg, NULL, NULL);
 }
 
 weft_runtime_t *weft_runtime_current(void)
 {
     struct worker *w = weft__worker_current();
 
-    return w ? container_of(w->rt, struct weft_runtime, rt) : NULL;
+    return w ? handle_of(container_of(w->rt, struct runtime_slot, h.rt))
+             : NULL;
 }
 
 /* ---- calls from outside: block_on and the shutdown drain ----------------- */
@@ -302,14 +405,16 @@ static int wait_call(struct call *c)
 
 int weft_runtime_block_on(weft_runtime_t *h, weft_fn_t fn, void *arg)
 {
-    struct call c = { .rt = h ? &h->rt : NULL, .fn = fn, .arg = arg };
+    struct runtime_slot *s = slot_of(h);
+    struct call c = { .fn = fn, .arg = arg };
     int ret;
 
     if (weft__worker_current())
         return -EPERM;
     if (!h || !fn)
         return -EINVAL;
-    ret = spawn_outside(c.rt, NULL, call_task, &c, "main", call_finished);
+    c.rt = &s->h.rt;
+    ret = spawn_outside(s, h, NULL, call_task, &c, "main", call_finished);
     return ret ? ret : wait_call(&c);
 }
 
@@ -337,15 +442,12 @@ static int drain_task(void *arg)
     return 0;
 }
 
-/* Closes the door to spawns from outside, then drains on the preallocated
- * drainer task, so that shutdown cannot fail. */
+/* Drains on the preallocated drainer task, so that shutdown cannot fail;
+ * the door to spawns from outside is closed already. */
 static void drain_outside(struct runtime *rt)
 {
     struct call c = { .rt = rt, .fn = drain_task, .arg = rt };
 
-    pthread_mutex_lock(&rt->foreign_lock);
-    rt->closed = true;
-    pthread_mutex_unlock(&rt->foreign_lock);
     start_outside(rt, rt->drainer, NULL, call_task, &c, "shutdown",
                   call_finished);
     wait_call(&c);
@@ -438,10 +540,7 @@ static void free_runtime(struct runtime *rt)
     pthread_mutex_destroy(&rt->idle.lock);
     pthread_mutex_destroy(&rt->reg_lock);
     pthread_mutex_destroy(&rt->done_lock);
-    pthread_mutex_destroy(&rt->foreign_lock);
     pthread_cond_destroy(&rt->done_cond);
-    weft__free(container_of(rt, struct weft_runtime, rt),
-               sizeof(struct weft_runtime));
 }
 
 static int init_workers(struct runtime *rt)
@@ -480,7 +579,6 @@ static int init_runtime(struct runtime *rt, const weft_config_t *cfg)
     pthread_mutex_init(&rt->idle.lock, NULL);
     pthread_mutex_init(&rt->reg_lock, NULL);
     pthread_mutex_init(&rt->done_lock, NULL);
-    pthread_mutex_init(&rt->foreign_lock, NULL);
     pthread_cond_init(&rt->done_cond, NULL);
     ret = weft__inject_init(&rt->inject);
     ret = ret ?: weft__stack_pool_init(&rt->stacks, rt->cfg.stack_size);
@@ -533,30 +631,32 @@ static void stop_workers(struct runtime *rt)
 
 int weft_runtime_new(const weft_config_t *cfg, weft_runtime_t **out)
 {
-    struct weft_runtime *h;
+    struct runtime_slot *s;
     int ret;
 
     if (weft__worker_current())
         return -EPERM;
     if (!out)
         return -EINVAL;
-    h = weft__zalloc(sizeof(*h));
-    if (!h)
+    s = slot_get();
+    if (!s)
         return -ENOMEM;
-    ret = init_runtime(&h->rt, cfg);
+    ret = init_runtime(&s->h.rt, cfg);
     ret = ret ?: weft__overflow_install();
     if (ret)
         goto out_free;
-    ret = start_workers(&h->rt);
+    ret = start_workers(&s->h.rt);
     if (ret)
         goto out_stop;
-    *out = h;
+    *out = handle_of(s);
+    slot_set_open(s, *out, true);
     return 0;
 out_stop:
-    stop_workers(&h->rt);
+    stop_workers(&s->h.rt);
     weft__overflow_uninstall();
 out_free:
-    free_runtime(&h->rt);
+    free_runtime(&s->h.rt);
+    slot_put(s);
     return ret;
 }
 
@@ -568,13 +668,18 @@ out_free:
  */
 int weft_runtime_free(weft_runtime_t *h)
 {
+    struct runtime_slot *s = slot_of(h);
     struct runtime *rt;
 
     if (weft__worker_current())
         return -EPERM;
     if (!h)
         return -EINVAL;
-    rt = &h->rt;
+    rt = &s->h.rt;
+    /* Closes the door to spawns from outside, so that the drain sees every
+     * task; a second free of h finds it closed. */
+    if (slot_set_open(s, h, false) < 0)
+        return -ESHUTDOWN;
     drain_outside(rt);
     weft__signal_release(rt);
     weft__blocking_stop(&rt->pool);
@@ -583,6 +688,7 @@ int weft_runtime_free(weft_runtime_t *h)
         report_unjoined(rt);
     weft__overflow_uninstall();
     free_runtime(rt);
+    slot_put(s);
     return 0;
 }
 

@@ -55,10 +55,8 @@ struct runtime {
     pthread_mutex_t done_lock;
     pthread_cond_t done_cond;
 
-    /* Spawns from outside a worker; closed once shutdown begins, so that
-     * the drain sees every task spawned from outside. */
-    pthread_mutex_t foreign_lock;
-    bool closed;                     /* under foreign_lock */
+    /* Spawns from outside a worker are gated in runtime.c, by the part of
+     * a runtime's memory that outlives it. */
     struct weft_task *drainer;       /* allocated at start: shutdown cannot
                                         fail for want of memory */
 
@@ -66,7 +64,8 @@ struct runtime {
     bool uses_signals;               /* under signal.c's lock */
 };
 
-/* The public handle is the runtime itself (as weft_task_t is the task). */
+/* What a public handle names; runtime.c keeps it in a slot that outlives
+ * it, and handle values carry the slot's generation (as task handles do). */
 struct weft_runtime {
     struct runtime rt;
 };

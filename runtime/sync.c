@@ -6,10 +6,17 @@
  * structs and on task stacks, as they do pthread_mutex_t, so the public
  * types are fixed-size storage and init/destroy never allocate. The layouts
  * stay private, and the size checks below keep them from outgrowing it.
+ *
+ * A mutex's owner is the holder's handle value, which carries the
+ * generation of its task struct (task.h): a task that reuses the struct of
+ * one that ended holding the mutex is a different owner, and its unlock is
+ * -EPERM like anyone else's. Destroy reads the state under the lock, so a
+ * call racing with a waiter that is queueing sees it (and says -EBUSY).
  */
 #include "sync.h"
 
 #include <errno.h>
+#include <limits.h>
 
 #include "task.h"
 
@@ -46,27 +53,43 @@ int weft_mutex_init(weft_mutex_t *pm)
     return 0;
 }
 
+/* Whether q has waiters, read under lock: a destroy's check. */
+static bool has_waiters(struct weft__spin *lock, struct weft__waitq *q)
+{
+    bool busy;
+
+    weft__spin_lock(lock);
+    busy = !weft__waitq_empty(q);
+    weft__spin_unlock(lock);
+    return busy;
+}
+
 int weft_mutex_destroy(weft_mutex_t *pm)
 {
     struct mutex *m = to_mutex(pm);
+    bool busy;
 
     if (!pm)
         return -EINVAL;
-    return m->owner || !weft__waitq_empty(&m->waiters) ? -EBUSY : 0;
+    weft__spin_lock(&m->lock);
+    busy = m->owner || !weft__waitq_empty(&m->waiters);
+    weft__spin_unlock(&m->lock);
+    return busy ? -EBUSY : 0;
 }
 
 int weft__mutex_lock(struct mutex *m, struct weft_task *t, int64_t deadline,
                      const void *where)
 {
+    weft_task_t *me = weft__task_handle(t);
     struct weft__waiter w;
 
     weft__spin_lock(&m->lock);
     if (likely(!m->owner)) {
-        m->owner = t;
+        m->owner = me;
         weft__spin_unlock(&m->lock);
         return 0;
     }
-    if (m->owner == t) {
+    if (m->owner == me) {
         weft__spin_unlock(&m->lock);
         return -EDEADLK;
     }
@@ -99,7 +122,7 @@ int weft_mutex_try_lock(weft_mutex_t *pm)
         return -EINVAL;
     weft__spin_lock(&m->lock);
     if (!m->owner) {
-        m->owner = t;
+        m->owner = weft__task_handle(t);
         ret = 0;
     }
     weft__spin_unlock(&m->lock);
@@ -115,14 +138,15 @@ int weft_mutex_unlock(weft_mutex_t *pm)
     if (!pm)
         return -EINVAL;
     weft__spin_lock(&m->lock);
-    if (!t || m->owner != t) {
+    if (!t || m->owner != weft__task_handle(t)) {
         weft__spin_unlock(&m->lock);
         return -EPERM;
     }
     /* Fair hand-off: the lock passes to the oldest waiter while still
-     * held, so a task that was not waiting cannot take it in between. */
+     * held, so a task that was not waiting cannot take it in between. The
+     * waiter is parked, so its generation is its own. */
     w = weft__waitq_pop(&m->waiters);
-    m->owner = w ? w->task : NULL;
+    m->owner = w ? weft__task_handle(w->task) : NULL;
     weft__spin_unlock(&m->lock);
     if (w)
         weft__waiter_release(w, 0);
@@ -151,7 +175,7 @@ static int sem_init(weft_sem_t *ps, unsigned value, long max)
 
 int weft_sem_init(weft_sem_t *ps, unsigned value)
 {
-    return sem_init(ps, value, 0);
+    return sem_init(ps, value, UINT_MAX);
 }
 
 int weft_sem_init_bounded(weft_sem_t *ps, unsigned value)
@@ -165,7 +189,7 @@ int weft_sem_destroy(weft_sem_t *ps)
 {
     if (!ps)
         return -EINVAL;
-    return weft__waitq_empty(&to_sem(ps)->waiters) ? 0 : -EBUSY;
+    return has_waiters(&to_sem(ps)->lock, &to_sem(ps)->waiters) ? -EBUSY : 0;
 }
 
 int weft_sem_acquire(weft_sem_t *ps, int64_t deadline)
@@ -216,7 +240,7 @@ int weft_sem_release(weft_sem_t *ps)
     weft__spin_lock(&s->lock);
     w = weft__waitq_pop(&s->waiters);
     if (!w) {
-        if (s->max && s->count >= s->max)
+        if (s->count >= s->max)
             ret = -EOVERFLOW;
         else
             s->count++;
@@ -263,7 +287,8 @@ int weft_event_destroy(weft_event_t *pe)
 {
     if (!pe)
         return -EINVAL;
-    return weft__waitq_empty(&to_event(pe)->waiters) ? 0 : -EBUSY;
+    return has_waiters(&to_event(pe)->lock, &to_event(pe)->waiters) ? -EBUSY
+                                                                    : 0;
 }
 
 int weft_event_set(weft_event_t *pe)
@@ -340,6 +365,7 @@ int weft_cond_init(weft_cond_t *pc)
     if (!pc)
         return -EINVAL;
     weft__spin_init(&c->lock);
+    c->m = NULL;
     weft__waitq_init(&c->waiters);
     return 0;
 }
@@ -348,7 +374,8 @@ int weft_cond_destroy(weft_cond_t *pc)
 {
     if (!pc)
         return -EINVAL;
-    return weft__waitq_empty(&to_cond(pc)->waiters) ? 0 : -EBUSY;
+    return has_waiters(&to_cond(pc)->lock, &to_cond(pc)->waiters) ? -EBUSY
+                                                                  : 0;
 }
 
 /* Takes m back after a condition wait whatever happens, as asyncio does:
@@ -369,7 +396,7 @@ static bool is_owner(struct mutex *m, struct weft_task *t)
     bool owner;
 
     weft__spin_lock(&m->lock);
-    owner = t && m->owner == t;
+    owner = t && m->owner == weft__task_handle(t);
     weft__spin_unlock(&m->lock);
     return owner;
 }
@@ -388,9 +415,16 @@ int weft_cond_wait(weft_cond_t *pc, weft_mutex_t *pm, int64_t deadline)
     if (!is_owner(to_mutex(pm), t))
         return -EPERM;
     /* Queue before unlocking m: a notify made under m after our unlock
-     * finds us in the list, so it cannot be lost. */
+     * finds us in the list, so it cannot be lost. Waiters share one mutex
+     * (asyncio binds a Condition to its lock): a notifier holding one
+     * mutex would not be ordered with a waiter under another. */
     weft__waiter_init(&w, t, NULL);
     weft__spin_lock(&c->lock);
+    if (!weft__waitq_empty(&c->waiters) && c->m != to_mutex(pm)) {
+        weft__spin_unlock(&c->lock);
+        return -EINVAL;
+    }
+    c->m = to_mutex(pm);
     weft__waitq_push(&c->waiters, &w);
     weft__spin_unlock(&c->lock);
     weft_mutex_unlock(pm);
@@ -449,7 +483,8 @@ int weft_barrier_destroy(weft_barrier_t *pb)
 {
     if (!pb)
         return -EINVAL;
-    return weft__waitq_empty(&to_barrier(pb)->waiters) ? 0 : -EBUSY;
+    return has_waiters(&to_barrier(pb)->lock, &to_barrier(pb)->waiters) ?
+           -EBUSY : 0;
 }
 
 int weft_barrier_wait(weft_barrier_t *pb, int64_t deadline)
@@ -500,7 +535,8 @@ int weft_waitgroup_destroy(weft_waitgroup_t *pw)
 {
     if (!pw)
         return -EINVAL;
-    return weft__waitq_empty(&to_waitgroup(pw)->waiters) ? 0 : -EBUSY;
+    return has_waiters(&to_waitgroup(pw)->lock, &to_waitgroup(pw)->waiters) ?
+           -EBUSY : 0;
 }
 
 int weft_waitgroup_add(weft_waitgroup_t *pw, long delta)
@@ -511,9 +547,10 @@ int weft_waitgroup_add(weft_waitgroup_t *pw, long delta)
     if (!pw)
         return -EINVAL;
     weft__spin_lock(&wg->lock);
-    if (wg->count + delta < 0) {
+    /* count >= 0, so only a positive delta can overflow count + delta. */
+    if (delta > 0 ? wg->count > LONG_MAX - delta : wg->count + delta < 0) {
         weft__spin_unlock(&wg->lock);
-        return -EINVAL;
+        return delta > 0 ? -EOVERFLOW : -EINVAL;
     }
     wg->count += delta;
     if (wg->count == 0)

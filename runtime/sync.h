@@ -23,8 +23,10 @@
 struct mutex {
     struct weft__spin lock;
     /* Under lock. */
-    struct weft_task *owner;   /* the holder (NULL: unlocked), handed on
-                                * with the lock */
+    weft_task_t *owner;        /* the holder's handle value (NULL:
+                                * unlocked), handed on with the lock; not
+                                * its struct, which a later task may reuse
+                                * (task.h) */
     struct weft__waitq waiters;
 };
 
@@ -32,7 +34,8 @@ struct sem {
     struct weft__spin lock;
     /* Under lock. count > 0 implies no waiters (release hands on). */
     long count;
-    long max;                  /* 0: unbounded */
+    long max;                  /* most permits: the initial value if
+                                * bounded, else UINT_MAX */
     struct weft__waitq waiters;
 };
 
@@ -44,6 +47,8 @@ struct event {
 
 struct cond {
     struct weft__spin lock;
+    /* Under lock. */
+    struct mutex *m;           /* the mutex of the waiters, if any */
     struct weft__waitq waiters;
 };
 

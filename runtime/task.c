@@ -6,6 +6,9 @@
  * handle (if one was given out) has been joined or detached. HANDLE_HELD and
  * HANDLE_DONE in t->handle record the two; whoever sets the second bit frees
  * the struct. A task spawned without a handle skips that RMW entirely.
+ * Handles carry the struct's generation (task.h): a handle that was
+ * released, or whose struct now holds another task, is refused with
+ * -EINVAL by every call that takes one.
  *
  * Cancellation is edge-triggered, as in asyncio: weft_cancel() sets
  * t->cancel and wakes t; the first suspension point that takes the request
@@ -224,10 +227,13 @@ void weft__task_free(struct weft_task *t)
 }
 
 int weft__task_init(struct weft_task *t, struct runtime *rt, weft_fn_t fn,
-                    void *arg, const weft_spawn_opts_t *opts)
+                    void *arg, const weft_spawn_opts_t *opts, bool held)
 {
     const char *name = opts ? opts->name : NULL;
+    uint32_t gen = weft__task_gen(t) + 1;
 
+    /* The tag of a handle takes the address's top bits (task.h). */
+    WEFT_ASSERT(((uintptr_t)t & ~HANDLE_ADDR_MASK) == 0);
     t->fn = fn;
     t->arg = arg;
     t->rt = rt;
@@ -236,6 +242,7 @@ int weft__task_init(struct weft_task *t, struct runtime *rt, weft_fn_t fn,
     t->started = false;
     weft__task_note_wait(t, WHY_NONE, NULL);
     t->scope_deadline = WEFT_NEVER;
+    t->scope_depth = 0;
     /* 0 for the default size, however asked for: such a task may start
      * on a cached or adopted stack. */
     t->stack_size = opts && opts->stack_size != rt->stacks.size ?
@@ -246,6 +253,12 @@ int weft__task_init(struct weft_task *t, struct runtime *rt, weft_fn_t fn,
     atomic_store_explicit(&t->cancel, false, memory_order_relaxed);
     atomic_store_explicit(&t->shutdown_seen, false, memory_order_relaxed);
     atomic_store_explicit(&t->state, TASK_SCHED, memory_order_relaxed);
+    /* A plain store, no RMW: the struct is free, and a stale handle only
+     * reads the word or CASes on it expecting its own (older) generation. */
+    t->detached_at_spawn = !held;
+    atomic_store_explicit(&t->handle,
+                          gen << HANDLE_GEN_SHIFT | (held ? HANDLE_HELD : 0),
+                          memory_order_relaxed);
     return name && !t->name ? -ENOMEM : 0;
 }
 
@@ -323,22 +336,54 @@ void weft__task_finish(struct worker *w, struct weft_task *t)
 }
 
 /*
- * Drops the handle (HELD is set, JOINED clear: flipping both is one RMW);
- * frees t if its run has also ended. acq_rel: pairs with the RMW in
- * weft__task_finish(), so whichever side comes second sees the other's
+ * Drops the handle of generation gen if it is still held (HELD set, JOINED
+ * clear: flipping both is one CAS) and frees t if its run has also ended.
+ * Returns false, touching nothing, if that handle was already released:
+ * the CAS compares generation and HELD together, so a stale handle cannot
+ * release the handle of the task now in the struct, and of two racing
+ * releases of one handle exactly one succeeds. acq_rel: pairs with the RMW
+ * in weft__task_finish(), so whichever side comes second sees the other's
  * writes and frees.
  */
-static void release_handle(struct weft_task *t, bool joined)
+static bool release_handle(struct weft_task *t, uint32_t gen, bool joined)
 {
     uint32_t flip = HANDLE_HELD | (joined ? HANDLE_JOINED : 0);
-    uint32_t prev = atomic_fetch_xor_explicit(&t->handle, flip,
-                                              memory_order_acq_rel);
+    uint32_t prev = atomic_load_explicit(&t->handle, memory_order_relaxed);
 
+    do {
+        if (prev >> HANDLE_GEN_SHIFT != gen || !(prev & HANDLE_HELD))
+            return false;
+    } while (!atomic_compare_exchange_weak_explicit(
+        &t->handle, &prev, prev ^ flip, memory_order_acq_rel,
+        memory_order_relaxed));
     if (prev & HANDLE_DONE) {
         if (!joined)
             weft__task_report_failure(t, "was detached");
         weft__task_free(t);
     }
+    return true;
+}
+
+/* The generation a handle value carries. */
+static uint32_t tag_of(const weft_task_t *h)
+{
+    return (uint32_t)((uintptr_t)h >> HANDLE_TAG_SHIFT);
+}
+
+int weft__task_check(const weft_task_t *h, const struct weft_task *self,
+                     struct weft_task **t)
+{
+    struct weft_task *u = weft__task_of(h);
+    uint32_t word;
+
+    if (!u)
+        return -EINVAL;
+    word = atomic_load_explicit(&u->handle, memory_order_relaxed);
+    if (word >> HANDLE_GEN_SHIFT != tag_of(h) ||
+        (!(word & HANDLE_HELD) && u != self))
+        return -EINVAL;
+    *t = u;
+    return 0;
 }
 
 /* ---- public API ---------------------------------------------------------- */
@@ -351,20 +396,21 @@ int weft_spawn_ex(weft_task_t **out, weft_fn_t fn, void *arg,
 
     if (!w || !w->current)
         return -EPERM;
-    if (!fn || (opts && opts->stack_size && opts->stack_size < WEFT_MIN_STACK))
+    /* Bounded before anything rounds it to pages: a size near SIZE_MAX
+     * would wrap there. */
+    if (!fn || (opts && opts->stack_size &&
+                (opts->stack_size < WEFT_MIN_STACK ||
+                 opts->stack_size > WEFT_MAX_STACK)))
         return -EINVAL;
     t = task_alloc(w);
     if (!t)
         return -ENOMEM;
-    if (weft__task_init(t, w->rt, fn, arg, opts) < 0) {
+    if (weft__task_init(t, w->rt, fn, arg, opts, out) < 0) {
         weft__task_free(t);
         return -ENOMEM;
     }
-    t->detached_at_spawn = !out;
-    atomic_store_explicit(&t->handle, out ? HANDLE_HELD : 0,
-                          memory_order_relaxed);
     if (out)
-        *out = t;
+        *out = weft__task_handle(t);
     weft__worker_enqueue(w, t, true);
     return 0;
 }
@@ -377,9 +423,14 @@ int weft_spawn(weft_task_t **out, weft_fn_t fn, void *arg)
 bool weft__task_add_joiner(struct weft_task *t, struct weft__join_waiter *j)
 {
     bool added = false;
+    uint32_t s;
 
     weft__spin_lock(&t->join_lock);
-    if (atomic_load_explicit(&t->state, memory_order_relaxed) != TASK_DONE) {
+    /* FREE counts as finished: a task that joins a handle another task is
+     * releasing must not wait on a struct that nobody will wake (its join
+     * then fails, see weft_join). */
+    s = atomic_load_explicit(&t->state, memory_order_relaxed);
+    if (s != TASK_DONE && s != TASK_FREE) {
         j->next = t->joiners;
         t->joiners = j;
         added = true;
@@ -436,7 +487,7 @@ int weft__task_wait_done(struct weft_task *self, struct weft_task *t,
             break;
         /* Awaiting a task passes our cancellation (or an expired scope)
          * on to it, and still waits for it to end. */
-        weft_cancel(t);
+        weft__task_cancel(t);
         deadline = WEFT_NEVER;
     }
     if (ret < 0 && !weft__task_remove_joiner(t, &j)) {
@@ -449,20 +500,25 @@ int weft__task_wait_done(struct weft_task *self, struct weft_task *t,
     return ret;
 }
 
-int weft__task_await_check(const struct weft_task *self,
-                           const struct weft_task *t)
+int weft__task_await_check(const struct weft_task *self, const weft_task_t *h,
+                           struct weft_task **t)
 {
     if (!self)
         return -EPERM;
-    if (!t)
+    /* self is checked before HELD: weft_self() of a task spawned without
+     * a handle is its own, not a stale one. */
+    if (weft__task_check(h, self, t) < 0)
         return -EINVAL;
-    return t == self ? -EDEADLK : 0;
+    if (*t == self)
+        return -EDEADLK;
+    return atomic_load_explicit(&(*t)->handle, memory_order_relaxed) &
+                   HANDLE_HELD ? 0 : -EINVAL;
 }
 
-int weft_join(weft_task_t *t)
+int weft_join(weft_task_t *h)
 {
-    struct weft_task *self = weft__task_current();
-    int result = weft__task_await_check(self, t);
+    struct weft_task *self = weft__task_current(), *t;
+    int result = weft__task_await_check(self, h, &t);
 
     if (result)
         return result;
@@ -470,25 +526,33 @@ int weft_join(weft_task_t *t)
     weft__task_wait_done(self, t, self->scope_deadline, true,
                          __builtin_return_address(0));
     result = t->result;
-    release_handle(t, true);
-    return result;
+    /* Fails only if another task joined or detached h meanwhile. */
+    return release_handle(t, tag_of(h), true) ? result : -EINVAL;
 }
 
-int weft_detach(weft_task_t *t)
+int weft_detach(weft_task_t *h)
 {
-    if (!t)
+    struct weft_task *t = weft__task_of(h);
+
+    if (!t || !release_handle(t, tag_of(h), false))
         return -EINVAL;
-    release_handle(t, false);
     return 0;
 }
 
-int weft_cancel(weft_task_t *t)
+void weft__task_cancel(struct weft_task *t)
 {
-    if (!t)
-        return -EINVAL;
     /* release: pairs with the acquire in weft__task_take_cancel(). */
     atomic_store_explicit(&t->cancel, true, memory_order_release);
     weft__task_wake(t);
+}
+
+int weft_cancel(weft_task_t *h)
+{
+    struct weft_task *t;
+
+    if (weft__task_check(h, weft__task_current(), &t) < 0)
+        return -EINVAL;
+    weft__task_cancel(t);
     return 0;
 }
 
@@ -507,12 +571,16 @@ int weft_yield(void)
 
 weft_task_t *weft_self(void)
 {
-    return weft__task_current();
+    struct weft_task *t = weft__task_current();
+
+    return t ? weft__task_handle(t) : NULL;
 }
 
-const char *weft_task_name(const weft_task_t *t)
+const char *weft_task_name(const weft_task_t *h)
 {
-    if (!t)
-        t = weft__task_current();
+    struct weft_task *self = weft__task_current(), *t = self;
+
+    if (h && weft__task_check(h, self, &t) < 0)
+        return "";
     return t ? weft__task_name_or(t, "") : "";
 }

@@ -82,10 +82,51 @@ enum weft__why {
     WHY_SIGNAL,
 };
 
-/* Handle bits in weft_task.handle. */
+/*
+ * Handles, and why they carry a generation.
+ *
+ * Task structs are recycled: a finished task's struct goes back to a
+ * worker's cache and the next spawn reuses it. A bare pointer therefore
+ * cannot tell a task from the one that later lives in its struct: a second
+ * join of a released handle would wait on a stranger (forever, if that one
+ * waits for the joiner), and a mutex that recorded a bare pointer as its
+ * owner would take an unlock from any later task in the same struct.
+ *
+ * So each struct has a generation, bumped by weft__task_init() every time
+ * it is readied for a new task, and the handle value weft gives out
+ * (weft_spawn's *out, weft_self(), weft_as_completed_next) is the struct's
+ * address with the generation in its top 16 bits. User-space addresses on
+ * x86-64 and aarch64 leave those bits zero (allocators never map above
+ * 2^47, or 2^48, without being asked), so the tag costs no memory, and a
+ * tagged value dereferenced by mistake faults at once instead of reading a
+ * task. Every public entry that takes a weft_task_t * checks the tag
+ * against the struct (weft__task_check) and strips it (a mask): a stale
+ * handle gets -EINVAL and never touches the task now in the struct.
+ * Owners recorded by the toolkit (mutex, scope, as_completed, group wait)
+ * are handle values too, for the same reason.
+ *
+ * The generation sits in the upper half of the handle word, above the
+ * HANDLE_* bits, so that:
+ *   - a spawn writes both with the one plain store it always made: no RMW
+ *     is added on the spawn path (a counter shared by all spawns would
+ *     have been an RMW on a contended line);
+ *   - releasing a handle is one CAS that checks generation and HELD
+ *     together, so of two tasks racing to join the same handle exactly one
+ *     releases it, and neither can release the handle of a later task.
+ * Rejected: a reference count (an RMW on every spawn, join and use) and an
+ * index into a table of structs (a lookup on every use, and a table the
+ * allocator would have to maintain).
+ *
+ * Sixteen bits wrap: a stale handle passes the check again only if its
+ * struct was reused a multiple of 65536 times while it was kept, which
+ * turns a certain hang or wrong unlock into a one-in-65536 one.
+ */
 #define HANDLE_HELD 1u  /* a weft_task_t handle is outstanding */
 #define HANDLE_DONE 2u  /* the task has finished */
 #define HANDLE_JOINED 4u /* the handle was released by a join: result seen */
+#define HANDLE_GEN_SHIFT 16 /* the generation: bits 16-31 of the word */
+#define HANDLE_TAG_SHIFT 48 /* the generation in a handle value */
+#define HANDLE_ADDR_MASK ((UINT64_C(1) << HANDLE_TAG_SHIFT) - 1)
 
 /* One joiner; lives on the joiner's stack while it waits. */
 struct weft__join_waiter {
@@ -108,7 +149,10 @@ struct weft_task {
     /* Why and where the task last suspended, for task dumps: relaxed
      * atomics, since a dump reads them from another thread. */
     _Atomic uint8_t why;     /* enum weft__why of the current suspension */
-    bool detached_at_spawn;  /* set at spawn: no handle was ever given out */
+    /* Timeout scopes the task is in: weft_scope_exit checks that a scope
+     * is the innermost with it. 16 bits fill a hole of the layout; the
+     * 65536th nested scope is refused. */
+    uint16_t scope_depth;
     const void *_Atomic where; /* return address of the suspending call */
     int64_t scope_deadline;  /* innermost timeout scope, WEFT_NEVER if none */
 
@@ -128,12 +172,14 @@ struct weft_task {
 
     /* Any thread, atomic. */
     _Atomic uint32_t state;  /* enum task_state, see the protocol above */
-    _Atomic uint32_t handle; /* HANDLE_* bits */
+    _Atomic uint32_t handle; /* HANDLE_* bits and the generation */
     atomic_bool cancel;      /* a cancellation request not yet delivered */
     atomic_bool shutdown_seen; /* cancelled once by the runtime's shutdown */
 
     /* Joiners, under join_lock. */
     struct weft__spin join_lock;
+
+    bool detached_at_spawn;  /* set at spawn: no handle was ever given out */
 
     /* Structs allocated with this one if it is the first of its block,
      * else 0; set once at allocation. */
@@ -186,10 +232,48 @@ int weft__task_block(struct weft_task *t, bool (*done)(void *), void *arg,
 /* A fresh task struct, registered with rt; NULL on ENOMEM. Any thread. */
 struct weft_task *weft__task_struct_new(struct runtime *rt);
 
-/* The argument checks of every call that awaits t from self: 0, -EPERM
- * (self NULL: not in a task), -EINVAL (t NULL) or -EDEADLK (t is self). */
-int weft__task_await_check(const struct weft_task *self,
-                           const struct weft_task *t);
+/* The struct a handle value names, tag stripped; NULL for NULL. */
+static inline struct weft_task *weft__task_of(const weft_task_t *h)
+{
+    return (struct weft_task *)((uintptr_t)h & HANDLE_ADDR_MASK);
+}
+
+/* t's generation (bits 0-15). A live task's never changes. */
+static inline uint32_t weft__task_gen(const struct weft_task *t)
+{
+    return atomic_load_explicit(&((struct weft_task *)t)->handle,
+                                memory_order_relaxed) >> HANDLE_GEN_SHIFT;
+}
+
+/* The handle value of t as it is now: what weft_spawn gave out for it and
+ * what weft_self returns in it. */
+static inline weft_task_t *weft__task_handle(const struct weft_task *t)
+{
+    return (weft_task_t *)((uintptr_t)t |
+                           (uintptr_t)weft__task_gen(t) << HANDLE_TAG_SHIFT);
+}
+
+/*
+ * Checks a handle from a caller. Returns 0 and the task in *t if h is a
+ * handle of the task now in its struct (the generations agree) and is
+ * still held, or is self's own (weft_self() of a task spawned without a
+ * handle); -EINVAL if h is NULL, stale (released, or its struct reused),
+ * or names a task whose handle was never given out. Reads the struct only:
+ * task structs are not unmapped while their runtime lives. Any thread;
+ * self may be NULL.
+ */
+int weft__task_check(const weft_task_t *h, const struct weft_task *self,
+                     struct weft_task **t);
+
+/* The argument checks of every call that awaits h from self: 0 and the
+ * task in *t, or -EPERM (self NULL: not in a task), -EINVAL (h NULL or
+ * stale, see weft__task_check) or -EDEADLK (h is self). */
+int weft__task_await_check(const struct weft_task *self, const weft_task_t *h,
+                           struct weft_task **t);
+
+/* weft_cancel on a struct the caller knows to be live (the runtime's
+ * shutdown, the waits that pass a cancellation on). */
+void weft__task_cancel(struct weft_task *t);
 
 /* True once t has finished. Any thread. */
 bool weft__task_is_done(const struct weft_task *t);
@@ -213,11 +297,12 @@ int weft__task_wait_done(struct weft_task *self, struct weft_task *t,
                          int64_t deadline, bool pass_cancel,
                          const void *where);
 
-/* Resets a task struct for a new run of fn(arg) (state SCHED); the caller
- * sets detached_at_spawn and the handle bits, then enqueues it. -ENOMEM if
- * the name could not be copied (t is left without one). */
+/* Resets a task struct for a new run of fn(arg) (state SCHED), with a new
+ * generation and, if held, an outstanding handle (weft__task_handle(t));
+ * the caller then enqueues it. -ENOMEM if the name could not be copied (t
+ * is left without one). */
 int weft__task_init(struct weft_task *t, struct runtime *rt, weft_fn_t fn,
-                    void *arg, const weft_spawn_opts_t *opts);
+                    void *arg, const weft_spawn_opts_t *opts, bool held);
 
 /* The effective deadline of a wait of t: its own, or an enclosing scope's
  * if that comes first. */

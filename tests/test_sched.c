@@ -421,7 +421,7 @@ static int foreign_main(void *arg)
     pthread_t waker;
 
     cr_assert_eq(weft_spawn(&t, foreign_waiter, f), 0);
-    atomic_store(&f->task, t);
+    atomic_store(&f->task, weft__task_of(t));
     atomic_store(&f->rt, t_runtime());
     cr_assert_eq(pthread_create(&waker, NULL, foreign_waker, f), 0);
     cr_assert_eq(weft_join(t), 0);

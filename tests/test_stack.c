@@ -349,7 +349,8 @@ static int parked_cost(void *arg)
     for (int i = 0; i < PARKED_TASKS; i++)
         cr_assert_eq(weft_spawn(&t[i], wait_event, &go), 0);
     for (int i = 0; i < PARKED_TASKS; i++)
-        while (atomic_load_explicit(&t[i]->state, memory_order_acquire) !=
+        while (atomic_load_explicit(&weft__task_of(t[i])->state,
+                                    memory_order_acquire) !=
                TASK_IDLE)
             cr_assert_eq(weft_yield(), 0);
     after = t_rss_bytes();

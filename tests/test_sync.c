@@ -34,7 +34,7 @@ static void t_until_waiting_or_done(struct weft__spin *lock,
         weft__spin_lock(lock);
         have = q->n;
         weft__spin_unlock(lock);
-        if (have || weft__task_is_done(t))
+        if (have || weft__task_is_done(weft__task_of(t)))
             return;
         cr_assert_eq(weft_yield(), 0);
     }

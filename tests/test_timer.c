@@ -18,8 +18,10 @@
 
 /* At least two workers, whatever WEFT_WORKERS says. */
 /* Spins until t is parked (IDLE), without suspending the caller. */
-static void t_until_parked(struct weft_task *t)
+static void t_until_parked(weft_task_t *h)
 {
+    struct weft_task *t = weft__task_of(h);
+
     while (atomic_load_explicit(&t->state, memory_order_acquire) != TASK_IDLE)
         weft__cpu_relax();
 }
@@ -216,8 +218,8 @@ static int cancel_remote(void *arg)
     home = atomic_load(&r.worker);
     cr_assert_neq(home, me);
     /* acquire (t_until_parked): the timer fields are the sleeper's. */
-    cr_assert_eq(t->timer.home, &rt->workers[home]->timers);
-    cr_assert_neq(t->timer.index, TIMER_UNQUEUED);
+    cr_assert_eq(weft__task_of(t)->timer.home, &rt->workers[home]->timers);
+    cr_assert_neq(weft__task_of(t)->timer.index, TIMER_UNQUEUED);
     cr_assert_eq(weft_cancel(t), 0);
     cr_assert_eq(weft_join(t), 0);
     cr_assert_eq(r.ret, -ECANCELED);
@@ -319,8 +321,10 @@ static int moved_sleeper(void *arg)
 }
 
 /* Yields until t has made n checks and is parked again. */
-static void t_until_checked(struct moved *m, struct weft_task *t, int n)
+static void t_until_checked(struct moved *m, weft_task_t *h, int n)
 {
+    struct weft_task *t = weft__task_of(h);
+
     while (atomic_load(&m->checks) < n ||
            atomic_load_explicit(&t->state, memory_order_acquire) != TASK_IDLE)
         cr_assert_eq(weft_yield(), 0);
@@ -340,17 +344,17 @@ static int timer_outlives_move(void *arg)
     cr_assert_eq(atomic_load(&m.checks), 1);
     x = m.ran_on[0];
     cr_assert_neq(x, me);
-    cr_assert_eq(t->timer.home, &rt->workers[x]->timers);
+    cr_assert_eq(weft__task_of(t)->timer.home, &rt->workers[x]->timers);
 
     /* Spurious wake from here: the sleeper comes to our LIFO slot. */
-    weft__task_wake(t);
+    weft__task_wake(weft__task_of(t));
     t_until_checked(&m, t, 2);
     cr_assert_eq(m.ran_on[1], me, "resumed on %d, not on the waker's %d",
                  m.ran_on[1], me);
     cr_assert_neq(m.ran_on[1], x);
-    cr_assert_eq(t->timer.home, &rt->workers[x]->timers,
+    cr_assert_eq(weft__task_of(t)->timer.home, &rt->workers[x]->timers,
                  "the timer moved with the task");
-    cr_assert_not(atomic_load(&t->timer.fired),
+    cr_assert_not(atomic_load(&weft__task_of(t)->timer.fired),
                   "the timer fired before the task moved: inconclusive");
 
     cr_assert_eq(weft_join(t), 0);
