@@ -324,6 +324,17 @@ static int slot_set_open(struct runtime_slot *s, const weft_runtime_t *h,
     return ret;
 }
 
+bool weft__runtime_is_open(const weft_runtime_t *h)
+{
+    struct runtime_slot *s = slot_of(h);
+    bool open;
+
+    pthread_mutex_lock(&s->gate);
+    open = s->gen == tag_of(h) && s->open;
+    pthread_mutex_unlock(&s->gate);
+    return open;
+}
+
 static int spawn_outside(struct runtime_slot *s, const weft_runtime_t *h,
                          weft_task_t **out, weft_fn_t fn, void *arg,
                          const char *name,

@@ -70,6 +70,10 @@ struct weft_runtime {
     struct runtime rt;
 };
 
+/* Whether h's runtime still takes spawns from outside (weft_runtime_free
+ * has not begun). Any thread; for tests. */
+bool weft__runtime_is_open(const weft_runtime_t *h);
+
 /* Wakes a parked worker if work was just queued and nobody is searching;
  * see the essay in worker.c. Any thread. */
 void weft__runtime_notify_work(struct runtime *rt);

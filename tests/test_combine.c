@@ -382,8 +382,8 @@ static int shield_scope_expires(void *arg)
     /* The inner task was neither cancelled nor released: it still waits
      * for the event, and its handle is ours to join. */
     cr_assert_eq(status, 1);
-    cr_assert_not(weft__task_is_done(inner));
-    cr_assert_not(atomic_load(&inner->cancel));
+    cr_assert_not(weft__task_is_done(weft__task_of(inner)));
+    cr_assert_not(atomic_load(&weft__task_of(inner)->cancel));
     cr_assert_eq(weft_event_set(&go), 0);
     cr_assert_eq(weft_join(inner), 0);
     cr_assert_eq(weft_event_destroy(&go), 0);

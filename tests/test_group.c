@@ -226,7 +226,7 @@ static void t_until_child_joined(weft_group_t *g)
         bool joined;
 
         weft__spin_lock(&gi->lock);
-        child = gi->head ? gi->head->task : NULL;
+        child = gi->head ? weft__task_of(gi->head->task) : NULL;
         weft__spin_unlock(&gi->lock);
         cr_assert_not_null(child);
         weft__spin_lock(&child->join_lock);

@@ -599,7 +599,8 @@ Test(io_net, connection_that_always_has_data_lets_other_tasks_run,
 /* Yields until t is suspended in an I/O call (white-box: why it waits). */
 static void t_until_in_io(weft_task_t *t)
 {
-    while (atomic_load_explicit(&t->why, memory_order_relaxed) != WHY_IO)
+    while (atomic_load_explicit(&weft__task_of(t)->why, memory_order_relaxed) !=
+           WHY_IO)
         cr_assert_eq(weft_yield(), 0);
 }
 

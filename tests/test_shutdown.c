@@ -267,17 +267,6 @@ static void *free_runtime_thread(void *arg)
     return NULL;
 }
 
-/* White-box: weft_runtime_free has closed the door to outside spawns. */
-static bool t_closed(weft_runtime_t *h)
-{
-    bool closed;
-
-    pthread_mutex_lock(&h->rt.foreign_lock);
-    closed = h->rt.closed;
-    pthread_mutex_unlock(&h->rt.foreign_lock);
-    return closed;
-}
-
 Test(shutdown, spawn_from_and_block_on_are_eshutdown_once_free_has_begun,
      .timeout = 20)
 {
@@ -291,7 +280,7 @@ Test(shutdown, spawn_from_and_block_on_are_eshutdown_once_free_has_begun,
         usleep(500);
     cr_assert_eq(pthread_create(&th, NULL, free_runtime_thread, &c), 0);
     /* free is now stuck draining the task that waits for the held job. */
-    while (!t_closed(c.rt))
+    while (weft__runtime_is_open(c.rt))
         usleep(500);
     cr_assert_eq(weft_spawn_from(c.rt, &t, count_run, &c), -ESHUTDOWN);
     cr_assert_null(t);
