@@ -4,10 +4,15 @@
  *   Q4  queue messages per second, 4 producers -> 4 consumers
  *   M1  contended mutex hand-offs per second (8 tasks; each holds the lock
  *       across a yield, so every unlock hands it to a waiter)
+ *   B1  timer lateness while the blocking pool is busy: a task sleeps 1 ms
+ *       at a time while CPU-bound 50 ms jobs run on the pool back to back
+ *       for 1 s; the worst and the mean lateness of its wake-ups
  * Prints one line per workload:
  *   RESULT workload=Q1 workers=W ops=N secs=S rate=R
+ *   RESULT workload=B1 workers=W ticks=N late_max_ms=X late_avg_ms=Y
  * Runs with whatever WEFT_WORKERS is set: WEFT_WORKERS=2 ./bench_toolkit
  */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -15,6 +20,7 @@
 
 #define QUEUE_OPS 1000000L
 #define MUTEX_OPS 200000L
+#define POOL_JOBS 20 /* of 50 ms each: 1 s of a busy pool */
 
 struct bench {
     weft_queue_t q;
@@ -59,13 +65,76 @@ static int contend(void *arg)
     return 0;
 }
 
+static const char *workers(void)
+{
+    const char *w = getenv("WEFT_WORKERS");
+
+    return w ? w : "default";
+}
+
 static void report(const char *name, long ops, int64_t start)
 {
     double secs = (weft_now_ns() - start) / 1e9;
-    const char *w = getenv("WEFT_WORKERS");
 
     printf("RESULT workload=%s workers=%s ops=%ld secs=%.3f rate=%.0f\n",
-           name, w ? w : "default", ops, secs, ops / secs);
+           name, workers(), ops, secs, ops / secs);
+}
+
+/* ---- B1: timers beside a busy blocking pool ------------------------------ */
+
+struct ticker {
+    atomic_bool stop;
+    long ticks;
+    int64_t worst_ns, sum_ns;
+};
+
+static int tick(void *arg)
+{
+    struct ticker *tk = arg;
+
+    while (!atomic_load(&tk->stop)) {
+        int64_t deadline = weft_now_ns() + 1000000;
+        int64_t late;
+
+        if (weft_sleep_until(deadline) < 0)
+            return -1;
+        late = weft_now_ns() - deadline;
+        if (late > tk->worst_ns)
+            tk->worst_ns = late;
+        tk->sum_ns += late;
+        tk->ticks++;
+    }
+    return 0;
+}
+
+static int spin_50ms(void *arg)
+{
+    int64_t end = weft_now_ns() + 50 * 1000000;
+    volatile uint64_t x = 0;
+
+    (void)arg;
+    while (weft_now_ns() < end)
+        x++;
+    return 0;
+}
+
+static int timers_beside_pool(void)
+{
+    struct ticker tk = { .stop = false };
+    weft_task_t *t;
+
+    if (weft_spawn(&t, tick, &tk) < 0)
+        return -1;
+    for (int i = 0; i < POOL_JOBS; i++)
+        if (weft_blocking(spin_50ms, NULL) < 0)
+            return -1;
+    atomic_store(&tk.stop, true);
+    if (weft_join(t) < 0 || tk.ticks == 0)
+        return -1;
+    printf("RESULT workload=B1 workers=%s ticks=%ld late_max_ms=%.3f "
+           "late_avg_ms=%.3f\n", workers(), tk.ticks, tk.worst_ns / 1e6,
+           tk.sum_ns / 1e6 / tk.ticks);
+    return 0;
 }
 
 /* Runs pairs producer/consumer pairs (or tasks mutex contenders). */
@@ -104,7 +173,7 @@ static int bench_main(void *arg)
     if (run_tasks(&b, contend, NULL, 8) < 0 || b.counter != MUTEX_OPS)
         return 1;
     report("M1", MUTEX_OPS, start);
-    return 0;
+    return timers_beside_pool() < 0 ? 1 : 0;
 }
 
 int main(void)

@@ -8,8 +8,11 @@
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <stdatomic.h>
+#include <unistd.h>
 
 #include <weft.h>
+
+#include "runtime/task.h"
 
 /* Runs fn(arg) as the main task and asserts it returned 0. */
 static inline void t_run(weft_fn_t fn, void *arg)
@@ -43,6 +46,37 @@ static inline int t_count_entries(const char *dir)
 
 static inline int t_fds(void) { return t_count_entries("/proc/self/fd"); }
 static inline int t_threads(void) { return t_count_entries("/proc/self/task"); }
+
+/*
+ * Polls until t is parked in a wait of kind why (white-box: the state and
+ * why fields of runtime/task.h): its fiber has switched out (IDLE) and no
+ * wake has come since, so whatever the test does next reaches a task that
+ * really waits, not one that has yet to start. A task that finishes first
+ * fails the test; one that never parks runs into the test's timeout. From
+ * a task it yields between polls, sleeping now and then so that its worker
+ * also polls timers and I/O; from a thread outside the runtime it sleeps.
+ * t must be a handle still held (or a task that cannot end meanwhile).
+ */
+static inline void t_until_parked_in(weft_task_t *t, enum weft__why why)
+{
+    for (unsigned polls = 1;; polls++) {
+        /* acquire: pairs with the worker's release CAS to IDLE, which comes
+         * after the task noted why it parks. */
+        uint32_t s = atomic_load_explicit(&t->state, memory_order_acquire);
+
+        if (s == TASK_IDLE &&
+            atomic_load_explicit(&t->why, memory_order_relaxed) == why)
+            return;
+        cr_assert_neq(s, TASK_DONE, "task '%s' finished before it waited",
+                      weft_task_name(t));
+        if (!weft_self())
+            usleep(100);
+        else if (polls % 64)
+            cr_assert_eq(weft_yield(), 0);
+        else
+            cr_assert_eq(weft_sleep_ms(1), 0);
+    }
+}
 
 /* Runs fn(arg) as the main task with cfg and asserts it returned 0. */
 static inline void t_run_with(const weft_config_t *cfg, weft_fn_t fn,

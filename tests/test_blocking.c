@@ -49,10 +49,12 @@ Test(blocking, returns_the_functions_status, .timeout = 10)
 
 /* ---- the event loop keeps ticking ---------------------------------------- */
 
+/* How late timers fire while the pool is busy is a figure, not a pass or
+ * fail: benches/bench_toolkit.c measures it (workload B1). */
+
 struct ticker {
     atomic_bool stop;
-    int64_t worst_ns;
-    unsigned ticks;
+    atomic_uint ticks;
 };
 
 static int tick(void *arg)
@@ -60,51 +62,44 @@ static int tick(void *arg)
     struct ticker *tk = arg;
 
     while (!atomic_load(&tk->stop)) {
-        int64_t deadline = weft_now_ns() + 1000000;
-        int64_t late;
-
-        cr_assert_eq(weft_sleep_until(deadline), 0);
-        late = weft_now_ns() - deadline;
-        if (late > tk->worst_ns)
-            tk->worst_ns = late;
-        tk->ticks++;
+        cr_assert_eq(weft_sleep_ms(1), 0);
+        atomic_fetch_add(&tk->ticks, 1);
     }
     return 0;
 }
 
-static int spin_50ms(void *arg)
+/* A CPU-bound job that ends only after the ticker, a task on the caller's
+ * worker, has ticked 20 times while it ran: if the job held that worker,
+ * the ticker could not tick and the test would time out. */
+static int spin_until_20_ticks(void *arg)
 {
-    int64_t end = weft_now_ns() + 50 * 1000000;
+    struct ticker *tk = arg;
+    unsigned start = atomic_load(&tk->ticks);
     volatile uint64_t x = 0;
 
-    (void)arg;
-    while (weft_now_ns() < end)
+    while (atomic_load(&tk->ticks) < start + 20)
         x++;
-    return 0;
+    return weft_self() ? -EPROTO : 0; /* it ran outside any task */
 }
 
 static int cpu_job_beside_ticker(void *arg)
 {
-    struct ticker tk = { .worst_ns = 0 };
+    struct ticker tk = { .stop = false };
     weft_task_t *t;
 
     (void)arg;
     cr_assert_eq(weft_spawn(&t, tick, &tk), 0);
-    cr_assert_eq(weft_sleep_ms(3), 0);
-    cr_assert_eq(weft_blocking(spin_50ms, NULL), 0);
+    t_until_parked_in(t, WHY_SLEEP);
+    cr_assert_eq(weft_blocking(spin_until_20_ticks, &tk), 0);
     atomic_store(&tk.stop, true);
     cr_assert_eq(weft_join(t), 0);
-    fprintf(stderr, "blocking: worst timer lateness beside a 50 ms pool job: "
-                    "%.3f ms over %u ticks (%u workers)\n",
-            tk.worst_ns / 1e6, tk.ticks, t_workers());
-    cr_assert_lt(tk.worst_ns, 25 * 1000000, "the ticker stalled %lld ns",
-                 (long long)tk.worst_ns);
     return 0;
 }
 
 Test(blocking, cpu_bound_job_does_not_stall_the_worker, .timeout = 20)
 {
-    t_run(cpu_job_beside_ticker, NULL);
+    /* One worker: the ticker can only tick where the caller runs. */
+    t_run_one_worker(cpu_job_beside_ticker, NULL);
 }
 
 /* ---- growth and retirement ------------------------------------------------ */
@@ -141,7 +136,7 @@ static int grow_and_shrink(void *arg)
     for (int i = 0; i < TASKS; i++)
         cr_assert_eq(weft_spawn(&t[i], submit_gated, &g), 0);
     do {
-        weft_sleep_ms(1);
+        cr_assert_eq(weft_sleep_ms(1), 0);
         t_pool_stats(&st);
     } while (atomic_load(&g.running) < LIMIT || st.queued < TASKS - LIMIT);
     cr_assert_eq(st.threads, LIMIT);
@@ -151,7 +146,7 @@ static int grow_and_shrink(void *arg)
         cr_assert_eq(weft_join(t[i]), 0);
     cr_assert_eq(atomic_load(&g.ran), TASKS);
     do { /* the keepalive is 20 ms; the test's timeout bounds this */
-        weft_sleep_ms(5);
+        cr_assert_eq(weft_sleep_ms(5), 0);
         t_pool_stats(&st);
     } while (st.threads > 0);
     cr_assert_eq(st.peak, LIMIT);
@@ -172,25 +167,38 @@ Test(blocking, pool_grows_to_the_limit_and_shrinks_after_keepalive,
 enum { SUBMITTERS = 16, JOBS_EACH = 25 };
 
 struct submitter {
-    int log[JOBS_EACH];
-    int n;
-    int seq;
+    atomic_int runs[JOBS_EACH]; /* times job j ran */
+    atomic_bool in_job;
 };
 
-static int record_seq(void *arg)
-{
-    struct submitter *s = arg;
+struct job {
+    struct submitter *s;
+    int j;
+};
 
-    s->log[s->n++] = s->seq;
-    return s->seq;
+static int run_job_once(void *arg)
+{
+    struct job *job = arg;
+
+    cr_assert(!atomic_exchange(&job->s->in_job, true),
+              "a submitter's jobs overlapped");
+    atomic_fetch_add(&job->s->runs[job->j], 1);
+    atomic_store(&job->s->in_job, false);
+    return job->j;
 }
 
+/* Each call returns only once its job has run, and with its status. */
 static int submit_many(void *arg)
 {
     struct submitter *s = arg;
 
-    for (s->seq = 0; s->seq < JOBS_EACH; s->seq++)
-        cr_assert_eq(weft_blocking(record_seq, s), s->seq);
+    for (int j = 0; j < JOBS_EACH; j++) {
+        struct job job = { .s = s, .j = j };
+
+        cr_assert_eq(weft_blocking(run_job_once, &job), j);
+        cr_assert_eq(atomic_load(&s->runs[j]), 1, "job %d", j);
+        cr_assert(!atomic_load(&s->in_job), "returned while its job ran");
+    }
     return 0;
 }
 
@@ -206,17 +214,17 @@ static int many_jobs(void *arg)
         cr_assert_eq(weft_spawn(&t[i], submit_many, &s[i]), 0);
     for (int i = 0; i < SUBMITTERS; i++)
         cr_assert_eq(weft_join(t[i]), 0);
-    for (int i = 0; i < SUBMITTERS; i++) {
-        cr_assert_eq(s[i].n, JOBS_EACH);
+    /* Every job ran exactly once. */
+    for (int i = 0; i < SUBMITTERS; i++)
         for (int j = 0; j < JOBS_EACH; j++)
-            cr_assert_eq(s[i].log[j], j);
-    }
+            cr_assert_eq(atomic_load(&s[i].runs[j]), 1, "submitter %d job %d",
+                         i, j);
     t_pool_stats(&st);
     cr_assert_leq(st.peak, 2);
     return 0;
 }
 
-Test(blocking, more_jobs_than_threads_all_complete_in_order, .timeout = 30)
+Test(blocking, more_jobs_than_threads_each_run_once, .timeout = 30)
 {
     weft_config_t cfg = { .blocking_threads = 2 };
 
@@ -258,12 +266,12 @@ static int fifo_order(void *arg)
     memset(&f, 0, sizeof(f));
     cr_assert_eq(weft_spawn(&blocker, submit_gated, &f.g), 0);
     while (atomic_load(&f.g.running) == 0)
-        weft_sleep_ms(1);
+        cr_assert_eq(weft_sleep_ms(1), 0);
     for (int i = 0; i < 10; i++) {
         jobs[i] = (struct fifo_job){ .f = &f, .id = i };
         cr_assert_eq(weft_spawn(&t[i], submit_logged, &jobs[i]), 0);
         do {
-            weft_sleep_ms(1);
+            cr_assert_eq(weft_sleep_ms(1), 0);
             t_pool_stats(&st);
         } while (st.queued < (unsigned)i + 1);
     }
@@ -306,10 +314,10 @@ static int cancel_queued(void *arg)
     (void)arg;
     cr_assert_eq(weft_spawn(&blocker, submit_gated, &g), 0);
     while (atomic_load(&g.running) == 0)
-        weft_sleep_ms(1);
+        cr_assert_eq(weft_sleep_ms(1), 0);
     cr_assert_eq(weft_spawn(&t, submit_flag, &ran), 0);
     do {
-        weft_sleep_ms(1);
+        cr_assert_eq(weft_sleep_ms(1), 0);
         t_pool_stats(&st);
     } while (st.queued == 0);
     weft_cancel(t);
@@ -355,10 +363,12 @@ static int cancel_running(void *arg)
     (void)arg;
     cr_assert_eq(weft_spawn(&t, submit_then_yield, &g), 0);
     while (atomic_load(&g.running) == 0)
-        weft_sleep_ms(1);
-    weft_cancel(t);
-    weft_sleep_ms(5);
-    cr_assert_eq(atomic_load(&g.ran), 0);
+        cr_assert_eq(weft_sleep_ms(1), 0);
+    t_until_parked_in(t, WHY_BLOCKING);
+    cr_assert_eq(weft_cancel(t), 0);
+    /* The cancel woke it (it is no longer IDLE); it takes the request and,
+     * the job being under way, waits on for it. */
+    t_until_parked_in(t, WHY_BLOCKING);
     atomic_store(&g.gate, true);
     cr_assert_eq(weft_join(t), 0);
     cr_assert_eq(atomic_load(&g.ran), 1);

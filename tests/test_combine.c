@@ -83,14 +83,17 @@ Test(combine, gather_reports_first_failure_after_all_finish, .timeout = 10)
     t_run(gather_failures, NULL);
 }
 
+/* Gathers two tasks that are asleep (seen[i] gets their sleep's result). */
 static int gather_two_sleepers(void *arg)
 {
+    atomic_int *seen = arg;
     weft_task_t *t[2];
     int results[2];
 
-    (void)arg;
-    cr_assert_eq(weft_spawn(&t[0], sleep_forever, NULL), 0);
-    cr_assert_eq(weft_spawn(&t[1], sleep_forever, NULL), 0);
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(weft_spawn(&t[i], sleep_forever, &seen[i]), 0);
+        t_until_parked_in(t[i], WHY_SLEEP);
+    }
     int ret = weft_gather(t, 2, results, 0);
     cr_assert_eq(results[0], -ECANCELED);
     cr_assert_eq(results[1], -ECANCELED);
@@ -99,13 +102,17 @@ static int gather_two_sleepers(void *arg)
 
 static int gather_cancelled(void *arg)
 {
+    atomic_int seen[2] = { 0, 0 };
     weft_task_t *g;
 
     (void)arg;
-    cr_assert_eq(weft_spawn(&g, gather_two_sleepers, NULL), 0);
-    cr_assert_eq(weft_sleep_ms(5), 0);
-    weft_cancel(g);
+    cr_assert_eq(weft_spawn(&g, gather_two_sleepers, seen), 0);
+    t_until_parked_in(g, WHY_JOIN);
+    cr_assert_eq(weft_cancel(g), 0);
     cr_assert_eq(weft_join(g), -ECANCELED);
+    /* Cancelled in their sleep, not before they started. */
+    cr_assert_eq(atomic_load(&seen[0]), -ECANCELED);
+    cr_assert_eq(atomic_load(&seen[1]), -ECANCELED);
     return 0;
 }
 
@@ -166,8 +173,9 @@ static int wait_many_first(void *arg)
     cr_assert(done[N - 1]);
     for (int i = 0; i < N - 1; i++)
         weft_cancel(t[i]);
-    for (int i = 0; i < N; i++)
-        weft_join(t[i]);
+    for (int i = 0; i < N - 1; i++)
+        cr_assert_eq(weft_join(t[i]), -ECANCELED, "task %d", i);
+    cr_assert_eq(weft_join(t[N - 1]), 3);
     return 0;
 }
 
@@ -185,6 +193,7 @@ static int wait_for_cases(void *arg)
 
     (void)arg;
     cr_assert_eq(weft_spawn(&t, sleep_forever, &seen), 0);
+    t_until_parked_in(t, WHY_SLEEP);
     cr_assert_eq(weft_wait_for(t, weft_deadline_in_ms(5)), -ETIMEDOUT);
     /* It returned only once the task had finished, cancelled. */
     cr_assert_eq(atomic_load(&seen), -ECANCELED);
@@ -219,11 +228,15 @@ static int shield_cases(void *arg)
     (void)arg;
     cr_assert_eq(weft_event_init(&s.go), 0);
     cr_assert_eq(weft_spawn(&s.inner, wait_event_then, &s.go), 0);
+    t_until_parked_in(s.inner, WHY_SYNC);
     cr_assert_eq(weft_spawn(&outer, await_shielded, &s), 0);
-    cr_assert_eq(weft_sleep_ms(5), 0);
-    weft_cancel(outer);
+    t_until_parked_in(outer, WHY_JOIN);
+    cr_assert_eq(weft_cancel(outer), 0);
     cr_assert_eq(weft_join(outer), -ECANCELED);
-    /* The inner task was not cancelled and we still hold its handle. */
+    cr_assert_eq(s.status, 1, "shield stored a status it did not have");
+    /* The inner task was not cancelled: it still waits for its event, and
+     * we still hold its handle. */
+    t_until_parked_in(s.inner, WHY_SYNC);
     cr_assert_eq(weft_event_set(&s.go), 0);
     cr_assert_eq(weft_shield(s.inner, &s.status), 0);
     cr_assert_eq(s.status, 0);
@@ -328,6 +341,7 @@ static int scope_around_gather(void *arg)
     (void)arg;
     cr_assert_eq(weft_spawn(&t[0], returns_arg, (void *)5), 0);
     cr_assert_eq(weft_spawn(&t[1], sleep_forever, &seen), 0);
+    t_until_parked_in(t[1], WHY_SLEEP);
     cr_assert_eq(weft_scope_enter(&s, weft_deadline_in_ms(5)), 0);
     cr_assert_eq(weft_gather(t, 2, results, 0), -ETIMEDOUT);
     cr_assert_eq(weft_scope_exit(&s), 1);

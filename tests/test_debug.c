@@ -6,6 +6,7 @@
  * not a failure and is never reported.
  */
 #include <errno.h>
+#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,9 +46,35 @@ static const char *t_run_debug(weft_fn_t fn, void *arg)
     return out;
 }
 
+/* Whether a whole line of text matches the extended regular expression
+ * line (anchored at both ends). */
+static bool t_has_line(const char *text, const char *line)
+{
+    char pattern[512];
+    regex_t re;
+    bool found;
+
+    snprintf(pattern, sizeof(pattern), "^%s$", line);
+    cr_assert_eq(regcomp(&re, pattern, REG_EXTENDED | REG_NEWLINE | REG_NOSUB),
+                 0, "bad pattern %s", pattern);
+    found = regexec(&re, text, 0, NULL, 0) == 0;
+    regfree(&re);
+    return found;
+}
+
+/* A task's address as reports print it (%p). */
+#define T_PTR "0x[0-9a-f]+"
+
 static int fails_with_eio(void *arg)
 {
     (void)arg;
+    return -EIO;
+}
+
+/* Fails once it has said it ran: a detached task nobody can wait for. */
+static int says_it_ran_then_fails(void *arg)
+{
+    atomic_store((atomic_bool *)arg, true);
     return -EIO;
 }
 
@@ -66,18 +93,23 @@ static int lose_failures(void *arg)
     weft_spawn_opts_t joined = { .name = "joined" };
     weft_spawn_opts_t cancelled = { .name = "cancelled" };
     weft_task_t *f, *j, *c;
+    atomic_bool lost_ran = false;
 
     (void)arg;
-    cr_assert_eq(weft_spawn_ex(NULL, fails_with_eio, NULL, &lost), 0);
+    cr_assert_eq(weft_spawn_ex(NULL, says_it_ran_then_fails, &lost_ran,
+                               &lost), 0);
     cr_assert_eq(weft_spawn_ex(&f, fails_with_eio, NULL, &forgotten), 0);
     cr_assert_eq(weft_spawn_ex(&j, fails_with_eio, NULL, &joined), 0);
     cr_assert_eq(weft_spawn_ex(&c, waits_to_be_cancelled, NULL, &cancelled),
                  0);
     cr_assert_eq(weft_join(j), -EIO);
-    weft_cancel(c);
+    t_until_parked_in(c, WHY_SLEEP); /* cancelled while it runs */
+    cr_assert_eq(weft_cancel(c), 0);
     cr_assert_eq(weft_join(c), -ECANCELED);
-    /* f ends failed; its handle is never joined nor detached. */
-    cr_assert_eq(weft_sleep_ms(20), 0);
+    /* f ends failed; its handle is never joined nor detached. 'lost' ran,
+     * so it ends failed too (not cancelled by the shutdown). */
+    while (!weft__task_is_done(f) || !atomic_load(&lost_ran))
+        cr_assert_eq(weft_yield(), 0);
     return 0;
 }
 
@@ -85,11 +117,12 @@ Test(debug, failures_nobody_retrieves_are_reported, .timeout = 30)
 {
     const char *err = t_run_debug(lose_failures, NULL);
 
-    cr_assert(strstr(err, "task 'lost'") &&
-              strstr(err, "failed with -5 (Input/output error) and was "
-                          "detached"), "stderr:\n%s", err);
-    cr_assert(strstr(err, "task 'forgotten'") &&
-              strstr(err, "and was never joined"), "stderr:\n%s", err);
+    cr_assert(t_has_line(err, "weft: task 'lost' \\(" T_PTR "\\) failed "
+                              "with -5 \\(Input/output error\\) and was "
+                              "detached"), "stderr:\n%s", err);
+    cr_assert(t_has_line(err, "weft: task 'forgotten' \\(" T_PTR "\\) "
+                              "failed with -5 \\(Input/output error\\) "
+                              "and was never joined"), "stderr:\n%s", err);
     cr_assert_null(strstr(err, "'joined'"), "stderr:\n%s", err);
     cr_assert_null(strstr(err, "'cancelled'"), "stderr:\n%s", err);
 }
@@ -142,9 +175,12 @@ Test(debug, runs_that_do_not_suspend_are_reported, .timeout = 30)
 {
     const char *err = t_run_debug(hog, NULL);
 
-    cr_assert(strstr(err, "task 'hog-yields'"), "stderr:\n%s", err);
-    cr_assert(strstr(err, "task 'hog-returns'"), "stderr:\n%s", err);
-    cr_assert(strstr(err, "without suspending"), "stderr:\n%s", err);
+    cr_assert(t_has_line(err, "weft: task 'hog-yields' \\(" T_PTR "\\) ran "
+                              "[0-9]+ ms without suspending"),
+              "stderr:\n%s", err);
+    cr_assert(t_has_line(err, "weft: task 'hog-returns' \\(" T_PTR "\\) ran "
+                              "[0-9]+ ms without suspending"),
+              "stderr:\n%s", err);
     cr_assert_null(strstr(err, "'polite'"), "stderr:\n%s", err);
 }
 
@@ -163,10 +199,12 @@ static int stubborn(void *arg)
 static int leave_stubborn(void *arg)
 {
     weft_spawn_opts_t opts = { .name = "stubborn" };
+    weft_task_t *t;
 
     (void)arg;
-    cr_assert_eq(weft_spawn_ex(NULL, stubborn, NULL, &opts), 0);
-    cr_assert_eq(weft_sleep_ms(5), 0);
+    cr_assert_eq(weft_spawn_ex(&t, stubborn, NULL, &opts), 0);
+    t_until_parked_in(t, WHY_SLEEP);
+    cr_assert_eq(weft_detach(t), 0);
     return 0;
 }
 
@@ -174,8 +212,8 @@ Test(debug, tasks_alive_1s_into_shutdown_are_dumped, .timeout = 30)
 {
     const char *err = t_run_debug(leave_stubborn, NULL);
 
-    cr_assert(strstr(err, "task dump (still alive 1 s after shutdown "
-                          "began)"), "stderr:\n%s", err);
-    cr_assert(strstr(err, "task 'stubborn'") &&
-              strstr(err, "waiting in sleep"), "stderr:\n%s", err);
+    cr_assert(t_has_line(err, "weft: task dump \\(still alive 1 s after "
+                              "shutdown began\\)"), "stderr:\n%s", err);
+    cr_assert(t_has_line(err, "  task 'stubborn' " T_PTR ": parked, waiting "
+                              "in sleep at " T_PTR), "stderr:\n%s", err);
 }

@@ -18,6 +18,41 @@ static int sleep_forever(void *arg)
     return weft_sleep_ms(3600 * 1000);
 }
 
+/* A child that publishes its task (a group hands out no handles, and the
+ * child cannot end before it is cancelled), then sleeps; slept holds what
+ * its sleep returned, 1 until then. */
+struct sleeper {
+    weft_task_t *_Atomic self;
+    atomic_int slept;
+};
+
+static int sleep_published(void *arg)
+{
+    struct sleeper *s = arg;
+    int ret;
+
+    atomic_store(&s->self, weft_self());
+    ret = weft_sleep_ms(3600 * 1000);
+    atomic_store(&s->slept, ret);
+    return ret;
+}
+
+/* Spawns n sleep_published children into g and waits until each sleeps. */
+static void t_spawn_sleepers(weft_group_t *g, struct sleeper *s, int *st,
+                             int n)
+{
+    for (int i = 0; i < n; i++) {
+        atomic_init(&s[i].self, NULL);
+        atomic_init(&s[i].slept, 1);
+        cr_assert_eq(weft_group_spawn(g, sleep_published, &s[i], &st[i]), 0);
+    }
+    for (int i = 0; i < n; i++) {
+        while (!atomic_load(&s[i].self))
+            cr_assert_eq(weft_yield(), 0);
+        t_until_parked_in(atomic_load(&s[i].self), WHY_SLEEP);
+    }
+}
+
 static int all_succeed(void *arg)
 {
     enum { N = 1000 };
@@ -146,18 +181,20 @@ Test(group, children_spawn_into_their_own_group, .timeout = 30)
 
 static int cancel_whole(void *arg)
 {
+    struct sleeper s[10];
     weft_group_t g;
     int st[10];
 
     (void)arg;
     cr_assert_eq(weft_group_init(&g), 0);
-    for (int i = 0; i < 10; i++)
-        cr_assert_eq(weft_group_spawn(&g, sleep_forever, NULL, &st[i]), 0);
-    cr_assert_eq(weft_sleep_ms(2), 0);
+    t_spawn_sleepers(&g, s, st, 10);
     cr_assert_eq(weft_group_cancel(&g), 0);
     cr_assert_eq(weft_group_wait(&g), -ECANCELED);
-    for (int i = 0; i < 10; i++)
+    for (int i = 0; i < 10; i++) {
         cr_assert_eq(st[i], -ECANCELED);
+        cr_assert_eq(atomic_load(&s[i].slept), -ECANCELED, "child %d", i);
+    }
+    cr_assert_eq(weft_group_destroy(&g), 0);
     return 0;
 }
 
@@ -166,34 +203,40 @@ Test(group, cancel_cancels_every_child, .timeout = 10)
     t_run(cancel_whole, NULL);
 }
 
+/* Waits on a group of five children that are asleep (within a 5 ms scope
+ * if arg is not NULL); only a cancellation of the group ends them. */
 static int wait_on_sleepers(void *arg)
 {
+    struct sleeper s[5];
+    weft_scope_t scope;
     weft_group_t g;
     int st[5];
 
-    (void)arg;
     cr_assert_eq(weft_group_init(&g), 0);
-    for (int i = 0; i < 5; i++)
-        cr_assert_eq(weft_group_spawn(&g, sleep_forever, NULL, &st[i]), 0);
+    t_spawn_sleepers(&g, s, st, 5);
+    if (arg)
+        cr_assert_eq(weft_scope_enter(&scope, weft_deadline_in_ms(5)), 0);
     int ret = weft_group_wait(&g);
-    for (int i = 0; i < 5; i++)
+    if (arg)
+        cr_assert_eq(weft_scope_exit(&scope), 1);
+    for (int i = 0; i < 5; i++) {
         cr_assert_eq(st[i], -ECANCELED);
+        cr_assert_eq(atomic_load(&s[i].slept), -ECANCELED, "child %d", i);
+    }
+    cr_assert_eq(weft_group_destroy(&g), 0);
     return ret;
 }
 
 static int waiter_interrupted(void *arg)
 {
     weft_task_t *t;
-    weft_scope_t s;
 
     (void)arg;
     cr_assert_eq(weft_spawn(&t, wait_on_sleepers, NULL), 0);
-    cr_assert_eq(weft_sleep_ms(5), 0);
-    weft_cancel(t);
+    t_until_parked_in(t, WHY_JOIN);
+    cr_assert_eq(weft_cancel(t), 0);
     cr_assert_eq(weft_join(t), -ECANCELED);
-    cr_assert_eq(weft_scope_enter(&s, weft_deadline_in_ms(5)), 0);
-    cr_assert_eq(wait_on_sleepers(NULL), -ETIMEDOUT);
-    cr_assert_eq(weft_scope_exit(&s), 1);
+    cr_assert_eq(wait_on_sleepers(&t), -ETIMEDOUT);
     return 0;
 }
 

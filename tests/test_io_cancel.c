@@ -106,7 +106,9 @@ static int recv_cancel_main(void *arg)
         int lfd = t_listen_tcp(4);
 
         s.fd[0] = weft_connect_tcp("127.0.0.1", t_port(lfd), T_SECS(5));
+        cr_assert_geq(s.fd[0], 0, "connect: %s", strerror(-s.fd[0]));
         s.fd[1] = weft_accept(lfd, NULL, NULL, 0, T_SECS(5));
+        cr_assert_geq(s.fd[1], 0, "accept: %s", strerror(-s.fd[1]));
         close(lfd);
         /* Small buffers: each receiver sees a few chunks, not megabytes. */
         setsockopt(s.fd[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
@@ -131,7 +133,7 @@ static int recv_cancel_main(void *arg)
     }
     atomic_store(&s.stop, true);
     weft_cancel(snd);
-    weft_join(snd);
+    cr_assert_eq(weft_join(snd), 0);
     cr_assert_gt(s.received, 0);
     cr_assert_eq(atomic_load(&weft__io_efaults), 0,
                  "the kernel wrote into a freed buffer");
@@ -256,10 +258,13 @@ static int connect_cancel_main(void *arg)
 
         cr_assert_eq(weft_spawn(&c, connect_blocked, (void *)(intptr_t)port),
                      0);
-        for (int k = 0; k < 1 + i % 4; k++)
-            weft_yield();
+        /* At a random point, and every fifth time surely while the connect
+         * is pending. */
         if (i % 5 == 0)
-            weft_sleep_ms(2);
+            t_until_parked_in(c, WHY_IO);
+        else
+            for (int k = 0; k < 1 + i % 4; k++)
+                cr_assert_eq(weft_yield(), 0);
         weft_cancel(c);
         ret = weft_join(c);
         cr_assert_eq(ret, -ECANCELED, "connect: %d", ret);

@@ -46,7 +46,7 @@ static int echo_client(void *arg)
         cr_assert_eq(weft_read_exact(fd, in, len, T_SECS(20)), (ssize_t)len);
         cr_assert_eq(memcmp(in, out, len), 0);
     }
-    weft_close(fd);
+    cr_assert_eq(weft_close(fd), 0);
     atomic_fetch_add(&c->ok, 1);
     return 0;
 }
@@ -376,7 +376,7 @@ static int emfile_main(void *arg)
     cr_assert_eq(weft_read_exact(s, buf, 4, T_SECS(5)), 4);
     while (nf > 0)
         close(fillers[--nf]);
-    weft_close(s);
+    cr_assert_eq(weft_close(s), 0);
     cr_assert_eq(t_fds(), base, "an fd leaked");
     close(c);
     close(lfd);
@@ -475,7 +475,7 @@ static int migrate_main(void *arg)
         seen[id] = true;
     }
     atomic_store(&hog_stop, true);
-    weft_join(h);
+    cr_assert_eq(weft_join(h), 0);
     cr_assert_geq(distinct, 2, "the task never changed workers");
     close(sv[0]);
     return 0;

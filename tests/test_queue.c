@@ -299,13 +299,22 @@ Test(queue, cancelled_putter_leaves_without_its_item, .timeout = 10)
 
 /* ---- join / task_done ---------------------------------------------------- */
 
+struct marked {
+    weft_queue_t *q;
+    atomic_int done; /* task_done calls made */
+};
+
+/* Takes items and marks each done after a yield: an item is out of the
+ * queue well before it counts as processed. */
 static int worker_marks_done(void *arg)
 {
+    struct marked *m = arg;
     void *item;
 
-    while (weft_queue_get(arg, &item, WEFT_NO_DEADLINE) == 0) {
+    while (weft_queue_get(m->q, &item, WEFT_NO_DEADLINE) == 0) {
         cr_assert_eq(weft_yield(), 0);
-        cr_assert_eq(weft_queue_task_done(arg), 0);
+        atomic_fetch_add(&m->done, 1);
+        cr_assert_eq(weft_queue_task_done(m->q), 0);
     }
     return 0;
 }
@@ -313,7 +322,9 @@ static int worker_marks_done(void *arg)
 static int join_task_done(void *arg)
 {
     weft_queue_t q;
+    struct marked m = { .q = &q, .done = 0 };
     weft_task_t *w[3];
+    void *item;
 
     (void)arg;
     cr_assert_eq(weft_queue_init(&q, 8, 0), 0);
@@ -321,11 +332,18 @@ static int join_task_done(void *arg)
     cr_assert_eq(weft_queue_join(&q, WEFT_NO_DEADLINE), 0);
     cr_assert_eq(weft_queue_put(&q, ITEM(1), WEFT_NO_DEADLINE), 0);
     cr_assert_eq(weft_queue_join(&q, weft_deadline_in_ms(2)), -ETIMEDOUT);
+    /* Taken out but not marked done: join still waits. */
+    cr_assert_eq(weft_queue_try_get(&q, &item), 0);
+    cr_assert_eq(weft_queue_join(&q, weft_deadline_in_ms(2)), -ETIMEDOUT);
+    cr_assert_eq(weft_queue_task_done(&q), 0);
+    cr_assert_eq(weft_queue_join(&q, WEFT_NO_DEADLINE), 0);
     for (int i = 0; i < 3; i++)
-        cr_assert_eq(weft_spawn(&w[i], worker_marks_done, &q), 0);
+        cr_assert_eq(weft_spawn(&w[i], worker_marks_done, &m), 0);
     for (int i = 0; i < 1000; i++)
         cr_assert_eq(weft_queue_put(&q, ITEM(i), WEFT_NO_DEADLINE), 0);
     cr_assert_eq(weft_queue_join(&q, WEFT_NO_DEADLINE), 0);
+    /* Every item put was marked done before join returned. */
+    cr_assert_eq(atomic_load(&m.done), 1000);
     cr_assert_eq(weft_queue_size(&q), 0);
     cr_assert_eq(weft_queue_close(&q), 0);
     for (int i = 0; i < 3; i++)

@@ -102,7 +102,7 @@ static int cancel_sleeping(void *arg)
 
     (void)arg;
     cr_assert_eq(weft_spawn(&t, sleeper, &seen), 0);
-    cr_assert_eq(weft_sleep_ms(10), 0);
+    t_until_parked_in(t, WHY_SLEEP);
     cr_assert_eq(weft_cancel(t), 0);
     cr_assert_eq(weft_join(t), -ECANCELED);
     cr_assert_eq(seen, -ECANCELED);
@@ -238,8 +238,8 @@ static int cancel_then_cleanup(void *arg)
 
     (void)arg;
     cr_assert_eq(weft_spawn(&t, cleanup_after_cancel, NULL), 0);
-    cr_assert_eq(weft_sleep_ms(5), 0);
-    weft_cancel(t);
+    t_until_parked_in(t, WHY_SLEEP);
+    cr_assert_eq(weft_cancel(t), 0);
     cr_assert_eq(weft_join(t), 5);
     return 0;
 }
@@ -249,24 +249,29 @@ Test(task, cancelled_task_may_clean_up_and_choose_its_result, .timeout = 10)
     t_run(cancel_then_cleanup, NULL);
 }
 
+/* Joins a sleeper that is asleep, so that the cancel can only reach it
+ * through the join. */
 static int join_forever(void *arg)
 {
     weft_task_t *inner;
 
-    (void)arg;
-    cr_assert_eq(weft_spawn(&inner, sleeper, NULL), 0);
+    cr_assert_eq(weft_spawn(&inner, sleeper, arg), 0);
+    t_until_parked_in(inner, WHY_SLEEP);
     return weft_join(inner);
 }
 
 static int cancel_passes_through_join(void *arg)
 {
     weft_task_t *outer;
+    int seen = 1;
 
     (void)arg;
-    cr_assert_eq(weft_spawn(&outer, join_forever, NULL), 0);
-    cr_assert_eq(weft_sleep_ms(5), 0);
-    weft_cancel(outer);
+    cr_assert_eq(weft_spawn(&outer, join_forever, &seen), 0);
+    t_until_parked_in(outer, WHY_JOIN);
+    cr_assert_eq(weft_cancel(outer), 0);
     cr_assert_eq(weft_join(outer), -ECANCELED);
+    cr_assert_eq(seen, -ECANCELED, "the joined task's sleep returned %d",
+                 seen);
     return 0;
 }
 
