@@ -57,8 +57,10 @@ static inline int t_threads(void) { return t_count_entries("/proc/self/task"); }
  * also polls timers and I/O; from a thread outside the runtime it sleeps.
  * t must be a handle still held (or a task that cannot end meanwhile).
  */
-static inline void t_until_parked_in(weft_task_t *t, enum weft__why why)
+static inline void t_until_parked_in(weft_task_t *h, enum weft__why why)
 {
+    struct weft_task *t = weft__task_of(h);
+
     for (unsigned polls = 1;; polls++) {
         /* acquire: pairs with the worker's release CAS to IDLE, which comes
          * after the task noted why it parks. */
@@ -68,7 +70,7 @@ static inline void t_until_parked_in(weft_task_t *t, enum weft__why why)
             atomic_load_explicit(&t->why, memory_order_relaxed) == why)
             return;
         cr_assert_neq(s, TASK_DONE, "task '%s' finished before it waited",
-                      weft_task_name(t));
+                      weft_task_name(h));
         if (!weft_self())
             usleep(100);
         else if (polls % 64)

@@ -255,8 +255,10 @@ static int await_until_deadline(void *arg)
     return weft_future_wait(&tie->f, tie->deadline);
 }
 
-static bool t_parked_in_future(weft_task_t *t)
+static bool t_parked_in_future(weft_task_t *h)
 {
+    struct weft_task *t = weft__task_of(h);
+
     return atomic_load_explicit(&t->state, memory_order_acquire) ==
                TASK_IDLE &&
            atomic_load_explicit(&t->why, memory_order_relaxed) == WHY_FUTURE;
@@ -273,9 +275,10 @@ static int set_after_deadline(void *arg)
         cr_assert_eq(weft_future_init(&tie.f), 0);
         tie.deadline = weft_now_ns() + wait_ns;
         cr_assert_eq(weft_spawn(&t, await_until_deadline, &tie), 0);
-        while (!t_parked_in_future(t) && !weft__task_is_done(t))
+        while (!t_parked_in_future(t) &&
+               !weft__task_is_done(weft__task_of(t)))
             cr_assert_eq(weft_yield(), 0);
-        if (weft__task_is_done(t)) {
+        if (weft__task_is_done(weft__task_of(t))) {
             /* Timed out before we saw it wait (a slow machine): not the
              * case under test; again, with more time to get there. */
             cr_assert_eq(weft_join(t), -ETIMEDOUT);
