@@ -647,7 +647,11 @@ WEFT_API int weft_waitgroup_wait(weft_waitgroup_t *wg, int64_t deadline);
  * backend sets O_NONBLOCK on sockets passed to weft_accept and weft_connect.
  * Sockets made by weft (weft_listen, weft_connect_tcp) are non-blocking and
  * close-on-exec. Data calls that take a size_t length may transfer less than
- * asked (short reads and writes), as the system calls do.
+ * asked (short reads and writes), as the system calls do, and move at most
+ * 0x7ffff000 bytes (2 GiB - 4 KiB, what read(2) and write(2) move at most)
+ * per call: a longer length, up to SIZE_MAX, is a short count, never an
+ * error. A buffer the kernel cannot read or write (NULL with a non-zero
+ * length) is -EFAULT.
  */
 
 /* flags of weft_fsync. */
@@ -722,10 +726,12 @@ WEFT_API int weft_connect(int fd, const struct sockaddr *addr,
                           socklen_t addrlen, int64_t deadline);
 
 /*
- * recv() / send(): returns the bytes moved (recv: 0 at end of stream), or
- * the errors of recv/send (-ECONNRESET, -EPIPE, -ENOTCONN, -ENOTSOCK, ...).
- * weft_send and weft_sendmsg add MSG_NOSIGNAL: a closed peer is -EPIPE,
- * never a SIGPIPE.
+ * recv() / send(): returns the bytes moved (at most 0x7ffff000; recv: 0 at
+ * end of stream), -EBADF (fd negative or not open), -EFAULT (buf not
+ * writable / readable, e.g. NULL), -EAGAIN (MSG_DONTWAIT and nothing to
+ * move), or the errors of recv/send (-ECONNRESET, -EPIPE, -ENOTCONN,
+ * -ENOTSOCK, ...). weft_send and weft_sendmsg add MSG_NOSIGNAL: a closed
+ * peer is -EPIPE, never a SIGPIPE.
  */
 WEFT_API ssize_t weft_recv(int fd, void *buf, size_t len, int flags,
                            int64_t deadline);
@@ -740,10 +746,15 @@ WEFT_API ssize_t weft_sendmsg(int fd, const struct msghdr *msg, int flags,
 
 /*
  * pread()/read() and pwrite()/write() at offset (-1: the file position).
- * Returns the bytes moved (0: end of file), -EINVAL (offset < -1), or the
- * errors of read/write (-EBADF, -EIO, -ENOSPC, -EPIPE, ...). A write to a
- * pipe or socket whose reader is gone raises SIGPIPE as write() does (use
- * weft_send on sockets, or ignore SIGPIPE).
+ * Returns the bytes moved (at most 0x7ffff000; 0: end of file), -EINVAL
+ * (offset < -1; from the kernel: offset + len past the largest file
+ * offset), -EBADF (fd negative, not open, or not open for reading /
+ * writing), -EFAULT (buf not accessible), or the errors of read/write
+ * (-EISDIR, -EIO, -ENOSPC, -EFBIG, -EPIPE, ...). A write to a pipe or
+ * socket whose reader is gone raises SIGPIPE as write() does (use
+ * weft_send on sockets, or ignore SIGPIPE). On pipes and sockets pass -1:
+ * another offset is -ESPIPE on epoll, while on io_uring the kernel decides
+ * (it may ignore the offset), so the backends differ there.
  */
 WEFT_API ssize_t weft_read(int fd, void *buf, size_t len, int64_t offset,
                            int64_t deadline);
@@ -822,16 +833,23 @@ WEFT_API int weft_connect_tcp(const char *host, uint16_t port,
                               int64_t deadline);
 
 /*
- * Reads until len bytes arrived or the stream ended. Returns the bytes read
- * (less than len only at end of stream) or the first error; bytes read
- * before an error are lost to the caller.
+ * Reads until len bytes arrived or the stream ended, looping over short
+ * reads (so any len works, 4 GiB and more too). Returns the bytes read
+ * (less than len only at end of stream; 0 at once for len 0) or the first
+ * error: -EBADF (fd negative or not open), -EFAULT (buf NULL with len > 0),
+ * -EINVAL (len above SSIZE_MAX, which the result could not say), or one of
+ * weft_read's. Bytes read before an error are lost to the caller.
  */
 WEFT_API ssize_t weft_read_exact(int fd, void *buf, size_t len,
                                  int64_t deadline);
 
 /*
  * Writes all of buf (send() on sockets, without SIGPIPE; write()
- * otherwise). Returns len or the first error (part may have been written).
+ * otherwise), looping over short writes (so any len works, 4 GiB and more
+ * too). Returns len (0 at once for len 0) or the first error, when part
+ * may have been written: -EBADF (fd negative or not open), -EFAULT (buf
+ * NULL with len > 0), -EINVAL (len above SSIZE_MAX), or one of weft_send's
+ * or weft_write's.
  */
 WEFT_API ssize_t weft_write_all(int fd, const void *buf, size_t len,
                                 int64_t deadline);

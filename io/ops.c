@@ -30,6 +30,10 @@
 
 _Atomic uint64_t weft__io_efaults;
 
+#ifdef WEFT_FAULT_HOOKS
+_Atomic size_t weft__io_rw_cap;
+#endif
+
 /* ---- fd marks ------------------------------------------------------------ */
 
 /*
@@ -329,7 +333,8 @@ int weft_connect(int fd, const struct sockaddr *addr, socklen_t addrlen,
 ssize_t weft_recv(int fd, void *buf, size_t len, int flags, int64_t deadline)
 {
     struct weft__io_op op = { .opcode = IOP_RECV, .fd = fd, .buf = buf,
-                              .len = len, .flags = flags };
+                              .len = weft__io_clamp_len(len),
+                              .flags = flags };
 
     return weft__io_run(&op, deadline, WEFT_WHERE);
 }
@@ -339,7 +344,8 @@ ssize_t weft_send(int fd, const void *buf, size_t len, int flags,
 {
     /* A library must not kill its host with SIGPIPE: -EPIPE says it. */
     struct weft__io_op op = { .opcode = IOP_SEND, .fd = fd,
-                              .buf = (void *)buf, .len = len,
+                              .buf = (void *)buf,
+                              .len = weft__io_clamp_len(len),
                               .flags = flags | MSG_NOSIGNAL };
 
     return weft__io_run(&op, deadline, WEFT_WHERE);
