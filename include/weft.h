@@ -637,7 +637,11 @@ WEFT_API int weft_waitgroup_wait(weft_waitgroup_t *wg, int64_t deadline);
  *   -ETIMEDOUT  the deadline, or an enclosing timeout scope, passed first
  *               (a deadline already past at the call issues nothing)
  *   -ENOMEM     no memory to track the operation
- *   -EPERM      not called from a task
+ *   -EPERM      not called from a task (argument errors are returned first)
+ * and every call that takes an fd:
+ *   -EBADF      fd is negative (at once, nothing issued) or not open; the
+ *               dirfd of weft_openat and weft_statx only with a relative
+ *               path, and AT_FDCWD is valid there
  * The call returns only once the kernel has let go of the caller's buffers,
  * including after a cancellation or timeout, so they may be freed at once.
  *
@@ -665,8 +669,9 @@ struct statx;
 /*
  * accept4(): waits for a connection on listening socket fd. addr/addrlen
  * may be NULL; flags are SOCK_NONBLOCK and SOCK_CLOEXEC.
- * Returns the new fd, -EINVAL (addr without addrlen, other flags), or the
- * errors of accept4 (-EMFILE, -ENFILE, -ECONNABORTED, -EBADF, ...).
+ * Returns the new fd, -EINVAL (addr without addrlen, other flags; or fd
+ * does not listen), -EBADF (fd negative or not open), -ENOTSOCK, or the
+ * other errors of accept4 (-EMFILE, -ENFILE, -ECONNABORTED, ...).
  */
 WEFT_API int weft_accept(int fd, struct sockaddr *addr, socklen_t *addrlen,
                          int flags, int64_t deadline);
@@ -688,7 +693,7 @@ typedef struct weft_listener weft_listener_t;
  * Wraps listening socket fd (from weft_listen, or bound and listening);
  * the listener owns fd from then on. flags (SOCK_NONBLOCK, SOCK_CLOEXEC)
  * apply to every accepted fd. Does not suspend. Returns 0, -EINVAL (out
- * NULL, fd < 0, other flags) or -ENOMEM.
+ * NULL, other flags), -EBADF (fd negative or not open) or -ENOMEM.
  */
 WEFT_API int weft_listener_new(weft_listener_t **out, int fd, int flags);
 
@@ -719,8 +724,10 @@ WEFT_API int weft_listener_accept(weft_listener_t *l, struct sockaddr *addr,
 WEFT_API int weft_listener_close(weft_listener_t *l);
 
 /*
- * connect(): connects socket fd to addr. Returns 0, -EINVAL (addr NULL), or
- * the errors of connect (-ECONNREFUSED, -ENETUNREACH, -EISCONN, ...).
+ * connect(): connects socket fd to addr. Returns 0, -EINVAL (addr NULL, or
+ * addrlen wrong for the family or above sizeof(struct sockaddr_storage)),
+ * -EBADF (fd negative or not open), or the errors of connect (-ENOTSOCK,
+ * -ECONNREFUSED, -ENETUNREACH, -EISCONN, ...).
  */
 WEFT_API int weft_connect(int fd, const struct sockaddr *addr,
                           socklen_t addrlen, int64_t deadline);
@@ -770,15 +777,18 @@ WEFT_API ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt,
 
 /*
  * openat(): opens path relative to dirfd (AT_FDCWD: the working
- * directory). Returns the fd, -EINVAL (path NULL), or the errors of openat
- * (-ENOENT, -EACCES, -EEXIST, -EMFILE, ...).
+ * directory; an absolute path ignores dirfd). Returns the fd, -EINVAL
+ * (path NULL), -EBADF (a relative path and dirfd neither AT_FDCWD nor
+ * open), -ENOTDIR (dirfd not a directory), or the errors of openat
+ * (-ENOENT, also for "", -EACCES, -EEXIST, -EMFILE, ...).
  */
 WEFT_API int weft_openat(int dirfd, const char *path, int flags, mode_t mode,
                          int64_t deadline);
 
 /*
- * close(): returns 0, or -EBADF, -EIO. The fd is gone either way, even if
- * the task was cancelled (the cancellation stays pending). Calls of other
+ * close(): returns 0, or -EBADF (fd negative or not open), -EIO. The fd is
+ * gone either way, even if the task was cancelled (the cancellation stays
+ * pending); outside a task it is -EPERM and the fd stays open. Calls of other
  * tasks still waiting on fd (weft_recv, weft_send, weft_accept,
  * weft_wait_fd, ... on any worker) end first, returning -EBADF; the fd is
  * closed only after they let go of it.
@@ -786,26 +796,30 @@ WEFT_API int weft_openat(int dirfd, const char *path, int flags, mode_t mode,
 WEFT_API int weft_close(int fd);
 
 /* fsync() (flags 0) or fdatasync() (WEFT_FSYNC_DATASYNC). Returns 0,
- * -EINVAL (other flags), or -EBADF, -EIO, -ENOSPC, -EROFS. */
+ * -EINVAL (other flags; or fd cannot be synced, e.g. a socket), -EBADF (fd
+ * negative or not open), -EIO, -ENOSPC or -EROFS. */
 WEFT_API int weft_fsync(int fd, unsigned flags, int64_t deadline);
 
 /*
  * statx() (include <sys/stat.h> with _GNU_SOURCE for struct statx): fills
- * *out. Returns 0, -EINVAL (path or out NULL, bad flags or mask), or the
- * errors of statx (-ENOENT, -EACCES, -ENOTDIR, ...).
+ * *out. Returns 0, -EINVAL (path or out NULL, bad flags or mask), -EBADF
+ * (dirfd as for weft_openat), or the errors of statx (-ENOENT, -EACCES,
+ * -ENOTDIR, ...).
  */
 WEFT_API int weft_statx(int dirfd, const char *path, int flags, unsigned mask,
                         struct statx *out, int64_t deadline);
 
-/* shutdown(): returns 0, -EINVAL (how), or -ENOTCONN, -ENOTSOCK, -EBADF.
- * Never times out. */
+/* shutdown(): returns 0, -EINVAL (how not SHUT_RD, SHUT_WR or SHUT_RDWR),
+ * -EBADF (fd negative or not open), -ENOTCONN or -ENOTSOCK. Never times
+ * out. */
 WEFT_API int weft_shutdown(int fd, int how);
 
 /*
  * Waits until fd (owned by anything: libpq, libcurl, a pipe) is ready for
  * events (POLLIN, POLLOUT, POLLPRI, POLLRDHUP from <poll.h>), as one
- * poll(). Returns the ready events (> 0, may include POLLERR, POLLHUP,
- * POLLNVAL), or -EINVAL (no event asked for).
+ * poll(). Returns the ready events (> 0, may include POLLERR, POLLHUP),
+ * -EINVAL (no event asked for), or -EBADF (fd negative or not open, where
+ * poll() would report POLLNVAL).
  */
 WEFT_API int weft_wait_fd(int fd, unsigned events, int64_t deadline);
 

@@ -255,6 +255,7 @@ static int rw_nowait(struct weft__io_op *op, bool write)
     return ret < 0 ? -errno : (int)ret;
 }
 
+/* POLLNVAL is -EBADF, as io_uring's poll answers for an fd not open. */
 static int poll_now(const struct weft__io_op *op)
 {
     struct pollfd pfd = { .fd = op->fd, .events = (short)op->flags };
@@ -262,6 +263,8 @@ static int poll_now(const struct weft__io_op *op)
 
     if (ret < 0)
         return -errno;
+    if (ret && (pfd.revents & POLLNVAL))
+        return -EBADF;
     return ret ? pfd.revents : -EAGAIN;
 }
 
@@ -364,15 +367,24 @@ static int arm(struct weft__io *io, int fd, uint32_t events)
     return 0;
 }
 
+/* Slow path: room for fd in the table. An fd that is not open (closed
+ * meanwhile by another thread) gets none: its number could be anything up
+ * to INT_MAX. */
+static int grow_fds(struct weft__io *io, int fd)
+{
+    if (fcntl(fd, F_GETFD) < 0)
+        return -errno;
+    return weft__grow_table((void **)&io->fds, &io->nfds, sizeof(*io->fds),
+                            64, (uint32_t)fd);
+}
+
 static int add_waiter(struct weft__io *io, struct weft__io_op *op)
 {
     struct fdwait *fw;
     uint32_t want = wanted_events(op);
     int ret;
 
-    if ((uint32_t)op->fd >= io->nfds &&
-        (ret = weft__grow_table((void **)&io->fds, &io->nfds,
-                                sizeof(*io->fds), 64, (uint32_t)op->fd)) < 0)
+    if ((uint32_t)op->fd >= io->nfds && (ret = grow_fds(io, op->fd)) < 0)
         return ret;
     fw = &io->fds[op->fd];
     if ((fw->armed & want) != want) {

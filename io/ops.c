@@ -18,6 +18,7 @@
 #include "ops.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -42,7 +43,8 @@ _Atomic size_t weft__io_rw_cap;
  * use and kept for the process's life, so readers need no lock. A mark
  * stays until weft_close takes it; a stale one (an fd closed with close(),
  * a task that moved on) costs only a needless notice. fds beyond the table
- * are never marked, and their close notifies every worker.
+ * are never marked, and their close notifies every worker. A page is made
+ * only for an fd that is open: a bad fd number allocates nothing.
  */
 #define FDMARK_PAGE 4096
 #define FDMARK_PAGES 1024
@@ -51,15 +53,18 @@ static _Atomic(_Atomic uint64_t *) fdmark_dir[FDMARK_PAGES];
 
 static _Atomic uint64_t *fdmark_slot(int fd, bool create)
 {
-    _Atomic(_Atomic uint64_t *) *dir = &fdmark_dir[fd / FDMARK_PAGE];
+    _Atomic(_Atomic uint64_t *) *dir;
     _Atomic uint64_t *page, *fresh = NULL;
 
     if ((unsigned)fd >= FDMARK_PAGE * FDMARK_PAGES)
         return NULL;
+    dir = &fdmark_dir[fd / FDMARK_PAGE];
     /* acquire: pairs with the release CAS below (the page's zeroes). */
     page = atomic_load_explicit(dir, memory_order_acquire);
     if (page || !create)
         return page ? &page[fd % FDMARK_PAGE] : NULL;
+    if (fcntl(fd, F_GETFD) < 0)
+        return NULL; /* not open: its op fails with -EBADF, nothing waits */
     fresh = weft__zalloc(FDMARK_PAGE * sizeof(*fresh));
     if (!fresh)
         return NULL;
@@ -87,10 +92,11 @@ void weft__io_fd_mark(int fd, int self)
 /* Takes fd's marks: the workers to notify before closing it. */
 static uint64_t fd_take_marks(int fd)
 {
-    _Atomic uint64_t *m = fdmark_slot(fd, false);
+    _Atomic uint64_t *m;
 
     if ((unsigned)fd >= FDMARK_PAGE * FDMARK_PAGES)
         return UINT64_MAX;
+    m = fdmark_slot(fd, false);
     if (!m || !atomic_load_explicit(m, memory_order_relaxed))
         return 0;
     return atomic_exchange_explicit(m, 0, memory_order_relaxed);
@@ -223,6 +229,11 @@ int weft__io_run(struct weft__io_op *op, int64_t deadline, const void *where)
     struct weft_task *t = io ? weft__task_current() : NULL;
     int ret;
 
+    /* The caller's mistake, refused before a backend indexes a table with
+     * it (a dirfd may be AT_FDCWD: openat and statx leave it to the
+     * kernel). */
+    if (unlikely(op->fd < 0) && waits_on_fd(op))
+        return -EBADF;
     if (!t)
         return -EPERM;
     if (weft__task_take_cancel(t))

@@ -11,9 +11,12 @@
  * 4 GiB buffer that costs a few MiB.
  */
 #include <limits.h>
+#include <poll.h>
 #include <sys/mman.h>
+#include <sys/uio.h>
 
 #include "io/ops.h"
+#include "runtime/mem.h"
 #include "io_helpers.h"
 
 #define GIB4 (1ull << 32)
@@ -256,4 +259,165 @@ Test(io_misuse, write_all_and_read_exact_loop_over_the_length_clamp,
 {
     atomic_store(&weft__io_rw_cap, SMALL_CAP);
     t_run(chunked_main, NULL);
+}
+
+/* ---- bad fd numbers ------------------------------------------------------ */
+
+/*
+ * fd numbers no call may accept: negative, the largest, one just closed
+ * (inside the backends' fd tables) and a large one never opened (past
+ * them, inside the close marks' table).
+ */
+#define BAD_FDS 4
+
+static void t_bad_fds(int fds[BAD_FDS])
+{
+    int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+    cr_assert_geq(fd, 0);
+    close(fd);
+    fds[0] = -1;
+    fds[1] = INT_MAX;
+    fds[2] = fd;
+    fds[3] = (1 << 21) + 3;
+    cr_assert_lt(fcntl(fds[3], F_GETFD), 0);
+}
+
+/* The deadlines each bad-fd case runs with: none, and one far away. */
+static int64_t t_deadline(int i)
+{
+    return i ? T_SECS(60) : WEFT_NO_DEADLINE;
+}
+
+/* A message of n iovecs over buf. */
+static struct msghdr t_msg(struct iovec *iov, size_t n, char *buf)
+{
+    for (size_t i = 0; i < n; i++)
+        iov[i] = (struct iovec){ buf, 1 };
+    return (struct msghdr){ .msg_iov = iov, .msg_iovlen = n };
+}
+
+/* The process's address space, in bytes (VmSize). */
+static size_t t_vm_size(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    size_t kb = 0;
+
+    cr_assert_not_null(f);
+    while (fgets(line, sizeof(line), f))
+        if (sscanf(line, "VmSize: %zu kB", &kb) == 1)
+            break;
+    fclose(f);
+    cr_assert_gt(kb, 0);
+    return kb << 10;
+}
+
+/* Every call that takes an fd, with fd. */
+static void t_every_fd_call(int fd, int64_t dl)
+{
+    struct sockaddr_in sa = t_loopback(1);
+    weft_listener_t *l;
+    struct msghdr msg;
+    struct iovec iov;
+    char c = 0;
+
+    msg = t_msg(&iov, 1, &c);
+    EXPECT(weft_recv(fd, &c, 1, 0, dl), -EBADF);
+    EXPECT(weft_send(fd, &c, 1, 0, dl), -EBADF);
+    EXPECT(weft_recvmsg(fd, &msg, 0, dl), -EBADF);
+    EXPECT(weft_sendmsg(fd, &msg, 0, dl), -EBADF);
+    EXPECT(weft_read(fd, &c, 1, -1, dl), -EBADF);
+    EXPECT(weft_write(fd, &c, 1, -1, dl), -EBADF);
+    EXPECT(weft_readv(fd, &iov, 1, -1, dl), -EBADF);
+    EXPECT(weft_writev(fd, &iov, 1, -1, dl), -EBADF);
+    EXPECT(weft_accept(fd, NULL, NULL, 0, dl), -EBADF);
+    EXPECT(weft_connect(fd, (struct sockaddr *)&sa, sizeof(sa), dl), -EBADF);
+    EXPECT(weft_fsync(fd, 0, dl), -EBADF);
+    EXPECT(weft_wait_fd(fd, POLLIN, dl), -EBADF);
+    EXPECT(weft_read_exact(fd, &c, 1, dl), -EBADF);
+    EXPECT(weft_write_all(fd, &c, 1, dl), -EBADF);
+    EXPECT(weft_shutdown(fd, SHUT_RDWR), -EBADF);
+    EXPECT(weft_listener_new(&l, fd, 0), -EBADF);
+    EXPECT(weft_close(fd), -EBADF);
+}
+
+static int every_call_main(void *arg)
+{
+    int fds[BAD_FDS];
+
+    (void)arg;
+    t_bad_fds(fds);
+    for (int i = 0; i < BAD_FDS * 2; i++)
+        t_every_fd_call(fds[i / 2], t_deadline(i % 2));
+    return 0;
+}
+
+/* -1 once made the epoll backend's fd-table growth loop spin for ever. */
+Test(io_misuse, every_fd_taking_call_with_a_bad_fd_is_ebadf, .timeout = 30)
+{
+    t_run(every_call_main, NULL);
+}
+
+static int close_main(void *arg)
+{
+    int fds[BAD_FDS];
+
+    (void)arg;
+    t_bad_fds(fds);
+    for (int i = 0; i < BAD_FDS; i++)
+        EXPECT(weft_close(fds[i]), -EBADF);
+    /* Past the close marks' table (its index was once computed first). */
+    EXPECT(weft_close(1 << 30), -EBADF);
+    return 0;
+}
+
+Test(io_misuse, close_bad_fd_is_ebadf, .timeout = 30)
+{
+    t_run(close_main, NULL);
+}
+
+static int no_growth_main(void *arg)
+{
+    int fds[BAD_FDS], huge[] = { INT_MAX, INT_MAX - 4096, 1 << 30,
+                                  (1 << 21) + 3 };
+    size_t before, after;
+
+    (void)arg;
+    /* First with a small fd number, so that whatever the calls set up
+     * once (the epoll backend's file thread) is there before measuring. */
+    t_bad_fds(fds);
+    t_every_fd_call(fds[2], t_deadline(0));
+    t_every_fd_call(fds[2], t_deadline(1));
+    before = t_vm_size();
+    for (size_t i = 0; i < sizeof(huge) / sizeof(huge[0]) * 2; i++)
+        t_every_fd_call(huge[i / 2], t_deadline(i % 2));
+    after = t_vm_size();
+    cr_assert_lt(after - before, (size_t)4 << 20,
+                 "address space grew by %zu MiB", (after - before) >> 20);
+    return 0;
+}
+
+Test(io_misuse, huge_fd_numbers_grow_no_table, .timeout = 60)
+{
+    t_run_one_worker(no_growth_main, NULL);
+}
+
+/* The table growth itself, for the indexes no open fd reaches: it once
+ * doubled a 32-bit length, which wraps to 0 past 2^31 and never ends. */
+Test(io_misuse, fd_table_growth_refuses_lengths_past_uint32, .timeout = 30)
+{
+    uint32_t *arr = NULL, len = 0;
+
+    cr_assert_eq(weft__grow_table((void **)&arr, &len, sizeof(*arr), 64, 100),
+                 0);
+    cr_assert_eq(len, 128);
+    arr[100] = 7;
+    cr_assert_eq(weft__grow_table((void **)&arr, &len, sizeof(*arr), 64,
+                                  UINT32_MAX), -ENOMEM);
+    cr_assert_eq(weft__grow_table((void **)&arr, &len, sizeof(*arr), 64,
+                                  1u << 31), -ENOMEM);
+    cr_assert_eq(len, 128);
+    cr_assert_eq(arr[100], 7);
+    weft__free(arr, len * sizeof(*arr));
 }
