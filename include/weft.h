@@ -791,7 +791,10 @@ WEFT_API int weft_openat(int dirfd, const char *path, int flags, mode_t mode,
  * pending); outside a task it is -EPERM and the fd stays open. Calls of other
  * tasks still waiting on fd (weft_recv, weft_send, weft_accept,
  * weft_wait_fd, ... on any worker) end first, returning -EBADF; the fd is
- * closed only after they let go of it.
+ * closed only after they let go of it. An fd closed with close(2) instead,
+ * under waiting calls, is a mistake weft cannot see: those calls may wait
+ * on (io_uring holds the file) or end with an error such as -EBADF (on
+ * epoll, once the file reports an event), but nothing aborts.
  */
 WEFT_API int weft_close(int fd);
 

@@ -414,7 +414,36 @@ static bool unhook(struct weft__io *io, struct weft__io_op *op)
     return true;
 }
 
-/* Retries fd's waiters after epoll reported revents on it. */
+/* Ends every waiter on fd with result and drops its registration: fd is
+ * about to be closed, or cannot be registered again. */
+static void end_waiters(struct weft__io *io, int fd, int result)
+{
+    struct fdwait *fw;
+    struct weft__io_op *op;
+
+    if ((uint32_t)fd >= io->nfds)
+        return;
+    fw = &io->fds[fd];
+    if (fw->in_epoll)
+        epoll_ctl(io->epfd, EPOLL_CTL_DEL, fd, NULL);
+    fw->in_epoll = false;
+    fw->armed = 0;
+    while ((op = fw->head)) {
+        fw->head = op->wait_next;
+        op->want = 0;
+        io->nwaiting--;
+        weft__io_complete(op, result);
+    }
+}
+
+/*
+ * Retries fd's waiters after epoll reported revents on it. If the ones
+ * still waiting cannot be re-armed, they end with the error of epoll_ctl:
+ * a caller that closed fd with close(2) while a dup kept the file open
+ * (its registration still fires, under a number that no longer names it)
+ * gets -EBADF, and a lack of memory -ENOMEM, rather than a wait that never
+ * ends.
+ */
 static void dispatch(struct weft__io *io, int fd, uint32_t revents)
 {
     struct fdwait *fw = &io->fds[fd];
@@ -439,30 +468,8 @@ static void dispatch(struct weft__io *io, int fd, uint32_t revents)
         io->nwaiting--;
         weft__io_complete(op, ret);
     }
-    if (rest && arm(io, fd, rest) < 0)
-        weft__panic("epoll dispatch: cannot re-arm fd %d", fd);
-}
-
-/* Ends every waiter on fd (-EBADF) and drops its registration: fd is about
- * to be closed. */
-static void close_waiters(struct weft__io *io, int fd)
-{
-    struct fdwait *fw;
-    struct weft__io_op *op;
-
-    if ((uint32_t)fd >= io->nfds)
-        return;
-    fw = &io->fds[fd];
-    if (fw->in_epoll)
-        epoll_ctl(io->epfd, EPOLL_CTL_DEL, fd, NULL);
-    fw->in_epoll = false;
-    fw->armed = 0;
-    while ((op = fw->head)) {
-        fw->head = op->wait_next;
-        op->want = 0;
-        io->nwaiting--;
-        weft__io_complete(op, -EBADF);
-    }
+    if (rest && (ret = arm(io, fd, rest)) < 0)
+        end_waiters(io, fd, ret);
 }
 
 /* Completes the ops finished at once but held back for fairness. */
@@ -528,7 +535,7 @@ static int epoll_submit(struct weft__io *io, struct weft__io_op *op)
     if (op->opcode == IOP_ACCEPT_MULTI)
         return -EOPNOTSUPP; /* listeners accept one at a time here */
     if (op->opcode == IOP_CLOSE)
-        close_waiters(io, op->fd);
+        end_waiters(io, op->fd, -EBADF);
     if (on_helper(op))
         return helper_push(io, op);
     if ((op->opcode == IOP_ACCEPT || op->opcode == IOP_CONNECT) &&
@@ -572,7 +579,7 @@ static void take_remote_cancels(struct weft__io *io)
         struct weft__io_op *next = op->cancel_next;
 
         if (op->opcode == IOP_CLOSE)
-            close_waiters(io, op->fd);
+            end_waiters(io, op->fd, -EBADF);
         else if (unhook(io, op))
             weft__io_complete(op, -ECANCELED);
         weft__io_cancelq_ack(op);

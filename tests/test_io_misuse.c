@@ -15,8 +15,10 @@
 #include <sys/mman.h>
 #include <sys/uio.h>
 
+#include "io/backend.h"
 #include "io/ops.h"
 #include "runtime/mem.h"
+#include "runtime/task.h"
 #include "io_helpers.h"
 
 #define GIB4 (1ull << 32)
@@ -420,4 +422,161 @@ Test(io_misuse, fd_table_growth_refuses_lengths_past_uint32, .timeout = 30)
     cr_assert_eq(len, 128);
     cr_assert_eq(arr[100], 7);
     weft__free(arr, len * sizeof(*arr));
+}
+
+/* ---- close(2) under waiters ---------------------------------------------- */
+
+static bool t_is_epoll(void)
+{
+    const struct weft__io_ops *ops;
+
+    cr_assert_not_null(weft__io_current(&ops));
+    return strcmp(ops->name, "epoll") == 0;
+}
+
+/* Until t is parked in an I/O call, its operation submitted. */
+static void t_until_io_waiting(weft_task_t *t)
+{
+    while (atomic_load_explicit(&t->state, memory_order_acquire) !=
+               TASK_IDLE ||
+           atomic_load_explicit(&t->why, memory_order_relaxed) != WHY_IO)
+        cr_assert_eq(weft_yield(), 0);
+}
+
+struct pc_waiter {
+    int fd;
+    bool pri;          /* weft_wait_fd(POLLPRI), else weft_recv */
+    atomic_int worker; /* where it issued its call; -2 until then */
+};
+
+static int pc_wait(void *arg)
+{
+    struct pc_waiter *w = arg;
+    char c;
+
+    /* Nothing suspends between here and the call's submission. */
+    atomic_store(&w->worker, weft_worker_id());
+    if (w->pri)
+        return weft_wait_fd(w->fd, POLLPRI, WEFT_NO_DEADLINE);
+    return (int)weft_recv(w->fd, &c, 1, 0, WEFT_NO_DEADLINE);
+}
+
+static int t_noop(void *arg)
+{
+    (void)arg;
+    return 0;
+}
+
+/*
+ * Does waiter i share its worker with a recv waiter? On epoll the byte sent
+ * after the close then fires that worker's registration, which ends i.
+ */
+static bool t_beside_recv(const struct pc_waiter *w, int n, int i)
+{
+    for (int j = 0; j < n; j++)
+        if (!w[j].pri && atomic_load(&w[j].worker) ==
+                             atomic_load(&w[i].worker))
+            return true;
+    return false;
+}
+
+/*
+ * Four tasks wait on one socket, two in recv and two for POLLPRI (which
+ * never comes); the program closes the socket with close(2) while a dup
+ * keeps the file open, and the peer sends a byte. On epoll a worker's
+ * registration still fires: its recvs find the fd gone, and its POLLPRI
+ * waiters' registration cannot be re-armed under a number that no longer
+ * names the file. That once aborted the process; now they end with
+ * -EBADF. A POLLPRI waiter alone on its worker (no recv beside it) is never
+ * woken, as any wait on an fd closed with close(2) may not be, and on
+ * io_uring the kernel holds the file for the operations it took, so a recv
+ * may get the byte: the test cancels those. spread puts the first recv and
+ * POLLPRI waiter on the worker the main task is not on.
+ */
+static int plain_close_main(void *arg)
+{
+    bool spread = arg != NULL, epoll = t_is_epoll();
+    struct pc_waiter w[4];
+    weft_task_t *t[4], *filler = NULL;
+    int sv[2], keep, got = 0;
+    char c;
+
+    t_socketpair(sv);
+    keep = dup(sv[0]);
+    cr_assert_geq(keep, 0);
+    for (int i = 0; i < 4; i++) {
+        w[i] = (struct pc_waiter){ .fd = sv[0], .pri = i % 2 };
+        atomic_init(&w[i].worker, -2);
+        cr_assert_eq(weft_spawn(&t[i], pc_wait, &w[i]), 0);
+    }
+    if (spread) {
+        /* A spawn goes to the spawner's LIFO slot, which others cannot
+         * steal; the filler pushes the last waiter out of it. While this
+         * task spins, its worker runs nothing else. */
+        int self = weft_worker_id();
+
+        cr_assert_eq(weft_spawn(&filler, t_noop, NULL), 0);
+        while (atomic_load(&w[0].worker) == -2 ||
+               atomic_load(&w[1].worker) == -2)
+            ;
+        cr_assert_neq(atomic_load(&w[0].worker), self);
+        cr_assert_eq(atomic_load(&w[1].worker), atomic_load(&w[0].worker));
+    }
+    for (int i = 0; i < 4; i++)
+        t_until_io_waiting(t[i]);
+    cr_assert_eq(close(sv[0]), 0);
+    cr_assert_eq(send(sv[1], "x", 1, 0), 1);
+    /* First those that must end by themselves, then the rest, cancelled. */
+    for (int pass = 0; pass < 2; pass++) {
+        for (int i = 0; i < 4; i++) {
+            bool ends = epoll && t_beside_recv(w, 4, i);
+            int ret;
+
+            if (ends != (pass == 0))
+                continue;
+            if (!ends)
+                cr_assert_eq(weft_cancel(t[i]), 0);
+            ret = weft_join(t[i]);
+            if (ends)
+                cr_assert_eq(ret, -EBADF, "waiter %d: %d", i, ret);
+            else
+                cr_assert(ret == -EBADF || ret == -ECANCELED ||
+                              (ret == 1 && !w[i].pri && !epoll && !got++),
+                          "waiter %d: %d", i, ret);
+        }
+    }
+    if (!spread && epoll)
+        cr_assert(t_beside_recv(w, 4, 1) && t_beside_recv(w, 4, 3));
+    if (filler)
+        cr_assert_eq(weft_join(filler), 0);
+    close(keep);
+
+    /* The process runs on: a wait on a new socket (likely under the same
+     * number) is woken by its data. */
+    t_socketpair(sv);
+    w[0] = (struct pc_waiter){ .fd = sv[0] };
+    cr_assert_eq(weft_spawn(&t[0], pc_wait, &w[0]), 0);
+    t_until_io_waiting(t[0]);
+    cr_assert_eq(send(sv[1], "y", 1, 0), 1);
+    cr_assert_eq(weft_join(t[0]), 1);
+    cr_assert_eq(weft_recv(sv[0], &c, 1, MSG_DONTWAIT, T_SECS(5)), -EAGAIN);
+    EXPECT(weft_close(sv[0]), 0);
+    EXPECT(weft_close(sv[1]), 0);
+    return 0;
+}
+
+Test(io_misuse, plain_close_under_waiters_on_one_worker_ends_them,
+     .timeout = 30)
+{
+    t_run_one_worker(plain_close_main, NULL);
+}
+
+Test(io_misuse, plain_close_under_waiters_on_two_workers_ends_them,
+     .timeout = 30)
+{
+    weft_config_t cfg;
+
+    weft_config_init(&cfg);
+    cfg.workers = 2; /* the first two waiters share the other worker */
+    t_run_with(&cfg, plain_close_main, (void *)1);
 }
