@@ -655,7 +655,8 @@ WEFT_API int weft_waitgroup_wait(weft_waitgroup_t *wg, int64_t deadline);
  * 0x7ffff000 bytes (2 GiB - 4 KiB, what read(2) and write(2) move at most)
  * per call: a longer length, up to SIZE_MAX, is a short count, never an
  * error. A buffer the kernel cannot read or write (NULL with a non-zero
- * length) is -EFAULT.
+ * length) is -EFAULT. Given the same arguments, both backends return the
+ * same errors, except where a call's comment says otherwise.
  */
 
 /* flags of weft_fsync. */
@@ -745,7 +746,12 @@ WEFT_API ssize_t weft_recv(int fd, void *buf, size_t len, int flags,
 WEFT_API ssize_t weft_send(int fd, const void *buf, size_t len, int flags,
                            int64_t deadline);
 
-/* recvmsg() / sendmsg(): as weft_recv / weft_send; -EINVAL if msg is NULL. */
+/*
+ * recvmsg() / sendmsg(): as weft_recv / weft_send; also -EINVAL (msg NULL,
+ * or flags with MSG_CMSG_COMPAT, 0x80000000, which belongs to the kernel's
+ * 32-bit compat layer), -EMSGSIZE (msg_iovlen above IOV_MAX) and -EFAULT
+ * (msg_iov, msg_name or msg_control not accessible).
+ */
 WEFT_API ssize_t weft_recvmsg(int fd, struct msghdr *msg, int flags,
                               int64_t deadline);
 WEFT_API ssize_t weft_sendmsg(int fd, const struct msghdr *msg, int flags,
@@ -768,8 +774,12 @@ WEFT_API ssize_t weft_read(int fd, void *buf, size_t len, int64_t offset,
 WEFT_API ssize_t weft_write(int fd, const void *buf, size_t len,
                             int64_t offset, int64_t deadline);
 
-/* preadv() / pwritev(): as weft_read / weft_write; -EINVAL for a negative
- * or too large iovcnt. */
+/*
+ * preadv() / pwritev(): as weft_read / weft_write; also -EINVAL (iovcnt
+ * negative or above IOV_MAX), -EFAULT (iov NULL with iovcnt > 0, or an
+ * iovec not accessible). iovcnt 0 moves nothing and returns 0. The total
+ * moved is at most 0x7ffff000, whatever the iovecs add up to.
+ */
 WEFT_API ssize_t weft_readv(int fd, const struct iovec *iov, int iovcnt,
                             int64_t offset, int64_t deadline);
 WEFT_API ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt,
@@ -819,10 +829,12 @@ WEFT_API int weft_shutdown(int fd, int how);
 
 /*
  * Waits until fd (owned by anything: libpq, libcurl, a pipe) is ready for
- * events (POLLIN, POLLOUT, POLLPRI, POLLRDHUP from <poll.h>), as one
- * poll(). Returns the ready events (> 0, may include POLLERR, POLLHUP),
- * -EINVAL (no event asked for), or -EBADF (fd negative or not open, where
- * poll() would report POLLNVAL).
+ * events (POLLIN, POLLOUT, POLLPRI, POLLRDHUP from <poll.h>; POLLERR and
+ * POLLHUP may be added and are reported anyway), as one poll(). Returns the
+ * ready events (> 0, may include POLLERR, POLLHUP), -EINVAL (none of the
+ * four events asked for, or any other bit, such as POLLNVAL or epoll's
+ * EPOLLET), or -EBADF (fd negative or not open, where poll() would report
+ * POLLNVAL).
  */
 WEFT_API int weft_wait_fd(int fd, unsigned events, int64_t deadline);
 
@@ -830,9 +842,10 @@ WEFT_API int weft_wait_fd(int fd, unsigned events, int64_t deadline);
  * Listens on host:port (host NULL: every local address; a name is resolved
  * with weft_resolve, on the blocking pool, so this may suspend).
  * SO_REUSEADDR is always set; flags may add WEFT_LISTEN_REUSEPORT. Returns
- * the listening fd, or -EINVAL (bad flags or backlog), -ENOENT (no such
- * host), -EAGAIN (name service busy) or another error of weft_resolve, or
- * the errors of socket/bind/listen (-EADDRINUSE, ...).
+ * the listening fd, or -EINVAL (bad flags or negative backlog), -ENOENT (no
+ * such host), -EAGAIN (name service busy) or another error of
+ * weft_resolve, or the errors of socket/bind/listen (-EADDRINUSE, ...).
+ * -EPERM outside a task, even for a numeric host.
  */
 WEFT_API int weft_listen(const char *host, uint16_t port, int backlog,
                          int flags);

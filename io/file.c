@@ -44,8 +44,10 @@ ssize_t weft_readv(int fd, const struct iovec *iov, int iovcnt,
                               .buf = (void *)iov, .len = (size_t)iovcnt,
                               .off = (uint64_t)offset };
 
-    if (offset < -1 || iovcnt < 0 || iovcnt > IOV_MAX || (iovcnt && !iov))
+    if (offset < -1 || iovcnt < 0 || iovcnt > IOV_MAX)
         return -EINVAL;
+    if (!iov && iovcnt)
+        return -EFAULT;
     return weft__io_run(&op, deadline, WEFT_WHERE);
 }
 
@@ -56,8 +58,10 @@ ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt,
                               .buf = (void *)iov, .len = (size_t)iovcnt,
                               .off = (uint64_t)offset };
 
-    if (offset < -1 || iovcnt < 0 || iovcnt > IOV_MAX || (iovcnt && !iov))
+    if (offset < -1 || iovcnt < 0 || iovcnt > IOV_MAX)
         return -EINVAL;
+    if (!iov && iovcnt)
+        return -EFAULT;
     return weft__io_run(&op, deadline, WEFT_WHERE);
 }
 

@@ -362,12 +362,16 @@ ssize_t weft_send(int fd, const void *buf, size_t len, int flags,
     return weft__io_run(&op, deadline, WEFT_WHERE);
 }
 
+/* A flag of the 32-bit compat layer: recvmsg(2) and sendmsg(2) refuse it,
+ * io_uring would take it. */
+#define MSG_COMPAT_FLAG ((int)0x80000000)
+
 ssize_t weft_recvmsg(int fd, struct msghdr *msg, int flags, int64_t deadline)
 {
     struct weft__io_op op = { .opcode = IOP_RECVMSG, .fd = fd, .buf = msg,
                               .flags = flags };
 
-    if (!msg)
+    if (!msg || (flags & MSG_COMPAT_FLAG))
         return -EINVAL;
     return weft__io_run(&op, deadline, WEFT_WHERE);
 }
@@ -379,7 +383,7 @@ ssize_t weft_sendmsg(int fd, const struct msghdr *msg, int flags,
                               .buf = (void *)msg,
                               .flags = flags | MSG_NOSIGNAL };
 
-    if (!msg)
+    if (!msg || (flags & MSG_COMPAT_FLAG))
         return -EINVAL;
     return weft__io_run(&op, deadline, WEFT_WHERE);
 }
@@ -393,12 +397,18 @@ int weft_shutdown(int fd, int how)
     return weft__io_run(&op, WEFT_NEVER, WEFT_WHERE);
 }
 
+/* Events weft_wait_fd waits for; POLLERR and POLLHUP are reported anyway.
+ * Other bits mean different things to poll(2), epoll (EPOLLET,
+ * EPOLLEXCLUSIVE) and io_uring, so they are refused. */
+#define WAIT_EVENTS (POLLIN | POLLOUT | POLLPRI | POLLRDHUP)
+
 int weft_wait_fd(int fd, unsigned events, int64_t deadline)
 {
     struct weft__io_op op = { .opcode = IOP_POLL, .fd = fd,
                               .flags = (int)events };
 
-    if (!(events & (POLLIN | POLLOUT | POLLPRI | POLLRDHUP)))
+    if (!(events & WAIT_EVENTS) ||
+        (events & ~(unsigned)(WAIT_EVENTS | POLLERR | POLLHUP)))
         return -EINVAL;
     return weft__io_run(&op, deadline, WEFT_WHERE);
 }

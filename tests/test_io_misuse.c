@@ -11,8 +11,10 @@
  * 4 GiB buffer that costs a few MiB.
  */
 #include <limits.h>
+#include <netdb.h>
 #include <poll.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 
 #include "io/backend.h"
@@ -579,4 +581,545 @@ Test(io_misuse, plain_close_under_waiters_on_two_workers_ends_them,
     weft_config_init(&cfg);
     cfg.workers = 2; /* the first two waiters share the other worker */
     t_run_with(&cfg, plain_close_main, (void *)1);
+}
+
+/* ---- each call, bad arguments -------------------------------------------- */
+
+/* Runs the statement after it once per bad fd and deadline. */
+#define FOR_BAD_FDS(fd, dl)                                                 \
+    for (int fds_[BAD_FDS], i_ = (t_bad_fds(fds_), 0); i_ < BAD_FDS * 2;    \
+         i_++)                                                              \
+        for (int fd = fds_[i_ / 2], once_ = 1; once_; once_ = 0)            \
+            for (int64_t dl = t_deadline(i_ % 2); once_; once_ = 0)
+
+static int accept_main(void *arg)
+{
+    struct sockaddr_in sa;
+    int lfd = t_listen_tcp(4), s;
+
+    (void)arg;
+    FOR_BAD_FDS(fd, dl)
+        EXPECT(weft_accept(fd, NULL, NULL, 0, dl), -EBADF);
+    EXPECT(weft_accept(lfd, NULL, NULL, 0x4000000, T_SECS(5)), -EINVAL);
+    EXPECT(weft_accept(lfd, (struct sockaddr *)&sa, NULL, 0, T_SECS(5)),
+           -EINVAL);
+    /* A socket that does not listen: the kernel's answer, on both. */
+    s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    cr_assert_geq(s, 0);
+    EXPECT(weft_accept(s, NULL, NULL, 0, T_SECS(5)), -EINVAL);
+    close(s);
+    close(lfd);
+    return 0;
+}
+
+Test(io_misuse, accept_bad_fd_is_ebadf_bad_flags_or_addr_alone_are_einval,
+     .timeout = 30)
+{
+    t_run(accept_main, NULL);
+}
+
+static int listener_new_main(void *arg)
+{
+    weft_listener_t *l = NULL;
+    int fds[BAD_FDS], lfd = t_listen_tcp(4);
+
+    (void)arg;
+    t_bad_fds(fds);
+    for (int i = 0; i < BAD_FDS; i++)
+        EXPECT(weft_listener_new(&l, fds[i], 0), -EBADF);
+    cr_assert_null(l);
+    EXPECT(weft_listener_new(NULL, lfd, 0), -EINVAL);
+    EXPECT(weft_listener_new(&l, lfd, 0x4000000), -EINVAL);
+    EXPECT(weft_listener_new(&l, lfd, SOCK_CLOEXEC), 0);
+    EXPECT(weft_listener_fd(l), lfd);
+    EXPECT(weft_listener_close(l), 0);
+    return 0;
+}
+
+Test(io_misuse, listener_new_bad_fd_is_ebadf_null_out_or_bad_flags_einval,
+     .timeout = 30)
+{
+    t_run(listener_new_main, NULL);
+}
+
+static int listener_null_main(void *arg)
+{
+    struct sockaddr_in sa;
+    weft_listener_t *l;
+
+    (void)arg;
+    EXPECT(weft_listener_fd(NULL), -EINVAL);
+    EXPECT(weft_listener_accept(NULL, NULL, NULL, T_SECS(5)), -EINVAL);
+    EXPECT(weft_listener_close(NULL), -EINVAL);
+    EXPECT(weft_listener_new(&l, t_listen_tcp(4), 0), 0);
+    EXPECT(weft_listener_accept(l, (struct sockaddr *)&sa, NULL, T_SECS(5)),
+           -EINVAL);
+    EXPECT(weft_listener_close(l), 0);
+    return 0;
+}
+
+Test(io_misuse, listener_calls_on_null_or_addr_alone_are_einval,
+     .timeout = 30)
+{
+    t_run(listener_null_main, NULL);
+}
+
+static int connect_main(void *arg)
+{
+    int lfd = t_listen_tcp(4), s;
+    struct sockaddr_in sa = t_loopback(t_port(lfd));
+
+    (void)arg;
+    FOR_BAD_FDS(fd, dl)
+        EXPECT(weft_connect(fd, (struct sockaddr *)&sa, sizeof(sa), dl),
+               -EBADF);
+    s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    cr_assert_geq(s, 0);
+    EXPECT(weft_connect(s, NULL, sizeof(sa), T_SECS(5)), -EINVAL);
+    EXPECT(weft_connect(s, (struct sockaddr *)&sa, 0, T_SECS(5)), -EINVAL);
+    EXPECT(weft_connect(s, (struct sockaddr *)&sa, 1u << 20, T_SECS(5)),
+           -EINVAL);
+    EXPECT(weft_connect(s, (struct sockaddr *)&sa, sizeof(sa), T_SECS(5)), 0);
+    close(s);
+    close(lfd);
+    return 0;
+}
+
+Test(io_misuse, connect_bad_fd_is_ebadf_null_or_bad_address_length_einval,
+     .timeout = 30)
+{
+    t_run(connect_main, NULL);
+}
+
+static int recv_main(void *arg)
+{
+    char c[4];
+    int sv[2];
+
+    (void)arg;
+    FOR_BAD_FDS(fd, dl)
+        EXPECT(weft_recv(fd, c, sizeof(c), 0, dl), -EBADF);
+    t_socketpair(sv);
+    cr_assert_eq(send(sv[1], "abcd", 4, 0), 4);
+    EXPECT(weft_recv(sv[0], NULL, sizeof(c), 0, T_SECS(5)), -EFAULT);
+    EXPECT(weft_recv(sv[0], c, sizeof(c), 0, T_SECS(5)), 4);
+    EXPECT(weft_recv(sv[0], c, sizeof(c), MSG_DONTWAIT, T_SECS(5)), -EAGAIN);
+    close(sv[0]);
+    close(sv[1]);
+    return 0;
+}
+
+Test(io_misuse, recv_bad_fd_is_ebadf_null_buffer_efault, .timeout = 30)
+{
+    t_run(recv_main, NULL);
+}
+
+static int send_main(void *arg)
+{
+    char c[4] = "abcd";
+    int sv[2];
+
+    (void)arg;
+    FOR_BAD_FDS(fd, dl)
+        EXPECT(weft_send(fd, c, sizeof(c), 0, dl), -EBADF);
+    t_socketpair(sv);
+    EXPECT(weft_send(sv[0], NULL, sizeof(c), 0, T_SECS(5)), -EFAULT);
+    close(sv[1]);
+    EXPECT(weft_send(sv[0], c, sizeof(c), 0, T_SECS(5)), -EPIPE);
+    close(sv[0]);
+    return 0;
+}
+
+Test(io_misuse, send_bad_fd_is_ebadf_null_buffer_efault_closed_peer_epipe,
+     .timeout = 30)
+{
+    t_run(send_main, NULL);
+}
+
+static int recvmsg_main(void *arg)
+{
+    static struct iovec iov[IOV_MAX + 1];
+    struct msghdr msg;
+    char c;
+    int sv[2];
+
+    (void)arg;
+    msg = t_msg(iov, 1, &c);
+    FOR_BAD_FDS(fd, dl)
+        EXPECT(weft_recvmsg(fd, &msg, 0, dl), -EBADF);
+    t_socketpair(sv);
+    cr_assert_eq(send(sv[1], "a", 1, 0), 1);
+    EXPECT(weft_recvmsg(sv[0], NULL, 0, T_SECS(5)), -EINVAL);
+    /* MSG_CMSG_COMPAT, the 32-bit compat layer's flag: recvmsg(2) refuses
+     * it, and so does the call on io_uring, leaving the byte queued. */
+    EXPECT(weft_recvmsg(sv[0], &msg, (int)0x80000000, T_SECS(5)), -EINVAL);
+    msg = t_msg(iov, IOV_MAX + 1, &c);
+    EXPECT(weft_recvmsg(sv[0], &msg, 0, T_SECS(5)), -EMSGSIZE);
+    msg = t_msg(iov, 1, &c);
+    EXPECT(weft_recvmsg(sv[0], &msg, 0, T_SECS(5)), 1);
+    cr_assert_eq(c, 'a');
+    close(sv[0]);
+    close(sv[1]);
+    return 0;
+}
+
+Test(io_misuse, recvmsg_bad_fd_is_ebadf_null_msg_or_compat_flag_einval,
+     .timeout = 30)
+{
+    t_run(recvmsg_main, NULL);
+}
+
+static int sendmsg_main(void *arg)
+{
+    static struct iovec iov[IOV_MAX + 1];
+    struct msghdr msg;
+    char c = 'a';
+    int sv[2];
+
+    (void)arg;
+    msg = t_msg(iov, 1, &c);
+    FOR_BAD_FDS(fd, dl)
+        EXPECT(weft_sendmsg(fd, &msg, 0, dl), -EBADF);
+    t_socketpair(sv);
+    EXPECT(weft_sendmsg(sv[0], NULL, 0, T_SECS(5)), -EINVAL);
+    EXPECT(weft_sendmsg(sv[0], &msg, (int)0x80000000, T_SECS(5)), -EINVAL);
+    msg = t_msg(iov, IOV_MAX + 1, &c);
+    EXPECT(weft_sendmsg(sv[0], &msg, 0, T_SECS(5)), -EMSGSIZE);
+    /* Nothing of the refused calls arrived. */
+    cr_assert_eq(recv(sv[1], &c, 1, MSG_DONTWAIT), -1);
+    cr_assert_eq(errno, EAGAIN);
+    close(sv[0]);
+    close(sv[1]);
+    return 0;
+}
+
+Test(io_misuse, sendmsg_bad_fd_is_ebadf_null_msg_or_compat_flag_einval,
+     .timeout = 30)
+{
+    t_run(sendmsg_main, NULL);
+}
+
+static int read_write_main(void *arg)
+{
+    char c[4] = "abcd";
+    int sv[2], mfd;
+
+    (void)arg;
+    FOR_BAD_FDS(fd, dl) {
+        EXPECT(weft_read(fd, c, sizeof(c), -1, dl), -EBADF);
+        EXPECT(weft_write(fd, c, sizeof(c), -1, dl), -EBADF);
+    }
+    t_socketpair(sv);
+    EXPECT(weft_read(sv[0], c, sizeof(c), -2, T_SECS(5)), -EINVAL);
+    EXPECT(weft_write(sv[0], c, sizeof(c), INT64_MIN, T_SECS(5)), -EINVAL);
+    EXPECT(weft_write(sv[0], NULL, sizeof(c), -1, T_SECS(5)), -EFAULT);
+    close(sv[0]);
+    close(sv[1]);
+    /* Offsets a file cannot have: the kernel's answers, on both. */
+    mfd = memfd_create("weft-test", MFD_CLOEXEC);
+    cr_assert_geq(mfd, 0);
+    EXPECT(weft_write(mfd, c, sizeof(c), INT64_MAX, T_SECS(5)), -EINVAL);
+    EXPECT(weft_read(mfd, c, sizeof(c), INT64_MAX - 1, T_SECS(5)), -EINVAL);
+    close(mfd);
+    return 0;
+}
+
+Test(io_misuse, read_and_write_bad_fd_is_ebadf_offset_below_minus_1_einval,
+     .timeout = 30)
+{
+    t_run(read_write_main, NULL);
+}
+
+static int readv_writev_main(void *arg)
+{
+    char c[4] = "abcd";
+    struct iovec iov = { c, sizeof(c) };
+    int sv[2];
+
+    (void)arg;
+    FOR_BAD_FDS(fd, dl) {
+        EXPECT(weft_readv(fd, &iov, 1, -1, dl), -EBADF);
+        EXPECT(weft_writev(fd, &iov, 1, -1, dl), -EBADF);
+    }
+    t_socketpair(sv);
+    EXPECT(weft_readv(sv[0], &iov, -1, -1, T_SECS(5)), -EINVAL);
+    EXPECT(weft_writev(sv[0], &iov, INT_MIN, -1, T_SECS(5)), -EINVAL);
+    EXPECT(weft_readv(sv[0], &iov, IOV_MAX + 1, -1, T_SECS(5)), -EINVAL);
+    EXPECT(weft_writev(sv[0], &iov, INT_MAX, -1, T_SECS(5)), -EINVAL);
+    EXPECT(weft_readv(sv[0], NULL, 1, -1, T_SECS(5)), -EFAULT);
+    EXPECT(weft_writev(sv[0], NULL, 1, -1, T_SECS(5)), -EFAULT);
+    EXPECT(weft_readv(sv[0], &iov, 1, -2, T_SECS(5)), -EINVAL);
+    EXPECT(weft_writev(sv[0], NULL, 0, -1, T_SECS(5)), 0);
+    EXPECT(weft_writev(sv[0], &iov, 1, -1, T_SECS(5)), 4);
+    EXPECT(weft_readv(sv[1], &iov, 1, -1, T_SECS(5)), 4);
+    close(sv[0]);
+    close(sv[1]);
+    return 0;
+}
+
+Test(io_misuse, readv_writev_bad_fd_ebadf_iovcnt_outside_0_to_iov_max_einval,
+     .timeout = 30)
+{
+    t_run(readv_writev_main, NULL);
+}
+
+static int openat_main(void *arg)
+{
+    int fd;
+
+    (void)arg;
+    /* A bad dirfd matters to a relative path only: the kernel decides. */
+    FOR_BAD_FDS(dirfd, dl)
+        EXPECT(weft_openat(dirfd, "x", O_RDONLY, 0, dl), -EBADF);
+    fd = weft_openat(-1, "/dev/null", O_RDONLY | O_CLOEXEC, 0, T_SECS(5));
+    cr_assert_geq(fd, 0, "absolute path with dirfd -1: %d", fd);
+    EXPECT(weft_close(fd), 0);
+    EXPECT(weft_openat(AT_FDCWD, NULL, O_RDONLY, 0, T_SECS(5)), -EINVAL);
+    EXPECT(weft_openat(AT_FDCWD, "", O_RDONLY, 0, T_SECS(5)), -ENOENT);
+    return 0;
+}
+
+Test(io_misuse, openat_bad_dirfd_with_relative_path_ebadf_null_path_einval,
+     .timeout = 30)
+{
+    t_run(openat_main, NULL);
+}
+
+static int fsync_main(void *arg)
+{
+    int sv[2], fd;
+
+    (void)arg;
+    FOR_BAD_FDS(fd, dl)
+        EXPECT(weft_fsync(fd, 0, dl), -EBADF);
+    fd = weft_openat(AT_FDCWD, "/dev/null", O_RDONLY | O_CLOEXEC, 0,
+                     T_SECS(5));
+    cr_assert_geq(fd, 0);
+    EXPECT(weft_fsync(fd, 2, T_SECS(5)), -EINVAL);
+    EXPECT(weft_fsync(fd, ~0u, T_SECS(5)), -EINVAL);
+    EXPECT(weft_close(fd), 0);
+    t_socketpair(sv);
+    EXPECT(weft_fsync(sv[0], 0, T_SECS(5)), -EINVAL); /* the kernel's */
+    close(sv[0]);
+    close(sv[1]);
+    return 0;
+}
+
+Test(io_misuse, fsync_bad_fd_is_ebadf_bad_flags_einval, .timeout = 30)
+{
+    t_run(fsync_main, NULL);
+}
+
+static int statx_main(void *arg)
+{
+    struct statx stx;
+
+    (void)arg;
+    FOR_BAD_FDS(dirfd, dl)
+        EXPECT(weft_statx(dirfd, "x", 0, STATX_SIZE, &stx, dl), -EBADF);
+    EXPECT(weft_statx(-1, "/dev/null", 0, STATX_SIZE, &stx, T_SECS(5)), 0);
+    EXPECT(weft_statx(AT_FDCWD, NULL, 0, STATX_SIZE, &stx, T_SECS(5)),
+           -EINVAL);
+    EXPECT(weft_statx(AT_FDCWD, "/dev/null", 0, STATX_SIZE, NULL, T_SECS(5)),
+           -EINVAL);
+    EXPECT(weft_statx(AT_FDCWD, "/dev/null", 0x7fffffff, STATX_SIZE, &stx,
+                      T_SECS(5)), -EINVAL);
+    EXPECT(weft_statx(AT_FDCWD, "/dev/null", 0, 0x80000000u, &stx,
+                      T_SECS(5)), -EINVAL);
+    return 0;
+}
+
+Test(io_misuse, statx_bad_dirfd_ebadf_null_path_or_out_or_bad_flags_einval,
+     .timeout = 30)
+{
+    t_run(statx_main, NULL);
+}
+
+static int shutdown_main(void *arg)
+{
+    int fds[BAD_FDS], sv[2];
+
+    (void)arg;
+    t_bad_fds(fds);
+    for (int i = 0; i < BAD_FDS; i++)
+        EXPECT(weft_shutdown(fds[i], SHUT_RDWR), -EBADF);
+    t_socketpair(sv);
+    EXPECT(weft_shutdown(sv[0], -1), -EINVAL);
+    EXPECT(weft_shutdown(sv[0], 3), -EINVAL);
+    EXPECT(weft_shutdown(sv[0], SHUT_WR), 0);
+    close(sv[0]);
+    close(sv[1]);
+    return 0;
+}
+
+Test(io_misuse, shutdown_bad_fd_is_ebadf_bad_how_einval, .timeout = 30)
+{
+    t_run(shutdown_main, NULL);
+}
+
+static int wait_fd_main(void *arg)
+{
+    int sv[2];
+
+    (void)arg;
+    /* On epoll, -1 once made the fd table's growth loop spin for ever. */
+    FOR_BAD_FDS(fd, dl)
+        EXPECT(weft_wait_fd(fd, POLLIN, dl), -EBADF);
+    t_socketpair(sv);
+    EXPECT(weft_wait_fd(sv[0], 0, T_SECS(5)), -EINVAL);
+    EXPECT(weft_wait_fd(sv[0], POLLERR | POLLHUP, T_SECS(5)), -EINVAL);
+    EXPECT(weft_wait_fd(sv[0], POLLOUT | POLLNVAL, T_SECS(5)), -EINVAL);
+    /* epoll's flags (EPOLLET, EPOLLEXCLUSIVE) are not events. */
+    EXPECT(weft_wait_fd(sv[0], POLLOUT | (1u << 31), T_SECS(5)), -EINVAL);
+    EXPECT(weft_wait_fd(sv[0], POLLOUT | (1u << 28), T_SECS(5)), -EINVAL);
+    EXPECT(weft_wait_fd(sv[0], POLLOUT | POLLERR, T_SECS(5)), POLLOUT);
+    close(sv[0]);
+    close(sv[1]);
+    return 0;
+}
+
+Test(io_misuse, wait_fd_bad_fd_is_ebadf_no_or_unknown_events_einval,
+     .timeout = 30)
+{
+    t_run(wait_fd_main, NULL);
+}
+
+static int listen_main(void *arg)
+{
+    int lfd = t_listen_tcp(4);
+
+    (void)arg;
+    EXPECT(weft_listen("127.0.0.1", 0, -1, 0), -EINVAL);
+    EXPECT(weft_listen("127.0.0.1", 0, 4, 2), -EINVAL);
+    EXPECT(weft_listen("127.0.0.1", 0, 4, -1), -EINVAL);
+    EXPECT(weft_listen("127.0.0.1", t_port(lfd), 4, 0), -EADDRINUSE);
+    close(lfd);
+    return 0;
+}
+
+Test(io_misuse, listen_negative_backlog_or_bad_flags_einval, .timeout = 30)
+{
+    t_run(listen_main, NULL);
+}
+
+static int connect_tcp_main(void *arg)
+{
+    /* Bound, never listening: a connect to it is refused. */
+    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = t_loopback(0);
+
+    (void)arg;
+    cr_assert_geq(s, 0);
+    cr_assert_eq(bind(s, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    EXPECT(weft_connect_tcp(NULL, t_port(s), T_SECS(5)), -EINVAL);
+    EXPECT(weft_connect_tcp("127.0.0.1", t_port(s), T_SECS(5)),
+           -ECONNREFUSED);
+    close(s);
+    return 0;
+}
+
+Test(io_misuse, connect_tcp_null_host_einval, .timeout = 30)
+{
+    t_run(connect_tcp_main, NULL);
+}
+
+static int stream_args_main(void *arg)
+{
+    char c[4] = "abcd";
+    int sv[2];
+
+    (void)arg;
+    FOR_BAD_FDS(fd, dl) {
+        EXPECT(weft_read_exact(fd, c, sizeof(c), dl), -EBADF);
+        EXPECT(weft_write_all(fd, c, sizeof(c), dl), -EBADF);
+    }
+    t_socketpair(sv);
+    EXPECT(weft_write_all(sv[0], NULL, 1, T_SECS(5)), -EFAULT);
+    EXPECT(weft_read_exact(sv[0], NULL, 1, T_SECS(5)), -EFAULT);
+    EXPECT(weft_write_all(sv[0], NULL, 0, T_SECS(5)), 0);
+    EXPECT(weft_read_exact(sv[0], NULL, 0, T_SECS(5)), 0);
+    /* The result could not say the length. */
+    EXPECT(weft_write_all(sv[0], c, (size_t)SSIZE_MAX + 1, T_SECS(5)),
+           -EINVAL);
+    EXPECT(weft_read_exact(sv[0], c, SIZE_MAX, T_SECS(5)), -EINVAL);
+    /* Nothing was sent by the refused calls. */
+    EXPECT(weft_write_all(sv[0], c, sizeof(c), T_SECS(5)), 4);
+    EXPECT(weft_read_exact(sv[1], c, sizeof(c), T_SECS(5)), 4);
+    cr_assert_eq(recv(sv[1], c, 1, MSG_DONTWAIT), -1);
+    close(sv[0]);
+    close(sv[1]);
+    return 0;
+}
+
+Test(io_misuse, read_exact_write_all_bad_fd_ebadf_null_efault_huge_einval,
+     .timeout = 30)
+{
+    t_run(stream_args_main, NULL);
+}
+
+static int resolve_main(void *arg)
+{
+    struct addrinfo *res = (struct addrinfo *)&res, hints;
+
+    (void)arg;
+    EXPECT(weft_resolve("127.0.0.1", "80", NULL, NULL), -EINVAL);
+    EXPECT(weft_resolve(NULL, NULL, NULL, &res), -EINVAL);
+    cr_assert_null(res);
+    /* Numeric hosts only: no name service is asked. */
+    hints = (struct addrinfo){ .ai_flags = AI_CANONNAME };
+    EXPECT(weft_resolve(NULL, "80", &hints, &res), -EINVAL);
+    hints = (struct addrinfo){ .ai_family = 12345 };
+    EXPECT(weft_resolve("127.0.0.1", "80", &hints, &res), -EAFNOSUPPORT);
+    hints = (struct addrinfo){ .ai_socktype = 12345 };
+    EXPECT(weft_resolve("127.0.0.1", "80", &hints, &res), -ESOCKTNOSUPPORT);
+    hints = (struct addrinfo){ .ai_flags = AI_NUMERICHOST };
+    EXPECT(weft_resolve("not a number", "80", &hints, &res), -ENOENT);
+    cr_assert_null(res);
+    weft_resolve_free(NULL);
+    return 0;
+}
+
+Test(io_misuse, resolve_null_out_or_nothing_to_resolve_or_bad_hints_fail,
+     .timeout = 30)
+{
+    t_run(resolve_main, NULL);
+}
+
+/* From the test's own thread: no runtime, no task. */
+Test(io_misuse, suspending_calls_outside_a_task_are_eperm, .timeout = 30)
+{
+    struct msghdr msg = { 0 };
+    struct addrinfo *res;
+    struct statx stx;
+    char c = 'a';
+    int sv[2];
+
+    t_socketpair(sv);
+    EXPECT(weft_recv(sv[0], &c, 1, 0, WEFT_NO_DEADLINE), -EPERM);
+    EXPECT(weft_send(sv[0], &c, 1, 0, WEFT_NO_DEADLINE), -EPERM);
+    EXPECT(weft_recvmsg(sv[0], &msg, 0, WEFT_NO_DEADLINE), -EPERM);
+    EXPECT(weft_sendmsg(sv[0], &msg, 0, WEFT_NO_DEADLINE), -EPERM);
+    EXPECT(weft_read(sv[0], &c, 1, -1, WEFT_NO_DEADLINE), -EPERM);
+    EXPECT(weft_write(sv[0], &c, 1, -1, WEFT_NO_DEADLINE), -EPERM);
+    EXPECT(weft_accept(sv[0], NULL, NULL, 0, WEFT_NO_DEADLINE), -EPERM);
+    EXPECT(weft_wait_fd(sv[0], POLLIN, WEFT_NO_DEADLINE), -EPERM);
+    EXPECT(weft_shutdown(sv[0], SHUT_RDWR), -EPERM);
+    EXPECT(weft_fsync(sv[0], 0, WEFT_NO_DEADLINE), -EPERM);
+    EXPECT(weft_openat(AT_FDCWD, "/dev/null", O_RDONLY, 0, WEFT_NO_DEADLINE),
+           -EPERM);
+    EXPECT(weft_statx(AT_FDCWD, "/", 0, STATX_SIZE, &stx, WEFT_NO_DEADLINE),
+           -EPERM);
+    EXPECT(weft_read_exact(sv[0], &c, 1, WEFT_NO_DEADLINE), -EPERM);
+    EXPECT(weft_write_all(sv[0], &c, 1, WEFT_NO_DEADLINE), -EPERM);
+    EXPECT(weft_listen("127.0.0.1", 0, 4, 0), -EPERM);
+    EXPECT(weft_connect_tcp("127.0.0.1", 1, WEFT_NO_DEADLINE), -EPERM);
+    EXPECT(weft_resolve("127.0.0.1", "80", NULL, &res), -EPERM);
+    EXPECT(weft_close(sv[0]), -EPERM);
+    /* Argument errors come first, task or not. */
+    EXPECT(weft_recv(-1, &c, 1, 0, WEFT_NO_DEADLINE), -EBADF);
+    EXPECT(weft_read_exact(sv[0], NULL, 1, WEFT_NO_DEADLINE), -EFAULT);
+    /* Still open: the refused close left it alone. */
+    cr_assert_geq(fcntl(sv[0], F_GETFD), 0);
+    close(sv[0]);
+    close(sv[1]);
 }
