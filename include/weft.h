@@ -709,7 +709,11 @@ WEFT_API int weft_waitgroup_wait(weft_waitgroup_t *wg, int64_t deadline);
  *   -ETIMEDOUT  the deadline, or an enclosing timeout scope, passed first
  *               (a deadline already past at the call issues nothing)
  *   -ENOMEM     no memory to track the operation
- *   -EPERM      not called from a task
+ *   -EPERM      not called from a task (argument errors are returned first)
+ * and every call that takes an fd:
+ *   -EBADF      fd is negative (at once, nothing issued) or not open; the
+ *               dirfd of weft_openat and weft_statx only with a relative
+ *               path, and AT_FDCWD is valid there
  * The call returns only once the kernel has let go of the caller's buffers,
  * including after a cancellation or timeout, so they may be freed at once.
  *
@@ -719,7 +723,12 @@ WEFT_API int weft_waitgroup_wait(weft_waitgroup_t *wg, int64_t deadline);
  * backend sets O_NONBLOCK on sockets passed to weft_accept and weft_connect.
  * Sockets made by weft (weft_listen, weft_connect_tcp) are non-blocking and
  * close-on-exec. Data calls that take a size_t length may transfer less than
- * asked (short reads and writes), as the system calls do.
+ * asked (short reads and writes), as the system calls do, and move at most
+ * 0x7ffff000 bytes (2 GiB - 4 KiB, what read(2) and write(2) move at most)
+ * per call: a longer length, up to SIZE_MAX, is a short count, never an
+ * error. A buffer the kernel cannot read or write (NULL with a non-zero
+ * length) is -EFAULT. Given the same arguments, both backends return the
+ * same errors, except where a call's comment says otherwise.
  */
 
 /* flags of weft_fsync. */
@@ -733,8 +742,9 @@ struct statx;
 /*
  * accept4(): waits for a connection on listening socket fd. addr/addrlen
  * may be NULL; flags are SOCK_NONBLOCK and SOCK_CLOEXEC.
- * Returns the new fd, -EINVAL (addr without addrlen, other flags), or the
- * errors of accept4 (-EMFILE, -ENFILE, -ECONNABORTED, -EBADF, ...).
+ * Returns the new fd, -EINVAL (addr without addrlen, other flags; or fd
+ * does not listen), -EBADF (fd negative or not open), -ENOTSOCK, or the
+ * other errors of accept4 (-EMFILE, -ENFILE, -ECONNABORTED, ...).
  */
 WEFT_API int weft_accept(int fd, struct sockaddr *addr, socklen_t *addrlen,
                          int flags, int64_t deadline);
@@ -756,7 +766,7 @@ typedef struct weft_listener weft_listener_t;
  * Wraps listening socket fd (from weft_listen, or bound and listening);
  * the listener owns fd from then on. flags (SOCK_NONBLOCK, SOCK_CLOEXEC)
  * apply to every accepted fd. Does not suspend. Returns 0, -EINVAL (out
- * NULL, fd < 0, other flags) or -ENOMEM.
+ * NULL, other flags), -EBADF (fd negative or not open) or -ENOMEM.
  */
 WEFT_API int weft_listener_new(weft_listener_t **out, int fd, int flags);
 
@@ -787,24 +797,33 @@ WEFT_API int weft_listener_accept(weft_listener_t *l, struct sockaddr *addr,
 WEFT_API int weft_listener_close(weft_listener_t *l);
 
 /*
- * connect(): connects socket fd to addr. Returns 0, -EINVAL (addr NULL), or
- * the errors of connect (-ECONNREFUSED, -ENETUNREACH, -EISCONN, ...).
+ * connect(): connects socket fd to addr. Returns 0, -EINVAL (addr NULL, or
+ * addrlen wrong for the family or above sizeof(struct sockaddr_storage)),
+ * -EBADF (fd negative or not open), or the errors of connect (-ENOTSOCK,
+ * -ECONNREFUSED, -ENETUNREACH, -EISCONN, ...).
  */
 WEFT_API int weft_connect(int fd, const struct sockaddr *addr,
                           socklen_t addrlen, int64_t deadline);
 
 /*
- * recv() / send(): returns the bytes moved (recv: 0 at end of stream), or
- * the errors of recv/send (-ECONNRESET, -EPIPE, -ENOTCONN, -ENOTSOCK, ...).
- * weft_send and weft_sendmsg add MSG_NOSIGNAL: a closed peer is -EPIPE,
- * never a SIGPIPE.
+ * recv() / send(): returns the bytes moved (at most 0x7ffff000; recv: 0 at
+ * end of stream), -EBADF (fd negative or not open), -EFAULT (buf not
+ * writable / readable, e.g. NULL), -EAGAIN (MSG_DONTWAIT and nothing to
+ * move), or the errors of recv/send (-ECONNRESET, -EPIPE, -ENOTCONN,
+ * -ENOTSOCK, ...). weft_send and weft_sendmsg add MSG_NOSIGNAL: a closed
+ * peer is -EPIPE, never a SIGPIPE.
  */
 WEFT_API ssize_t weft_recv(int fd, void *buf, size_t len, int flags,
                            int64_t deadline);
 WEFT_API ssize_t weft_send(int fd, const void *buf, size_t len, int flags,
                            int64_t deadline);
 
-/* recvmsg() / sendmsg(): as weft_recv / weft_send; -EINVAL if msg is NULL. */
+/*
+ * recvmsg() / sendmsg(): as weft_recv / weft_send; also -EINVAL (msg NULL,
+ * or flags with MSG_CMSG_COMPAT, 0x80000000, which belongs to the kernel's
+ * 32-bit compat layer), -EMSGSIZE (msg_iovlen above IOV_MAX) and -EFAULT
+ * (msg_iov, msg_name or msg_control not accessible).
+ */
 WEFT_API ssize_t weft_recvmsg(int fd, struct msghdr *msg, int flags,
                               int64_t deadline);
 WEFT_API ssize_t weft_sendmsg(int fd, const struct msghdr *msg, int flags,
@@ -812,18 +831,27 @@ WEFT_API ssize_t weft_sendmsg(int fd, const struct msghdr *msg, int flags,
 
 /*
  * pread()/read() and pwrite()/write() at offset (-1: the file position).
- * Returns the bytes moved (0: end of file), -EINVAL (offset < -1), or the
- * errors of read/write (-EBADF, -EIO, -ENOSPC, -EPIPE, ...). A write to a
- * pipe or socket whose reader is gone raises SIGPIPE as write() does (use
- * weft_send on sockets, or ignore SIGPIPE).
+ * Returns the bytes moved (at most 0x7ffff000; 0: end of file), -EINVAL
+ * (offset < -1; from the kernel: offset + len past the largest file
+ * offset), -EBADF (fd negative, not open, or not open for reading /
+ * writing), -EFAULT (buf not accessible), or the errors of read/write
+ * (-EISDIR, -EIO, -ENOSPC, -EFBIG, -EPIPE, ...). A write to a pipe or
+ * socket whose reader is gone raises SIGPIPE as write() does (use
+ * weft_send on sockets, or ignore SIGPIPE). On pipes and sockets pass -1:
+ * another offset is -ESPIPE on epoll, while on io_uring the kernel decides
+ * (it may ignore the offset), so the backends differ there.
  */
 WEFT_API ssize_t weft_read(int fd, void *buf, size_t len, int64_t offset,
                            int64_t deadline);
 WEFT_API ssize_t weft_write(int fd, const void *buf, size_t len,
                             int64_t offset, int64_t deadline);
 
-/* preadv() / pwritev(): as weft_read / weft_write; -EINVAL for a negative
- * or too large iovcnt. */
+/*
+ * preadv() / pwritev(): as weft_read / weft_write; also -EINVAL (iovcnt
+ * negative or above IOV_MAX), -EFAULT (iov NULL with iovcnt > 0, or an
+ * iovec not accessible). iovcnt 0 moves nothing and returns 0. The total
+ * moved is at most 0x7ffff000, whatever the iovecs add up to.
+ */
 WEFT_API ssize_t weft_readv(int fd, const struct iovec *iov, int iovcnt,
                             int64_t offset, int64_t deadline);
 WEFT_API ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt,
@@ -831,42 +859,54 @@ WEFT_API ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt,
 
 /*
  * openat(): opens path relative to dirfd (AT_FDCWD: the working
- * directory). Returns the fd, -EINVAL (path NULL), or the errors of openat
- * (-ENOENT, -EACCES, -EEXIST, -EMFILE, ...).
+ * directory; an absolute path ignores dirfd). Returns the fd, -EINVAL
+ * (path NULL), -EBADF (a relative path and dirfd neither AT_FDCWD nor
+ * open), -ENOTDIR (dirfd not a directory), or the errors of openat
+ * (-ENOENT, also for "", -EACCES, -EEXIST, -EMFILE, ...).
  */
 WEFT_API int weft_openat(int dirfd, const char *path, int flags, mode_t mode,
                          int64_t deadline);
 
 /*
- * close(): returns 0, or -EBADF, -EIO. The fd is gone either way, even if
- * the task was cancelled (the cancellation stays pending). Calls of other
+ * close(): returns 0, or -EBADF (fd negative or not open), -EIO. The fd is
+ * gone either way, even if the task was cancelled (the cancellation stays
+ * pending); outside a task it is -EPERM and the fd stays open. Calls of other
  * tasks still waiting on fd (weft_recv, weft_send, weft_accept,
  * weft_wait_fd, ... on any worker) end first, returning -EBADF; the fd is
- * closed only after they let go of it.
+ * closed only after they let go of it. An fd closed with close(2) instead,
+ * under waiting calls, is a mistake weft cannot see: those calls may wait
+ * on (io_uring holds the file) or end with an error such as -EBADF (on
+ * epoll, once the file reports an event), but nothing aborts.
  */
 WEFT_API int weft_close(int fd);
 
 /* fsync() (flags 0) or fdatasync() (WEFT_FSYNC_DATASYNC). Returns 0,
- * -EINVAL (other flags), or -EBADF, -EIO, -ENOSPC, -EROFS. */
+ * -EINVAL (other flags; or fd cannot be synced, e.g. a socket), -EBADF (fd
+ * negative or not open), -EIO, -ENOSPC or -EROFS. */
 WEFT_API int weft_fsync(int fd, unsigned flags, int64_t deadline);
 
 /*
  * statx() (include <sys/stat.h> with _GNU_SOURCE for struct statx): fills
- * *out. Returns 0, -EINVAL (path or out NULL, bad flags or mask), or the
- * errors of statx (-ENOENT, -EACCES, -ENOTDIR, ...).
+ * *out. Returns 0, -EINVAL (path or out NULL, bad flags or mask), -EBADF
+ * (dirfd as for weft_openat), or the errors of statx (-ENOENT, -EACCES,
+ * -ENOTDIR, ...).
  */
 WEFT_API int weft_statx(int dirfd, const char *path, int flags, unsigned mask,
                         struct statx *out, int64_t deadline);
 
-/* shutdown(): returns 0, -EINVAL (how), or -ENOTCONN, -ENOTSOCK, -EBADF.
- * Never times out. */
+/* shutdown(): returns 0, -EINVAL (how not SHUT_RD, SHUT_WR or SHUT_RDWR),
+ * -EBADF (fd negative or not open), -ENOTCONN or -ENOTSOCK. Never times
+ * out. */
 WEFT_API int weft_shutdown(int fd, int how);
 
 /*
  * Waits until fd (owned by anything: libpq, libcurl, a pipe) is ready for
- * events (POLLIN, POLLOUT, POLLPRI, POLLRDHUP from <poll.h>), as one
- * poll(). Returns the ready events (> 0, may include POLLERR, POLLHUP,
- * POLLNVAL), or -EINVAL (no event asked for).
+ * events (POLLIN, POLLOUT, POLLPRI, POLLRDHUP from <poll.h>; POLLERR and
+ * POLLHUP may be added and are reported anyway), as one poll(). Returns the
+ * ready events (> 0, may include POLLERR, POLLHUP), -EINVAL (none of the
+ * four events asked for, or any other bit, such as POLLNVAL or epoll's
+ * EPOLLET), or -EBADF (fd negative or not open, where poll() would report
+ * POLLNVAL).
  */
 WEFT_API int weft_wait_fd(int fd, unsigned events, int64_t deadline);
 
@@ -874,9 +914,10 @@ WEFT_API int weft_wait_fd(int fd, unsigned events, int64_t deadline);
  * Listens on host:port (host NULL: every local address; a name is resolved
  * with weft_resolve, on the blocking pool, so this may suspend).
  * SO_REUSEADDR is always set; flags may add WEFT_LISTEN_REUSEPORT. Returns
- * the listening fd, or -EINVAL (bad flags or backlog), -ENOENT (no such
- * host), -EAGAIN (name service busy) or another error of weft_resolve, or
- * the errors of socket/bind/listen (-EADDRINUSE, ...).
+ * the listening fd, or -EINVAL (bad flags or negative backlog), -ENOENT (no
+ * such host), -EAGAIN (name service busy) or another error of
+ * weft_resolve, or the errors of socket/bind/listen (-EADDRINUSE, ...).
+ * -EPERM outside a task, even for a numeric host.
  */
 WEFT_API int weft_listen(const char *host, uint16_t port, int backlog,
                          int flags);
@@ -894,16 +935,23 @@ WEFT_API int weft_connect_tcp(const char *host, uint16_t port,
                               int64_t deadline);
 
 /*
- * Reads until len bytes arrived or the stream ended. Returns the bytes read
- * (less than len only at end of stream) or the first error; bytes read
- * before an error are lost to the caller.
+ * Reads until len bytes arrived or the stream ended, looping over short
+ * reads (so any len works, 4 GiB and more too). Returns the bytes read
+ * (less than len only at end of stream; 0 at once for len 0) or the first
+ * error: -EBADF (fd negative or not open), -EFAULT (buf NULL with len > 0),
+ * -EINVAL (len above SSIZE_MAX, which the result could not say), or one of
+ * weft_read's. Bytes read before an error are lost to the caller.
  */
 WEFT_API ssize_t weft_read_exact(int fd, void *buf, size_t len,
                                  int64_t deadline);
 
 /*
  * Writes all of buf (send() on sockets, without SIGPIPE; write()
- * otherwise). Returns len or the first error (part may have been written).
+ * otherwise), looping over short writes (so any len works, 4 GiB and more
+ * too). Returns len (0 at once for len 0) or the first error, when part
+ * may have been written: -EBADF (fd negative or not open), -EFAULT (buf
+ * NULL with len > 0), -EINVAL (len above SSIZE_MAX), or one of weft_send's
+ * or weft_write's.
  */
 WEFT_API ssize_t weft_write_all(int fd, const void *buf, size_t len,
                                 int64_t deadline);

@@ -56,9 +56,12 @@ int weft_resolve(const char *host, const char *service,
                              .hints = hints };
     int ret;
 
-    if (!out || (!host && !service))
+    if (!out)
         return -EINVAL;
+    /* NULL on every failure: freeing *out afterwards is always safe. */
     *out = NULL;
+    if (!host && !service)
+        return -EINVAL;
     ret = weft_blocking(run_getaddrinfo, &j);
     if (ret == 0)
         *out = j.res;

@@ -255,6 +255,7 @@ static int rw_nowait(struct weft__io_op *op, bool write)
     return ret < 0 ? -errno : (int)ret;
 }
 
+/* POLLNVAL is -EBADF, as io_uring's poll answers for an fd not open. */
 static int poll_now(const struct weft__io_op *op)
 {
     struct pollfd pfd = { .fd = op->fd, .events = (short)op->flags };
@@ -262,6 +263,8 @@ static int poll_now(const struct weft__io_op *op)
 
     if (ret < 0)
         return -errno;
+    if (ret && (pfd.revents & POLLNVAL))
+        return -EBADF;
     return ret ? pfd.revents : -EAGAIN;
 }
 
@@ -364,15 +367,24 @@ static int arm(struct weft__io *io, int fd, uint32_t events)
     return 0;
 }
 
+/* Slow path: room for fd in the table. An fd that is not open (closed
+ * meanwhile by another thread) gets none: its number could be anything up
+ * to INT_MAX. */
+static int grow_fds(struct weft__io *io, int fd)
+{
+    if (fcntl(fd, F_GETFD) < 0)
+        return -errno;
+    return weft__grow_table((void **)&io->fds, &io->nfds, sizeof(*io->fds),
+                            64, (uint32_t)fd);
+}
+
 static int add_waiter(struct weft__io *io, struct weft__io_op *op)
 {
     struct fdwait *fw;
     uint32_t want = wanted_events(op);
     int ret;
 
-    if ((uint32_t)op->fd >= io->nfds &&
-        (ret = weft__grow_table((void **)&io->fds, &io->nfds,
-                                sizeof(*io->fds), 64, (uint32_t)op->fd)) < 0)
+    if ((uint32_t)op->fd >= io->nfds && (ret = grow_fds(io, op->fd)) < 0)
         return ret;
     fw = &io->fds[op->fd];
     if ((fw->armed & want) != want) {
@@ -402,7 +414,36 @@ static bool unhook(struct weft__io *io, struct weft__io_op *op)
     return true;
 }
 
-/* Retries fd's waiters after epoll reported revents on it. */
+/* Ends every waiter on fd with result and drops its registration: fd is
+ * about to be closed, or cannot be registered again. */
+static void end_waiters(struct weft__io *io, int fd, int result)
+{
+    struct fdwait *fw;
+    struct weft__io_op *op;
+
+    if ((uint32_t)fd >= io->nfds)
+        return;
+    fw = &io->fds[fd];
+    if (fw->in_epoll)
+        epoll_ctl(io->epfd, EPOLL_CTL_DEL, fd, NULL);
+    fw->in_epoll = false;
+    fw->armed = 0;
+    while ((op = fw->head)) {
+        fw->head = op->wait_next;
+        op->want = 0;
+        io->nwaiting--;
+        weft__io_complete(op, result);
+    }
+}
+
+/*
+ * Retries fd's waiters after epoll reported revents on it. If the ones
+ * still waiting cannot be re-armed, they end with the error of epoll_ctl:
+ * a caller that closed fd with close(2) while a dup kept the file open
+ * (its registration still fires, under a number that no longer names it)
+ * gets -EBADF, and a lack of memory -ENOMEM, rather than a wait that never
+ * ends.
+ */
 static void dispatch(struct weft__io *io, int fd, uint32_t revents)
 {
     struct fdwait *fw = &io->fds[fd];
@@ -427,30 +468,8 @@ static void dispatch(struct weft__io *io, int fd, uint32_t revents)
         io->nwaiting--;
         weft__io_complete(op, ret);
     }
-    if (rest && arm(io, fd, rest) < 0)
-        weft__panic("epoll dispatch: cannot re-arm fd %d", fd);
-}
-
-/* Ends every waiter on fd (-EBADF) and drops its registration: fd is about
- * to be closed. */
-static void close_waiters(struct weft__io *io, int fd)
-{
-    struct fdwait *fw;
-    struct weft__io_op *op;
-
-    if ((uint32_t)fd >= io->nfds)
-        return;
-    fw = &io->fds[fd];
-    if (fw->in_epoll)
-        epoll_ctl(io->epfd, EPOLL_CTL_DEL, fd, NULL);
-    fw->in_epoll = false;
-    fw->armed = 0;
-    while ((op = fw->head)) {
-        fw->head = op->wait_next;
-        op->want = 0;
-        io->nwaiting--;
-        weft__io_complete(op, -EBADF);
-    }
+    if (rest && (ret = arm(io, fd, rest)) < 0)
+        end_waiters(io, fd, ret);
 }
 
 /* Completes the ops finished at once but held back for fairness. */
@@ -516,7 +535,7 @@ static int epoll_submit(struct weft__io *io, struct weft__io_op *op)
     if (op->opcode == IOP_ACCEPT_MULTI)
         return -EOPNOTSUPP; /* listeners accept one at a time here */
     if (op->opcode == IOP_CLOSE)
-        close_waiters(io, op->fd);
+        end_waiters(io, op->fd, -EBADF);
     if (on_helper(op))
         return helper_push(io, op);
     if ((op->opcode == IOP_ACCEPT || op->opcode == IOP_CONNECT) &&
@@ -560,7 +579,7 @@ static void take_remote_cancels(struct weft__io *io)
         struct weft__io_op *next = op->cancel_next;
 
         if (op->opcode == IOP_CLOSE)
-            close_waiters(io, op->fd);
+            end_waiters(io, op->fd, -EBADF);
         else if (unhook(io, op))
             weft__io_complete(op, -ECANCELED);
         weft__io_cancelq_ack(op);

@@ -12,18 +12,12 @@
 #include "ops.h"
 #include "weft.h"
 
-/* io_uring carries lengths as 32 bits and the kernel caps a transfer at
- * MAX_RW_COUNT anyway: a longer request is a short read or write. */
-static size_t clamp_len(size_t len)
-{
-    return len > INT_MAX ? (size_t)INT_MAX & ~(size_t)4095 : len;
-}
-
 ssize_t weft_read(int fd, void *buf, size_t len, int64_t offset,
                   int64_t deadline)
 {
     struct weft__io_op op = { .opcode = IOP_READ, .fd = fd, .buf = buf,
-                              .len = clamp_len(len), .off = (uint64_t)offset };
+                              .len = weft__io_clamp_len(len),
+                              .off = (uint64_t)offset };
 
     if (offset < -1)
         return -EINVAL;
@@ -34,7 +28,8 @@ ssize_t weft_write(int fd, const void *buf, size_t len, int64_t offset,
                    int64_t deadline)
 {
     struct weft__io_op op = { .opcode = IOP_WRITE, .fd = fd,
-                              .buf = (void *)buf, .len = clamp_len(len),
+                              .buf = (void *)buf,
+                              .len = weft__io_clamp_len(len),
                               .off = (uint64_t)offset };
 
     if (offset < -1)
@@ -49,8 +44,10 @@ ssize_t weft_readv(int fd, const struct iovec *iov, int iovcnt,
                               .buf = (void *)iov, .len = (size_t)iovcnt,
                               .off = (uint64_t)offset };
 
-    if (offset < -1 || iovcnt < 0 || iovcnt > IOV_MAX || (iovcnt && !iov))
+    if (offset < -1 || iovcnt < 0 || iovcnt > IOV_MAX)
         return -EINVAL;
+    if (!iov && iovcnt)
+        return -EFAULT;
     return weft__io_run(&op, deadline, WEFT_WHERE);
 }
 
@@ -61,8 +58,10 @@ ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt,
                               .buf = (void *)iov, .len = (size_t)iovcnt,
                               .off = (uint64_t)offset };
 
-    if (offset < -1 || iovcnt < 0 || iovcnt > IOV_MAX || (iovcnt && !iov))
+    if (offset < -1 || iovcnt < 0 || iovcnt > IOV_MAX)
         return -EINVAL;
+    if (!iov && iovcnt)
+        return -EFAULT;
     return weft__io_run(&op, deadline, WEFT_WHERE);
 }
 

@@ -27,6 +27,7 @@
  * an unarmed listener has no completion to reap).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <sys/socket.h>
@@ -74,8 +75,12 @@ int weft_listener_new(weft_listener_t **out, int fd, int flags)
 {
     struct weft_listener *l;
 
-    if (!out || fd < 0 || (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)))
+    if (!out || (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)))
         return -EINVAL;
+    /* Once here (not per accept): an fd that is not open never gets as far
+     * as a backend's fd-indexed tables. */
+    if (fd < 0 || fcntl(fd, F_GETFD) < 0)
+        return -EBADF;
     l = weft__zalloc(sizeof(*l));
     if (!l)
         return -ENOMEM;

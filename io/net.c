@@ -7,6 +7,7 @@
  * Numeric addresses are parsed inline without a thread.
  */
 #include <errno.h>
+#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -118,13 +119,33 @@ int weft_connect_tcp(const char *host, uint16_t port, int64_t deadline)
     return ret;
 }
 
+/* The argument checks of weft_read_exact and weft_write_all. Past SSIZE_MAX
+ * the result could not say len; a NULL buffer is refused here, as the
+ * kernel would, because buf + done on NULL is undefined. */
+static int stream_check(int fd, const void *buf, size_t len)
+{
+    if (fd < 0)
+        return -EBADF;
+    if (len > SSIZE_MAX)
+        return -EINVAL;
+    if (!buf && len)
+        return -EFAULT;
+    return 0;
+}
+
+/* Both loop over the short counts of single calls, each at most
+ * WEFT__IO_RW_MAX bytes (weft_read and weft_send clamp), so a total past
+ * 4 GiB takes a few calls more, never a truncated length. */
 ssize_t weft_read_exact(int fd, void *buf, size_t len, int64_t deadline)
 {
+    char *p = buf;
     size_t got = 0;
     ssize_t n;
 
+    if ((n = stream_check(fd, buf, len)) < 0)
+        return n;
     while (got < len) {
-        n = weft_read(fd, (char *)buf + got, len - got, -1, deadline);
+        n = weft_read(fd, p + got, len - got, -1, deadline);
         if (n < 0)
             return n;
         if (n == 0)
@@ -141,6 +162,8 @@ ssize_t weft_write_all(int fd, const void *buf, size_t len, int64_t deadline)
     size_t put = 0;
     ssize_t n;
 
+    if ((n = stream_check(fd, buf, len)) < 0)
+        return n;
     while (put < len) {
         /* send() on sockets: a reset peer is -EPIPE, not a SIGPIPE. */
         n = sock ? weft_send(fd, p + put, len - put, 0, deadline) : -ENOTSOCK;

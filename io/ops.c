@@ -18,6 +18,7 @@
 #include "ops.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -30,6 +31,10 @@
 
 _Atomic uint64_t weft__io_efaults;
 
+#ifdef WEFT_FAULT_HOOKS
+_Atomic size_t weft__io_rw_cap;
+#endif
+
 /* ---- fd marks ------------------------------------------------------------ */
 
 /*
@@ -38,7 +43,8 @@ _Atomic uint64_t weft__io_efaults;
  * use and kept for the process's life, so readers need no lock. A mark
  * stays until weft_close takes it; a stale one (an fd closed with close(),
  * a task that moved on) costs only a needless notice. fds beyond the table
- * are never marked, and their close notifies every worker.
+ * are never marked, and their close notifies every worker. A page is made
+ * only for an fd that is open: a bad fd number allocates nothing.
  */
 #define FDMARK_PAGE 4096
 #define FDMARK_PAGES 1024
@@ -47,15 +53,18 @@ static _Atomic(_Atomic uint64_t *) fdmark_dir[FDMARK_PAGES];
 
 static _Atomic uint64_t *fdmark_slot(int fd, bool create)
 {
-    _Atomic(_Atomic uint64_t *) *dir = &fdmark_dir[fd / FDMARK_PAGE];
+    _Atomic(_Atomic uint64_t *) *dir;
     _Atomic uint64_t *page, *fresh = NULL;
 
     if ((unsigned)fd >= FDMARK_PAGE * FDMARK_PAGES)
         return NULL;
+    dir = &fdmark_dir[fd / FDMARK_PAGE];
     /* acquire: pairs with the release CAS below (the page's zeroes). */
     page = atomic_load_explicit(dir, memory_order_acquire);
     if (page || !create)
         return page ? &page[fd % FDMARK_PAGE] : NULL;
+    if (fcntl(fd, F_GETFD) < 0)
+        return NULL; /* not open: its op fails with -EBADF, nothing waits */
     fresh = weft__zalloc(FDMARK_PAGE * sizeof(*fresh));
     if (!fresh)
         return NULL;
@@ -83,10 +92,11 @@ void weft__io_fd_mark(int fd, int self)
 /* Takes fd's marks: the workers to notify before closing it. */
 static uint64_t fd_take_marks(int fd)
 {
-    _Atomic uint64_t *m = fdmark_slot(fd, false);
+    _Atomic uint64_t *m;
 
     if ((unsigned)fd >= FDMARK_PAGE * FDMARK_PAGES)
         return UINT64_MAX;
+    m = fdmark_slot(fd, false);
     if (!m || !atomic_load_explicit(m, memory_order_relaxed))
         return 0;
     return atomic_exchange_explicit(m, 0, memory_order_relaxed);
@@ -219,6 +229,11 @@ int weft__io_run(struct weft__io_op *op, int64_t deadline, const void *where)
     struct weft_task *t = io ? weft__task_current() : NULL;
     int ret;
 
+    /* The caller's mistake, refused before a backend indexes a table with
+     * it (a dirfd may be AT_FDCWD: openat and statx leave it to the
+     * kernel). */
+    if (unlikely(op->fd < 0) && waits_on_fd(op))
+        return -EBADF;
     if (!t)
         return -EPERM;
     if (weft__task_take_cancel(t))
@@ -329,7 +344,8 @@ int weft_connect(int fd, const struct sockaddr *addr, socklen_t addrlen,
 ssize_t weft_recv(int fd, void *buf, size_t len, int flags, int64_t deadline)
 {
     struct weft__io_op op = { .opcode = IOP_RECV, .fd = fd, .buf = buf,
-                              .len = len, .flags = flags };
+                              .len = weft__io_clamp_len(len),
+                              .flags = flags };
 
     return weft__io_run(&op, deadline, WEFT_WHERE);
 }
@@ -339,18 +355,23 @@ ssize_t weft_send(int fd, const void *buf, size_t len, int flags,
 {
     /* A library must not kill its host with SIGPIPE: -EPIPE says it. */
     struct weft__io_op op = { .opcode = IOP_SEND, .fd = fd,
-                              .buf = (void *)buf, .len = len,
+                              .buf = (void *)buf,
+                              .len = weft__io_clamp_len(len),
                               .flags = flags | MSG_NOSIGNAL };
 
     return weft__io_run(&op, deadline, WEFT_WHERE);
 }
+
+/* A flag of the 32-bit compat layer: recvmsg(2) and sendmsg(2) refuse it,
+ * io_uring would take it. */
+#define MSG_COMPAT_FLAG ((int)0x80000000)
 
 ssize_t weft_recvmsg(int fd, struct msghdr *msg, int flags, int64_t deadline)
 {
     struct weft__io_op op = { .opcode = IOP_RECVMSG, .fd = fd, .buf = msg,
                               .flags = flags };
 
-    if (!msg)
+    if (!msg || (flags & MSG_COMPAT_FLAG))
         return -EINVAL;
     return weft__io_run(&op, deadline, WEFT_WHERE);
 }
@@ -362,7 +383,7 @@ ssize_t weft_sendmsg(int fd, const struct msghdr *msg, int flags,
                               .buf = (void *)msg,
                               .flags = flags | MSG_NOSIGNAL };
 
-    if (!msg)
+    if (!msg || (flags & MSG_COMPAT_FLAG))
         return -EINVAL;
     return weft__io_run(&op, deadline, WEFT_WHERE);
 }
@@ -376,12 +397,18 @@ int weft_shutdown(int fd, int how)
     return weft__io_run(&op, WEFT_NEVER, WEFT_WHERE);
 }
 
+/* Events weft_wait_fd waits for; POLLERR and POLLHUP are reported anyway.
+ * Other bits mean different things to poll(2), epoll (EPOLLET,
+ * EPOLLEXCLUSIVE) and io_uring, so they are refused. */
+#define WAIT_EVENTS (POLLIN | POLLOUT | POLLPRI | POLLRDHUP)
+
 int weft_wait_fd(int fd, unsigned events, int64_t deadline)
 {
     struct weft__io_op op = { .opcode = IOP_POLL, .fd = fd,
                               .flags = (int)events };
 
-    if (!(events & (POLLIN | POLLOUT | POLLPRI | POLLRDHUP)))
+    if (!(events & WAIT_EVENTS) ||
+        (events & ~(unsigned)(WAIT_EVENTS | POLLERR | POLLHUP)))
         return -EINVAL;
     return weft__io_run(&op, deadline, WEFT_WHERE);
 }

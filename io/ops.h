@@ -5,9 +5,42 @@
 #ifndef WEFT_IO_OPS_H
 #define WEFT_IO_OPS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "backend.h"
+
+/*
+ * The most one data call moves: read(2) and write(2) cap a transfer at
+ * Linux's MAX_RW_COUNT (INT_MAX rounded down to a 4 KiB page) and return a
+ * short count, and so does every weft call that takes a length. io_uring
+ * carries the length in 32 bits (2^32 would be 0) and results travel as
+ * int, so the clamp is applied before either backend sees the length.
+ */
+#define WEFT__IO_RW_MAX ((size_t)0x7ffff000)
+
+#ifdef WEFT_FAULT_HOOKS
+#include <stdatomic.h>
+/* Test builds: a test may lower the clamp (0: WEFT__IO_RW_MAX) to see
+ * weft_read_exact and weft_write_all loop over it without moving 4 GiB. */
+extern _Atomic size_t weft__io_rw_cap;
+
+static inline size_t weft__io_rw_max(void)
+{
+    size_t cap = atomic_load_explicit(&weft__io_rw_cap, memory_order_relaxed);
+
+    return cap ? cap : WEFT__IO_RW_MAX;
+}
+#else
+static inline size_t weft__io_rw_max(void) { return WEFT__IO_RW_MAX; }
+#endif
+
+static inline size_t weft__io_clamp_len(size_t len)
+{
+    size_t max = weft__io_rw_max();
+
+    return len < max ? len : max;
+}
 
 /* The caller's return address: where a suspended task waits (dumps). */
 #define WEFT_WHERE __builtin_return_address(0)

@@ -202,19 +202,33 @@ static bool fd_busy(const struct weft__io *io, int fd)
            (io->fdops[fd] & ~FD_DRAINED);
 }
 
+/*
+ * Slow path: room for fd in fdops. An fd that is not open gets -EBADF (what
+ * its op would complete with) and no entry: its number may be anything up
+ * to INT_MAX, and the table, kept for the worker's life, would grow to
+ * match.
+ */
+static int grow_fdops(struct weft__io *io, int fd)
+{
+    if (fcntl(fd, F_GETFD) < 0)
+        return -errno;
+    return weft__grow_table((void **)&io->fdops, &io->nfdops,
+                            sizeof(*io->fdops), 256, (uint32_t)fd);
+}
+
 static int take_slot(struct weft__io *io, struct weft__io_op *op)
 {
+    bool fd_op = on_fd(op);
     struct slot *s;
+    int ret;
 
+    if (fd_op && (uint32_t)op->fd >= io->nfdops &&
+        (ret = grow_fdops(io, op->fd)) < 0)
+        return ret;
     if (io->free_head == SLOT_NONE && grow_slots(io) < 0)
         return -ENOMEM;
-    if (on_fd(op)) {
-        if ((uint32_t)op->fd >= io->nfdops &&
-            weft__grow_table((void **)&io->fdops, &io->nfdops,
-                             sizeof(*io->fdops), 256, (uint32_t)op->fd) < 0)
-            return -ENOMEM;
+    if (fd_op)
         io->fdops[op->fd]++;
-    }
     op->slot = io->free_head;
     s = &io->slots[op->slot];
     io->free_head = s->next_free;
@@ -401,9 +415,10 @@ static int uring_submit(struct weft__io *io, struct weft__io_op *op)
 {
     bool timed = op->deadline != WEFT_NEVER, closing;
     struct io_uring_sqe *sqe;
+    int ret;
 
-    if (take_slot(io, op) < 0)
-        return -ENOMEM;
+    if ((ret = take_slot(io, op)) < 0)
+        return ret;
     if (op->opcode == IOP_CLOSE && op->fd >= 0 &&
         (uint32_t)op->fd < io->nfdops)
         io->fdops[op->fd] &= ~FD_DRAINED; /* the next file starts afresh */

@@ -34,24 +34,31 @@ static inline void weft__free(void *p, size_t n)
 /*
  * Grows the zero-filled array *arr of *len elements of elem bytes (starting
  * at first, doubling) until index fits, keeping its contents: the tables the
- * I/O backends index by fd. 0, or -ENOMEM with the array unchanged.
+ * I/O backends index by fd. 0, or -ENOMEM with the array unchanged (also
+ * when the length would pass UINT32_MAX or the size overflow). The length
+ * doubles in 64 bits: in 32 it wraps to 0 for an index past 2^31 and the
+ * loop never ends.
  */
 static inline int weft__grow_table(void **arr, uint32_t *len, size_t elem,
                                    uint32_t first, uint32_t index)
 {
-    uint32_t n = *len ? *len : first;
+    uint64_t n = *len ? *len : first;
     void *a;
 
+    if (!n)
+        n = 1;
     while (n <= index)
         n *= 2;
-    a = weft__zalloc(n * elem);
+    if (n > UINT32_MAX || n > SIZE_MAX / elem)
+        return -ENOMEM;
+    a = weft__zalloc((size_t)n * elem);
     if (!a)
         return -ENOMEM;
     if (*arr)
         memcpy(a, *arr, *len * elem);
     weft__free(*arr, *len * elem);
     *arr = a;
-    *len = n;
+    *len = (uint32_t)n;
     return 0;
 }
 

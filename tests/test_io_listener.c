@@ -296,7 +296,7 @@ static int args_main(void *arg)
 
     (void)arg;
     cr_assert_eq(weft_listener_new(NULL, 3, 0), -EINVAL);
-    cr_assert_eq(weft_listener_new(&l, -1, 0), -EINVAL);
+    cr_assert_eq(weft_listener_new(&l, -1, 0), -EBADF);
     cr_assert_eq(weft_listener_new(&l, 3, 0x4000000), -EINVAL);
     l = t_listener(4);
     cr_assert_eq(weft_listener_accept(NULL, NULL, NULL, 0), -EINVAL);
