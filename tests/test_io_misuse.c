@@ -436,15 +436,6 @@ static bool t_is_epoll(void)
     return strcmp(ops->name, "epoll") == 0;
 }
 
-/* Until t is parked in an I/O call, its operation submitted. */
-static void t_until_io_waiting(weft_task_t *t)
-{
-    while (atomic_load_explicit(&t->state, memory_order_acquire) !=
-               TASK_IDLE ||
-           atomic_load_explicit(&t->why, memory_order_relaxed) != WHY_IO)
-        cr_assert_eq(weft_yield(), 0);
-}
-
 struct pc_waiter {
     int fd;
     bool pri;          /* weft_wait_fd(POLLPRI), else weft_recv */
@@ -525,7 +516,7 @@ static int plain_close_main(void *arg)
         cr_assert_eq(atomic_load(&w[1].worker), atomic_load(&w[0].worker));
     }
     for (int i = 0; i < 4; i++)
-        t_until_io_waiting(t[i]);
+        t_until_parked_in(t[i], WHY_IO);
     cr_assert_eq(close(sv[0]), 0);
     cr_assert_eq(send(sv[1], "x", 1, 0), 1);
     /* First those that must end by themselves, then the rest, cancelled. */
@@ -558,7 +549,7 @@ static int plain_close_main(void *arg)
     t_socketpair(sv);
     w[0] = (struct pc_waiter){ .fd = sv[0] };
     cr_assert_eq(weft_spawn(&t[0], pc_wait, &w[0]), 0);
-    t_until_io_waiting(t[0]);
+    t_until_parked_in(t[0], WHY_IO);
     cr_assert_eq(send(sv[1], "y", 1, 0), 1);
     cr_assert_eq(weft_join(t[0]), 1);
     cr_assert_eq(weft_recv(sv[0], &c, 1, MSG_DONTWAIT, T_SECS(5)), -EAGAIN);
