@@ -265,24 +265,32 @@ static bool notice_acked(void *arg)
     return !atomic_load_explicit(&note->cancel_queued, memory_order_acquire);
 }
 
-/* Has worker i end its ops on fd, and waits until it has; not cut short
- * by a cancel (the notice lives on this stack), which is put back. The
+/* Waits until done(arg), whatever cancels arrive meanwhile; returns
+ * whether one did. It is taken: the caller puts it back once done. */
+static bool wait_uncut(struct weft_task *t, bool (*done)(void *), void *arg,
+                       const void *where)
+{
+    bool cancelled = false;
+
+    while (weft__task_block(t, done, arg, WEFT_NEVER, WHY_IO, where) ==
+           -ECANCELED)
+        cancelled = true;
+    return cancelled;
+}
+
+/* Has worker i end its ops on fd, and waits until it has, whatever cancels
+ * arrive (the notice lives on this stack); returns whether one did. The
  * task may come back on another worker. */
-static void notify_close(struct weft_task *t, const struct weft__io_ops *ops,
-                         unsigned i, int fd)
+static bool notify_close(struct weft_task *t, const struct weft__io_ops *ops,
+                         unsigned i, int fd, const void *where)
 {
     struct weft__io_op note = { .opcode = IOP_CLOSE, .fd = fd, .task = t };
-    bool cancelled = false;
 
     note.io = weft__io_of(i);
     if (!note.io)
-        return;
+        return false;
     ops->cancel(weft__io_current(&ops), &note);
-    while (weft__task_block(t, notice_acked, &note, WEFT_NEVER, WHY_IO,
-                            WEFT_WHERE) == -ECANCELED)
-        cancelled = true;
-    if (cancelled)
-        weft__task_restore_cancel(t);
+    return wait_uncut(t, notice_acked, &note, where);
 }
 
 /*
@@ -290,6 +298,10 @@ static void notify_close(struct weft_task *t, const struct weft__io_ops *ops,
  * the close (nothing suspends in between, so the task cannot move). Else
  * every marked worker gets a notice, this one included: the closer may
  * move while it waits for the acks, so "this worker" is not fixed.
+ *
+ * Nothing cuts a close short, neither a cancel nor an expired scope: the
+ * fd is gone either way, so a close that gave up half-way would leak it.
+ * A cancel that arrives meanwhile stays pending for the next call.
  */
 int weft__io_close(int fd, const void *where)
 {
@@ -301,17 +313,26 @@ int weft__io_close(int fd, const void *where)
     bool cancelled;
     uint64_t marks;
 
+    if (unlikely(fd < 0))
+        return -EBADF;
     if (!t)
         return -EPERM;
-    /* The fd is gone either way: a pending cancel waits for the next call. */
     cancelled = weft__task_take_cancel(t);
     marks = fd_take_marks(fd);
     /* Workers past 64 share bits: a set bit notifies each of them. */
     if (marks & ~(1ull << (self % 64)))
         for (unsigned i = 0; weft__io_of(i); i++)
             if (marks & (1ull << (i % 64)))
-                notify_close(t, ops, i, fd);
-    ret = weft__io_run(&op, WEFT_NEVER, where);
+                cancelled |= notify_close(t, ops, i, fd, where);
+    /* The notices may have moved us: submit on the worker we are on. */
+    io = weft__io_current(&ops);
+    op.task = t;
+    op.deadline = WEFT_NEVER;
+    ret = ops->submit(io, &op);
+    if (ret == 0) {
+        cancelled |= wait_uncut(t, op_is_done, &op, where);
+        ret = finished(&op);
+    }
     if (cancelled)
         weft__task_restore_cancel(t);
     return ret;

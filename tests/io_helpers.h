@@ -97,7 +97,7 @@ static inline int t_echo_conn(void *arg)
     while ((n = weft_recv(fd, buf, sizeof(buf), 0, WEFT_NO_DEADLINE)) > 0)
         if ((w = weft_write_all(fd, buf, (size_t)n, WEFT_NO_DEADLINE)) < 0)
             break;
-    weft_close(fd);
+    cr_assert_eq(weft_close(fd), 0);
     cr_assert(n >= 0 || t_echo_may_end_with(n), "echo recv: %s",
               strerror((int)-n));
     cr_assert(w >= 0 || t_echo_may_end_with(w), "echo write: %s",

@@ -238,3 +238,31 @@ Test(io_close, fds_closed_after_use_are_reusable, .timeout = 30)
 {
     t_run(reuse_main, NULL);
 }
+
+/* Nothing cuts a close short: under an expired scope, or with a cancel
+ * pending, the fd is closed and the cancel stays for the next call. */
+static int uncut_main(void *arg)
+{
+    weft_scope_t s;
+    int sv[2];
+
+    (void)arg;
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    cr_assert_eq(weft_scope_enter(&s, weft_now_ns() - 1), 0);
+    cr_assert_eq(weft_close(sv[0]), 0);
+    cr_assert_eq(fcntl(sv[0], F_GETFD), -1);
+    cr_assert_eq(errno, EBADF);
+    cr_assert_eq(weft_scope_exit(&s), 1);
+
+    cr_assert_eq(weft_cancel(weft_self()), 0);
+    cr_assert_eq(weft_close(sv[1]), 0);
+    cr_assert_eq(fcntl(sv[1], F_GETFD), -1);
+    cr_assert_eq(weft_yield(), -ECANCELED);
+    return 0;
+}
+
+Test(io_close, close_is_cut_short_by_neither_a_scope_nor_a_cancel,
+     .timeout = 30)
+{
+    t_run(uncut_main, NULL);
+}

@@ -75,7 +75,7 @@ static int many_accepter(void *arg)
                      idx);
         atomic_fetch_add(&m->accepted, 1);
         cr_assert_eq(weft_send(fd, "k", 1, 0, T_SECS(20)), 1);
-        weft_close(fd);
+        cr_assert_eq(weft_close(fd), 0);
     }
 }
 
