@@ -574,7 +574,8 @@ static void idle(struct worker *w)
     /* Handing idle stacks' pages back costs syscalls and refaults: worth it
      * before a long sleep, not in the gaps between bursts of timers. */
     if (timeout < 0 || timeout >= TRIM_MIN_PARK_NS)
-        weft__stack_cache_trim(&rt->stacks, &w->stacks, STACK_CACHE_KEEP);
+        weft__stack_cache_release(&rt->stacks, &w->stacks, STACK_CACHE_KEEP,
+                                  2 * weft__page_size());
     if (w->searching) {
         w->searching = false;
         atomic_fetch_sub_explicit(&idle->nsearching, 1, memory_order_seq_cst);
