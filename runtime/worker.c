@@ -46,8 +46,10 @@
  * searcher finds work it wakes another if work remains, so a burst spreads
  * across workers one wake at a time (Go's spinning-M rule).
  *
- * Parks never use a periodic timeout: the wait's timeout is only the
- * worker's next timer, so a lost wakeup shows up as a hang, not as latency.
+ * Parks never use a periodic timeout: the wait's timeout is the worker's
+ * next timer, or once after a burst the time its idle memory is due to go
+ * back (see "Idle memory"), so a lost wakeup shows up as a hang, not as
+ * latency.
  */
 #include "worker.h"
 
@@ -74,8 +76,10 @@
  * I/O and the injection queue still get their look every POLL_INTERVAL
  * runs. */
 #define LIFO_MAX 256
-#define STACK_CACHE_KEEP 64
-#define TRIM_MIN_PARK_NS (10 * WEFT_NS_PER_MS)
+/* Two pages of each stack a worker keeps through an idle period stay
+ * resident: its header and the first frames of a task. */
+#define STACK_KEEP_RESIDENT (2 * weft__page_size())
+#define RELEASE_DELAY_NS WEFT_NS_PER_SEC
 
 static __thread struct worker *tls_worker
     __attribute__((tls_model("initial-exec")));
@@ -519,6 +523,62 @@ struct weft_task *weft__worker_task_done(struct worker *w)
 
 /* ---- parking ------------------------------------------------------------- */
 
+/*
+ * Idle memory. Stacks and task structs of finished tasks stay in their
+ * worker's caches, so that the next burst of spawns costs no syscall and no
+ * page fault. Beyond what it keeps (WEFT_STACK_CACHE_KEEP and
+ * WEFT_TASK_CACHE_KEEP) a worker gives them back once it has had them for
+ * RELEASE_DELAY_NS: the first park that finds more than that cached sets
+ * release_at and sleeps no later than that; the first park past it
+ * releases. The surplus goes to the shared pools, which hand whole slabs
+ * and blocks back to the kernel, the kept stacks lose their deeper pages,
+ * and the allocator purges. The next park has no deadline of its own. So
+ * an idle runtime wakes once after a burst and never polls, and is back
+ * near its starting RSS about a second after the burst; a second burst
+ * costs what the first did. A worker that keeps running past release_at
+ * releases at its next park: a cache that stays large through a busy
+ * period goes back at most about once a second. The release is done before
+ * the worker joins the idle set, as any work it does: a wake meant for an
+ * idle worker goes to another one or is seen by the re-check below.
+ */
+static bool has_surplus(const struct worker *w)
+{
+    return w->stacks.n > WEFT_STACK_CACHE_KEEP ||
+           weft__task_cache_exceeds(w, WEFT_TASK_CACHE_KEEP);
+}
+
+static void release_memory(struct worker *w)
+{
+    weft__stack_cache_release(&w->rt->stacks, &w->stacks,
+                              WEFT_STACK_CACHE_KEEP, STACK_KEEP_RESIDENT);
+    weft__task_cache_release(w, WEFT_TASK_CACHE_KEEP);
+    weft__mem_purge();
+}
+
+/* Nanoseconds the coming park may last before memory is due to go back
+ * (-1: no limit); releases first if it is due now. */
+static int64_t until_release(struct worker *w)
+{
+    int64_t now;
+
+    if (!w->release_at && !has_surplus(w))
+        return -1;
+    now = weft__now();
+    if (!w->release_at)
+        w->release_at = now + RELEASE_DELAY_NS;
+    if (now < w->release_at)
+        return w->release_at - now;
+    release_memory(w);
+    w->release_at = 0;
+    return -1;
+}
+
+/* The earlier of two park timeouts (-1: none). */
+static int64_t earlier(int64_t a, int64_t b)
+{
+    return a < 0 || (b >= 0 && b < a) ? b : a;
+}
+
 static bool remove_sleeper(struct idle *idle, unsigned index)
 {
     for (unsigned i = 0; i < idle->nsleepers; i++) {
@@ -569,13 +629,8 @@ static void idle(struct worker *w)
 {
     struct runtime *rt = w->rt;
     struct idle *idle = &rt->idle;
-    int64_t timeout = park_timeout(w);
+    int64_t release = until_release(w);
 
-    /* Handing idle stacks' pages back costs syscalls and refaults: worth it
-     * before a long sleep, not in the gaps between bursts of timers. */
-    if (timeout < 0 || timeout >= TRIM_MIN_PARK_NS)
-        weft__stack_cache_release(&rt->stacks, &w->stacks, STACK_CACHE_KEEP,
-                                  2 * weft__page_size());
     if (w->searching) {
         w->searching = false;
         atomic_fetch_sub_explicit(&idle->nsearching, 1, memory_order_seq_cst);
@@ -591,7 +646,7 @@ static void idle(struct worker *w)
         unannounce(w);
         return;
     }
-    rt->io_ops->wait(w->io, park_timeout(w));
+    rt->io_ops->wait(w->io, earlier(park_timeout(w), release));
     unannounce(w);
 }
 
