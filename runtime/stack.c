@@ -496,15 +496,14 @@ static void pool_batch(struct weft__stack_pool *p, struct stack **batch,
         munmap(dead[i].iov_base, dead[i].iov_len);
 }
 
-/* Discards the pages of c's stacks below their top `resident` bytes. */
-static void shrink_kept(struct weft__stack_cache *c, size_t resident)
+void weft__stack_cache_shrink(struct weft__stack_cache *c, size_t resident)
 {
     struct iovec deep[SLAB_STACKS];
+    size_t keep = weft__page_round(resident);
     unsigned n = 0;
 
     for (struct stack *st = c->head; st; st = st->next) {
-        size_t keep = weft__page_round(resident);
-        char *top = (char *)weft__page_round((uintptr_t)(st + 1));
+        char *top = (char *)(st + 1); /* the end of its span: page-aligned */
 
         if ((size_t)(top - (char *)st->lo) <= keep)
             continue;
@@ -519,8 +518,7 @@ static void shrink_kept(struct weft__stack_cache *c, size_t resident)
 }
 
 void weft__stack_cache_release(struct weft__stack_pool *p,
-                               struct weft__stack_cache *c, unsigned keep,
-                               size_t resident)
+                               struct weft__stack_cache *c, unsigned keep)
 {
     struct stack *batch[SLAB_STACKS];
 
@@ -531,7 +529,6 @@ void weft__stack_cache_release(struct weft__stack_pool *p,
             batch[n++] = cache_pop(c);
         pool_batch(p, batch, n);
     }
-    shrink_kept(c, resident);
 }
 
 void weft__stack_pool_stats(struct weft__stack_pool *p,

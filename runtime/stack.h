@@ -67,14 +67,15 @@ struct stack *weft__stack_get(struct weft__stack_pool *p,
 void weft__stack_put(struct weft__stack_pool *p, struct weft__stack_cache *c,
                      struct stack *st);
 
-/*
- * Idle time: keeps `keep` of c's stacks, with no more than their top
- * `resident` bytes of pages, and moves the rest to the pool, discarding
- * their pages and unmapping slabs all of whose stacks are then pooled.
- */
+/* Idle time: keeps `keep` of c's stacks and moves the rest to the pool,
+ * discarding their pages and unmapping slabs all of whose stacks are then
+ * pooled. */
 void weft__stack_cache_release(struct weft__stack_pool *p,
-                               struct weft__stack_cache *c, unsigned keep,
-                               size_t resident);
+                               struct weft__stack_cache *c, unsigned keep);
+
+/* Idle time: discards the pages of c's stacks below their top `resident`
+ * bytes. */
+void weft__stack_cache_shrink(struct weft__stack_cache *c, size_t resident);
 
 /* A snapshot of what the pool holds (tests, benches); any thread. */
 struct weft__stack_stats {

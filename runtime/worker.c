@@ -80,6 +80,7 @@
  * resident: its header and the first frames of a task. */
 #define STACK_KEEP_RESIDENT (2 * weft__page_size())
 #define RELEASE_DELAY_NS WEFT_NS_PER_SEC
+#define RELEASE_STEP 1024 /* stacks given back between looks for work */
 
 static __thread struct worker *tls_worker
     __attribute__((tls_model("initial-exec")));
@@ -523,6 +524,29 @@ struct weft_task *weft__worker_task_done(struct worker *w)
 
 /* ---- parking ------------------------------------------------------------- */
 
+static bool remove_sleeper(struct idle *idle, unsigned index)
+{
+    for (unsigned i = 0; i < idle->nsleepers; i++) {
+        if (idle->sleepers[i] == index) {
+            idle->sleepers[i] = idle->sleepers[--idle->nsleepers];
+            atomic_store_explicit(&idle->nidle, idle->nsleepers,
+                                  memory_order_seq_cst);
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool has_work(struct runtime *rt)
+{
+    if (weft__inject_len(&rt->inject))
+        return true;
+    for (unsigned i = 0; i < rt->nworkers; i++)
+        if (weft__runq_len(&rt->workers[i]->runq))
+            return true;
+    return false;
+}
+
 /*
  * Idle memory. Stacks and task structs of finished tasks stay in their
  * worker's caches, so that the next burst of spawns costs no syscall and no
@@ -547,10 +571,27 @@ static bool has_surplus(const struct worker *w)
            weft__task_cache_exceeds(w, WEFT_TASK_CACHE_KEEP);
 }
 
+/*
+ * Gives back what is beyond the caches' bounds, RELEASE_STEP stacks at a
+ * time: a burst's stacks take tens of milliseconds to go (the kernel frees
+ * their pages), and work that arrives meanwhile, or a shutdown, waits for
+ * one step. The rest then goes at the first idle park past a new deadline.
+ */
 static void release_memory(struct worker *w)
 {
-    weft__stack_cache_release(&w->rt->stacks, &w->stacks,
-                              WEFT_STACK_CACHE_KEEP, STACK_KEEP_RESIDENT);
+    struct runtime *rt = w->rt;
+
+    while (w->stacks.n > WEFT_STACK_CACHE_KEEP) {
+        unsigned keep = w->stacks.n - WEFT_STACK_CACHE_KEEP > RELEASE_STEP ?
+                            w->stacks.n - RELEASE_STEP :
+                            WEFT_STACK_CACHE_KEEP;
+
+        if (has_work(rt) ||
+            atomic_load_explicit(&rt->stopping, memory_order_relaxed))
+            return;
+        weft__stack_cache_release(&rt->stacks, &w->stacks, keep);
+    }
+    weft__stack_cache_shrink(&w->stacks, STACK_KEEP_RESIDENT);
     weft__task_cache_release(w, WEFT_TASK_CACHE_KEEP);
     weft__mem_purge();
 }
@@ -577,29 +618,6 @@ static int64_t until_release(struct worker *w)
 static int64_t earlier(int64_t a, int64_t b)
 {
     return a < 0 || (b >= 0 && b < a) ? b : a;
-}
-
-static bool remove_sleeper(struct idle *idle, unsigned index)
-{
-    for (unsigned i = 0; i < idle->nsleepers; i++) {
-        if (idle->sleepers[i] == index) {
-            idle->sleepers[i] = idle->sleepers[--idle->nsleepers];
-            atomic_store_explicit(&idle->nidle, idle->nsleepers,
-                                  memory_order_seq_cst);
-            return true;
-        }
-    }
-    return false;
-}
-
-static bool has_work(struct runtime *rt)
-{
-    if (weft__inject_len(&rt->inject))
-        return true;
-    for (unsigned i = 0; i < rt->nworkers; i++)
-        if (weft__runq_len(&rt->workers[i]->runq))
-            return true;
-    return false;
 }
 
 /* Leaves the sleepers (if a waker has not taken us out already). */
