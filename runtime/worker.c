@@ -561,9 +561,10 @@ static bool has_work(struct runtime *rt)
  * near its starting RSS about a second after the burst; a second burst
  * costs what the first did. A worker that keeps running past release_at
  * releases at its next park: a cache that stays large through a busy
- * period goes back at most about once a second. The release is done before
- * the worker joins the idle set, as any work it does: a wake meant for an
- * idle worker goes to another one or is seen by the re-check below.
+ * period goes back at most about once a second. The release is done after
+ * the worker stopped searching and before it joins the idle set: work
+ * queued meanwhile wakes another worker, or is seen by the re-check that
+ * follows the announcement.
  */
 static bool has_surplus(const struct worker *w)
 {
@@ -647,12 +648,14 @@ static void idle(struct worker *w)
 {
     struct runtime *rt = w->rt;
     struct idle *idle = &rt->idle;
-    int64_t release = until_release(w);
+    int64_t release;
 
     if (w->searching) {
         w->searching = false;
         atomic_fetch_sub_explicit(&idle->nsearching, 1, memory_order_seq_cst);
     }
+    /* No longer searching, so that work queued meanwhile wakes a sleeper. */
+    release = until_release(w);
     pthread_mutex_lock(&idle->lock);
     idle->sleepers[idle->nsleepers++] = w->index;
     atomic_store_explicit(&idle->nidle, idle->nsleepers, memory_order_seq_cst);
