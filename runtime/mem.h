@@ -21,6 +21,22 @@ static inline void weft__free(void *p, size_t n)
     if (p)
         sdallocx(p, n, 0);
 }
+
+#define WEFT_STR_(x) #x
+#define WEFT_STR(x) WEFT_STR_(x)
+
+/*
+ * Hands the allocator's free pages back to the kernel now. jemalloc returns
+ * them only as its decay (10 s by default) runs, and that runs inside
+ * allocator calls, which an idle runtime does not make. The calling
+ * thread's cache goes first, so that its objects are free to purge.
+ */
+static inline void weft__mem_purge(void)
+{
+    mallctl("thread.tcache.flush", NULL, NULL, NULL, 0);
+    mallctl("arena." WEFT_STR(MALLCTL_ARENAS_ALL) ".purge", NULL, NULL, NULL,
+            0);
+}
 #else
 static inline void *weft__alloc(size_t n) { return malloc(n); }
 static inline void *weft__zalloc(size_t n) { return calloc(1, n); }
@@ -29,6 +45,9 @@ static inline void weft__free(void *p, size_t n)
     (void)n;
     free(p);
 }
+
+/* The libc allocator (sanitizer builds) is left to its own devices. */
+static inline void weft__mem_purge(void) {}
 #endif
 
 /*

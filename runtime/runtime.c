@@ -9,8 +9,8 @@
  * Threads outside the runtime (the caller of block_on, a callback thread of
  * another library calling weft_spawn_from) hand it tasks through the
  * injection queue, like any wake from outside a worker. Their task structs
- * come from the registry's orphans or the allocator, under reg_lock; they
- * never touch a worker's caches.
+ * come from the shared pool of task.c, under reg_lock; they never touch a
+ * worker's caches.
  */
 #include "runtime.h"
 
@@ -103,13 +103,39 @@ void weft__runtime_notify_work(struct runtime *rt)
     rt->io_ops->wake(w->io);
 }
 
-void weft__runtime_register(struct runtime *rt, struct weft_task *first,
-                            struct weft_task *last)
+/*
+ * The registry is a list of task structs through all_next, a block at a
+ * time, first struct first; each block also records the block before it
+ * (reg_prev), so that one leaves in constant time. Walkers hold reg_lock: a
+ * block taken out is out of their sight before task.c hands its pages back.
+ */
+static struct weft_task *last_of(const struct weft__task_block *b)
 {
-    pthread_mutex_lock(&rt->reg_lock);
-    last->all_next = rt->registry;
-    rt->registry = first;
-    pthread_mutex_unlock(&rt->reg_lock);
+    return b->first + weft__task_block_len() - 1;
+}
+
+void weft__runtime_register(struct runtime *rt, uint32_t i)
+{
+    struct weft__task_block *b = &rt->tasks.blocks[i];
+
+    last_of(b)->all_next = rt->registry;
+    if (rt->registry)
+        rt->tasks.blocks[rt->registry->block].reg_prev = i + 1;
+    b->reg_prev = 0;
+    rt->registry = b->first;
+}
+
+void weft__runtime_unregister(struct runtime *rt, uint32_t i)
+{
+    struct weft__task_block *blocks = rt->tasks.blocks, *b = &blocks[i];
+    struct weft_task *next = last_of(b)->all_next;
+
+    if (b->reg_prev)
+        last_of(&blocks[b->reg_prev - 1])->all_next = next;
+    else
+        rt->registry = next;
+    if (next)
+        blocks[next->block].reg_prev = b->reg_prev;
 }
 
 static bool is_live(struct weft_task *t)
@@ -186,18 +212,10 @@ void weft__runtime_dump(struct runtime *rt, const char *why)
 
 /* ---- tasks spawned from outside a worker --------------------------------- */
 
-/* A task struct for a spawn from outside any worker: one that was released
- * outside a worker (weft__task_free's orphans) if any, else a new one. */
+/* A task struct for a spawn from outside any worker. */
 static struct weft_task *alloc_outside(struct runtime *rt)
 {
-    struct weft_task *t;
-
-    pthread_mutex_lock(&rt->reg_lock);
-    t = rt->orphans;
-    if (t)
-        rt->orphans = t->next;
-    pthread_mutex_unlock(&rt->reg_lock);
-    return t ? t : weft__task_struct_new(rt);
+    return weft__task_struct_new(rt);
 }
 
 /* Makes t (from alloc_outside) runnable through the injection queue. */
@@ -322,6 +340,11 @@ static int slot_set_open(struct runtime_slot *s, const weft_runtime_t *h,
         ret = -ESHUTDOWN;
     pthread_mutex_unlock(&s->gate);
     return ret;
+}
+
+struct runtime *weft__runtime_of(const weft_runtime_t *h)
+{
+    return &slot_of(h)->h.rt;
 }
 
 bool weft__runtime_is_open(const weft_runtime_t *h)
@@ -533,17 +556,9 @@ static void free_workers(struct runtime *rt)
 
 static void free_runtime(struct runtime *rt)
 {
-    struct weft_task *t = rt->registry;
-
-    for (struct weft_task *u = t; u; u = u->all_next)
-        weft__task_drop_name(u);
-    /* Each block of structs sits in the registry whole, first one first. */
-    while (t) {
-        struct weft_task *next = t[t->block_len - 1].all_next;
-
-        weft__free(t, t->block_len * sizeof(*t));
-        t = next;
-    }
+    for (struct weft_task *t = rt->registry; t; t = t->all_next)
+        weft__task_drop_name(t);
+    weft__task_arena_fini(&rt->tasks);
     free_workers(rt);
     weft__stack_pool_fini(&rt->stacks);
     weft__inject_fini(&rt->inject);

@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "blocking.h"
 #include "config.h"
@@ -18,6 +19,35 @@
 struct worker;
 struct weft_task;
 struct weft__io_ops;
+
+/* A block of task structs (task.c): whole pages, handed back to the kernel
+ * when none of its structs is in use. Under reg_lock. */
+struct weft__task_block {
+    struct weft_task *first;
+    struct weft_task *free;  /* its structs in the shared pool, via next */
+    uint32_t nfree;          /* how many */
+    uint32_t next;           /* released or being released: the next such
+                                block + 1 (0: none) */
+    uint32_t reg_prev;       /* in the registry: the block before it + 1
+                                (0: it is the first) */
+    uint16_t gen_floor;      /* released: the generation its structs start
+                                from when laid out again (task.h) */
+};
+
+/* The memory of a runtime's task structs (task.c); under reg_lock. */
+struct weft__task_arena {
+    struct weft__task_block *blocks; /* indexed by weft_task.block */
+    uint32_t nblocks, cap_blocks;
+    void **chunks;                   /* mapped until the runtime ends */
+    uint32_t nchunks, cap_chunks;
+    char *fresh, *fresh_end;         /* the last chunk's unused blocks */
+    uint32_t released;               /* first released block + 1 */
+    uint32_t nreleased;
+    uint32_t nlive;                  /* blocks in the registry */
+    uint32_t npooled;                /* structs in the shared pool */
+    uint32_t cursor;                 /* where the search for pooled
+                                        structs resumes */
+};
 
 /* The idle set; see the park/wake essay in worker.c. */
 struct idle {
@@ -43,13 +73,15 @@ struct runtime {
     pthread_barrier_t start_barrier; /* workers' backends are ready */
     pthread_barrier_t stop_barrier;  /* no more wake() calls */
 
-    /* Every task struct ever allocated; under reg_lock. */
+    /* Every block of task structs that may hold a task, whole, first
+     * struct first; under reg_lock. */
     pthread_mutex_t reg_lock;
     struct weft_task *registry;
 
-    /* Task structs released outside any worker, reused by spawns from
-     * outside (weft_spawn_from, block_on); under reg_lock. */
-    struct weft_task *orphans;
+    /* Where task structs come from, and the shared pool of free ones
+     * (structs given back by idle workers or freed outside any worker);
+     * under reg_lock. */
+    struct weft__task_arena tasks;
 
     /* Completions of block_on calls: each waits for its own flag. */
     pthread_mutex_t done_lock;
@@ -70,6 +102,10 @@ struct weft_runtime {
     struct runtime rt;
 };
 
+/* The runtime a handle value names (its generation stripped; not
+ * checked). Any thread; for tests. */
+struct runtime *weft__runtime_of(const weft_runtime_t *h);
+
 /* Whether h's runtime still takes spawns from outside (weft_runtime_free
  * has not begun). Any thread; for tests. */
 bool weft__runtime_is_open(const weft_runtime_t *h);
@@ -78,9 +114,10 @@ bool weft__runtime_is_open(const weft_runtime_t *h);
  * see the essay in worker.c. Any thread. */
 void weft__runtime_notify_work(struct runtime *rt);
 
-/* Adds fresh task structs, chained through all_next, to the registry. */
-void weft__runtime_register(struct runtime *rt, struct weft_task *first,
-                            struct weft_task *last);
+/* Under reg_lock: adds block i of the task arena, its structs chained
+ * through all_next, to the registry, or takes it out. */
+void weft__runtime_register(struct runtime *rt, uint32_t i);
+void weft__runtime_unregister(struct runtime *rt, uint32_t i);
 
 /* Cancels every live task except self; returns how many were live. */
 unsigned weft__runtime_cancel_all(struct runtime *rt, struct weft_task *self);

@@ -12,6 +12,16 @@
  * the mapping at every guard; vm.max_map_count (65530 by default) then caps
  * live fibers near 32k. The first install that fails for want of support
  * moves the process to the next way down, for good.
+ *
+ * Giving stacks back: an idle worker moves the stacks it does not keep into
+ * the pool (weft__stack_cache_release). Their pages are discarded first,
+ * and only then do their bits appear in their slab's record, so no worker
+ * can take a stack whose pages are still being discarded. A slab whose
+ * stacks would all be pooled is unmapped instead, taken out of the table
+ * under the lock first; the check counts only stacks already pooled and the
+ * caller's own, so a slab is never unmapped while another worker still
+ * discards one of its stacks. The pool takes the lock twice per batch of up
+ * to a slab's worth of stacks and makes its syscalls outside it.
  */
 #include "stack.h"
 
@@ -20,7 +30,6 @@
 #include <stdint.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include "common.h"
@@ -38,6 +47,7 @@
 #endif
 
 #define SLAB_STACKS 64
+#define ALL_STACKS UINT64_MAX /* a slab's bits when all are guarded */
 
 /* How guards are installed, best first. Only ever moves down. */
 enum guard_mode {
@@ -64,17 +74,22 @@ size_t weft__page_round(size_t n)
     return (n + page - 1) & ~(page - 1);
 }
 
-static void *map_region(size_t len)
+static void *map_pages(size_t len, int flags)
 {
     void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK,
-                   -1, 0);
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | flags, -1, 0);
 
     if (p == MAP_FAILED)
         return NULL;
-    /* A THP-backed stack would commit 2 MiB for one parked task. */
+    /* A THP-backed stack would commit 2 MiB for one parked task, and a
+     * huge page would have to be split to hand back a few small ones. */
     madvise(p, len, MADV_NOHUGEPAGE);
     return p;
+}
+
+void *weft__pages_map(size_t len)
+{
+    return map_pages(len, 0);
 }
 
 /*
@@ -178,6 +193,8 @@ static struct stack *carve(void *base, size_t span, bool from_slab)
     st->lo = (char *)base + guard_size();
     st->size = (size_t)((char *)st - (char *)st->lo);
     st->from_slab = from_slab;
+    st->slab = 0;
+    st->slot = 0;
     st->vg_id = san_vg_stack_register(st->lo, st->size);
     return st;
 }
@@ -185,6 +202,13 @@ static struct stack *carve(void *base, size_t span, bool from_slab)
 static size_t span_of(size_t size)
 {
     return guard_size() + weft__page_round(size);
+}
+
+/* Bytes of a slab record's stacks. */
+static size_t slab_len(const struct weft__stack_pool *p,
+                       const struct weft__slab *s)
+{
+    return span_of(p->size) * (unsigned)__builtin_popcountll(s->all);
 }
 
 int weft__stack_pool_init(struct weft__stack_pool *p, size_t size)
@@ -195,30 +219,48 @@ int weft__stack_pool_init(struct weft__stack_pool *p, size_t size)
 
 void weft__stack_pool_fini(struct weft__stack_pool *p)
 {
-    size_t span = span_of(p->size);
-
-    for (size_t i = 0; i < p->nslabs; i++)
-        munmap(p->slabs[i], span * SLAB_STACKS);
-    weft__free(p->slabs, p->cap_slabs * sizeof(void *));
+    for (unsigned i = 0; i < p->nrecords; i++)
+        if (p->slabs[i].base)
+            munmap(p->slabs[i].base, slab_len(p, &p->slabs[i]));
+    weft__free(p->slabs, p->cap_records * sizeof(*p->slabs));
     pthread_mutex_destroy(&p->lock);
 }
 
-static bool remember_slab(struct weft__stack_pool *p, void *slab)
+/* Under the lock: a record for a new slab whose stacks have the bits
+ * `all`, none pooled; its index, or -ENOMEM. */
+static int add_record(struct weft__stack_pool *p, char *base, uint64_t all)
 {
-    if (p->nslabs == p->cap_slabs) {
-        size_t cap = p->cap_slabs ? 2 * p->cap_slabs : 16;
-        void **s = weft__alloc(cap * sizeof(void *));
+    unsigned i;
 
-        if (!s)
-            return false;
-        for (size_t i = 0; i < p->nslabs; i++)
-            s[i] = p->slabs[i];
-        weft__free(p->slabs, p->cap_slabs * sizeof(void *));
-        p->slabs = s;
-        p->cap_slabs = cap;
+    if (p->free_record) {
+        i = p->free_record - 1;
+        p->free_record = p->slabs[i].next_free;
+    } else {
+        if (p->nrecords == p->cap_records &&
+            weft__grow_table((void **)&p->slabs, &p->cap_records,
+                             sizeof(*p->slabs), 16, p->nrecords) < 0)
+            return -ENOMEM;
+        i = p->nrecords++;
     }
-    p->slabs[p->nslabs++] = slab;
-    return true;
+    p->slabs[i] = (struct weft__slab){ .base = base, .all = all };
+    p->nslabs++;
+    p->nstacks += (unsigned)__builtin_popcountll(all);
+    return (int)i;
+}
+
+/* Under the lock: takes slab i out of the table (its pooled stacks with
+ * it) and returns its base and length for the caller to unmap. */
+static struct iovec retire_slab(struct weft__stack_pool *p, unsigned i)
+{
+    struct weft__slab *s = &p->slabs[i];
+    struct iovec dead = { s->base, slab_len(p, s) };
+
+    p->npooled -= (unsigned)__builtin_popcountll(s->pooled);
+    p->nstacks -= (unsigned)__builtin_popcountll(s->all);
+    p->nslabs--;
+    *s = (struct weft__slab){ .next_free = p->free_record };
+    p->free_record = i + 1;
+    return dead;
 }
 
 static void cache_push(struct weft__stack_cache *c, struct stack *st)
@@ -228,18 +270,53 @@ static void cache_push(struct weft__stack_cache *c, struct stack *st)
     c->n++;
 }
 
-/* Moves up to a slab's worth of released stacks from the pool into c. */
-static void take_released(struct weft__stack_pool *p,
-                          struct weft__stack_cache *c)
+static struct stack *cache_pop(struct weft__stack_cache *c)
 {
-    pthread_mutex_lock(&p->lock);
-    for (unsigned i = 0; i < SLAB_STACKS && p->free; i++) {
-        struct stack *st = p->free;
+    struct stack *st = c->head;
 
-        p->free = st->next;
+    c->head = st->next;
+    c->n--;
+    return st;
+}
+
+/* Lays out the stacks of the slab at `base` (record i) whose bits are set
+ * in `bits`, into c. */
+static void carve_into(struct weft__stack_pool *p, struct weft__stack_cache *c,
+                       char *base, unsigned i, uint64_t bits)
+{
+    size_t span = span_of(p->size);
+
+    for (; bits; bits &= bits - 1) {
+        unsigned slot = (unsigned)__builtin_ctzll(bits);
+        struct stack *st = carve(base + slot * span, span, true);
+
+        st->slab = i;
+        st->slot = (unsigned char)slot;
         cache_push(c, st);
     }
+}
+
+/* Moves the pooled stacks of one slab into c. Their headers went with
+ * their pages: they are laid out again, outside the lock (they are c's). */
+static void take_pooled(struct weft__stack_pool *p,
+                        struct weft__stack_cache *c)
+{
+    uint64_t bits = 0;
+    char *base = NULL;
+    unsigned i = 0;
+
+    pthread_mutex_lock(&p->lock);
+    if (p->npooled) {
+        while (!p->slabs[p->cursor].pooled)
+            p->cursor = (p->cursor + 1) % p->nrecords;
+        i = p->cursor;
+        bits = p->slabs[i].pooled;
+        base = p->slabs[i].base;
+        p->slabs[i].pooled = 0;
+        p->npooled -= (unsigned)__builtin_popcountll(bits);
+    }
     pthread_mutex_unlock(&p->lock);
+    carve_into(p, c, base, i, bits);
 }
 
 /* Maps a new slab and carves it into c. The syscalls (the mmap, the guards)
@@ -248,29 +325,33 @@ static void take_released(struct weft__stack_pool *p,
 static void add_slab(struct weft__stack_pool *p, struct weft__stack_cache *c)
 {
     size_t span = span_of(p->size);
-    char *slab = map_region(span * SLAB_STACKS);
+    char *slab = map_pages(span * SLAB_STACKS, MAP_STACK);
     unsigned guarded;
-    bool kept;
+    uint64_t all;
+    int i;
 
     if (!slab)
         return;
+    guarded = guard_slab(slab, span, SLAB_STACKS);
+    if (guarded < SLAB_STACKS)
+        munmap(slab + guarded * span, (SLAB_STACKS - guarded) * span);
+    if (!guarded)
+        return;
+    all = guarded == SLAB_STACKS ? ALL_STACKS : (UINT64_C(1) << guarded) - 1;
     pthread_mutex_lock(&p->lock);
-    kept = remember_slab(p, slab);
+    i = add_record(p, slab, all);
     pthread_mutex_unlock(&p->lock);
-    if (!kept) {
-        munmap(slab, span * SLAB_STACKS);
+    if (i < 0) {
+        munmap(slab, guarded * span);
         return;
     }
-    guarded = guard_slab(slab, span, SLAB_STACKS);
-    for (unsigned i = 0; i < guarded; i++) {
-        cache_push(c, carve(slab + i * span, span, true));
-    }
+    carve_into(p, c, slab, (unsigned)i, all);
 }
 
 static struct stack *get_own_mapping(size_t size)
 {
     size_t span = span_of(size);
-    void *base = map_region(span);
+    void *base = map_pages(span, MAP_STACK);
 
     if (!base)
         return NULL;
@@ -297,15 +378,13 @@ struct stack *weft__stack_get(struct weft__stack_pool *p,
     if (size && size != p->size)
         return get_own_mapping(size);
     if (unlikely(!c->head)) {
-        take_released(p, c);
+        take_pooled(p, c);
         if (!c->head)
             add_slab(p, c);
         if (!c->head)
             return NULL;
     }
-    st = c->head;
-    c->head = st->next;
-    c->n--;
+    st = cache_pop(c);
     san_stack_reset(st->lo, st->size);
     return st;
 }
@@ -326,51 +405,140 @@ void weft__stack_put(struct weft__stack_pool *p, struct weft__stack_cache *c,
 }
 
 /*
- * Returns the pages of the stacks' bodies in iov to the kernel. Where guards
- * go in by the batch, so can this: process_madvise() on the caller works.
+ * Discards the pages of the ranges in iov. Where guards go in by the batch,
+ * so can this: process_madvise() on the caller works.
  */
-static void discard(const struct iovec *iov, unsigned n)
+void weft__pages_discard(const struct iovec *iov, unsigned n)
 {
-    if (atomic_load_explicit(&guard_mode, memory_order_relaxed) ==
-            GUARD_BATCH &&
+    if (n && atomic_load_explicit(&guard_mode, memory_order_relaxed) ==
+                 GUARD_BATCH &&
         advise_ranges(iov, n, MADV_DONTNEED) == 0)
         return;
     for (unsigned i = 0; i < n; i++)
         madvise(iov[i].iov_base, iov[i].iov_len, MADV_DONTNEED);
 }
 
-void weft__stack_cache_trim(struct weft__stack_pool *p,
-                            struct weft__stack_cache *c, unsigned keep)
+/* The stacks of one slab in a batch being pooled: batch[from, to). */
+struct run {
+    unsigned slab, from, to;
+    uint64_t bits;
+};
+
+/* Sorts batch by slab (insertion sort: at most a slab's worth) and cuts it
+ * into runs; returns how many. */
+static unsigned group_by_slab(struct stack **batch, unsigned n,
+                              struct run *runs)
 {
-    struct stack *spill = NULL, *last = NULL;
-    struct iovec body[SLAB_STACKS];
+    unsigned nruns = 0;
+
+    for (unsigned i = 1; i < n; i++)
+        for (unsigned j = i; j && batch[j - 1]->slab > batch[j]->slab; j--) {
+            struct stack *t = batch[j];
+
+            batch[j] = batch[j - 1];
+            batch[j - 1] = t;
+        }
+    for (unsigned i = 0; i < n; i++) {
+        if (!nruns || runs[nruns - 1].slab != batch[i]->slab)
+            runs[nruns++] = (struct run){ batch[i]->slab, i, i, 0 };
+        runs[nruns - 1].bits |= UINT64_C(1) << batch[i]->slot;
+        runs[nruns - 1].to = i + 1;
+    }
+    return nruns;
+}
+
+/*
+ * Moves the n stacks of batch (the caller's, out of its cache) to the pool;
+ * see the top of the file for the order of steps. A run of stacks that
+ * completes its slab unmaps the slab without discarding anything.
+ */
+static void pool_batch(struct weft__stack_pool *p, struct stack **batch,
+                       unsigned n)
+{
+    struct run runs[SLAB_STACKS];
+    struct iovec body[SLAB_STACKS], dead[SLAB_STACKS];
+    unsigned nruns, nbody = 0, ndead = 0;
+
+    for (unsigned i = 0; i < n; i++)
+        san_vg_stack_deregister(batch[i]->vg_id);
+    nruns = group_by_slab(batch, n, runs);
+    pthread_mutex_lock(&p->lock);
+    for (unsigned r = 0; r < nruns; r++) {
+        struct weft__slab *s = &p->slabs[runs[r].slab];
+
+        if ((s->pooled | runs[r].bits) == s->all) {
+            dead[ndead++] = retire_slab(p, runs[r].slab);
+            runs[r].bits = 0;
+        }
+    }
+    pthread_mutex_unlock(&p->lock);
+    for (unsigned r = 0; r < nruns; r++)
+        for (unsigned i = runs[r].from; runs[r].bits && i < runs[r].to; i++)
+            body[nbody++] = (struct iovec){
+                batch[i]->lo, (size_t)((char *)(batch[i] + 1) -
+                                       (char *)batch[i]->lo)
+            };
+    weft__pages_discard(body, nbody);
+    pthread_mutex_lock(&p->lock);
+    for (unsigned r = 0; r < nruns; r++) {
+        struct weft__slab *s = &p->slabs[runs[r].slab];
+
+        if (!runs[r].bits)
+            continue;
+        s->pooled |= runs[r].bits;
+        p->npooled += (unsigned)__builtin_popcountll(runs[r].bits);
+        /* Another worker pooled the rest meanwhile. */
+        if (s->pooled == s->all)
+            dead[ndead++] = retire_slab(p, runs[r].slab);
+    }
+    pthread_mutex_unlock(&p->lock);
+    for (unsigned i = 0; i < ndead; i++)
+        munmap(dead[i].iov_base, dead[i].iov_len);
+}
+
+void weft__stack_cache_shrink(struct weft__stack_cache *c, size_t resident)
+{
+    struct iovec deep[SLAB_STACKS];
+    size_t keep = weft__page_round(resident);
     unsigned n = 0;
 
-    while (c->n > keep) {
-        struct stack *st = c->head;
+    for (struct stack *st = c->head; st; st = st->next) {
+        char *top = (char *)(st + 1); /* the end of its span: page-aligned */
 
-        c->head = st->next;
-        c->n--;
-        /* Keep the header's page: it holds the free-list link. */
-        body[n++] = (struct iovec){
-            st->lo, weft__page_round(st->size) - weft__page_size()
-        };
+        if ((size_t)(top - (char *)st->lo) <= keep)
+            continue;
+        deep[n++] = (struct iovec){ st->lo,
+                                    (size_t)(top - keep - (char *)st->lo) };
         if (n == SLAB_STACKS) {
-            discard(body, n);
+            weft__pages_discard(deep, n);
             n = 0;
         }
-        st->next = spill;
-        spill = st;
-        if (!last)
-            last = st;
     }
-    if (n)
-        discard(body, n);
-    if (!spill)
-        return;
+    weft__pages_discard(deep, n);
+}
+
+void weft__stack_cache_release(struct weft__stack_pool *p,
+                               struct weft__stack_cache *c, unsigned keep)
+{
+    struct stack *batch[SLAB_STACKS];
+
+    while (c->n > keep) {
+        unsigned n = 0;
+
+        while (n < SLAB_STACKS && c->n > keep)
+            batch[n++] = cache_pop(c);
+        pool_batch(p, batch, n);
+    }
+}
+
+void weft__stack_pool_stats(struct weft__stack_pool *p,
+                            struct weft__stack_stats *s)
+{
     pthread_mutex_lock(&p->lock);
-    last->next = p->free;
-    p->free = spill;
+    *s = (struct weft__stack_stats){ p->nslabs, p->nstacks, p->npooled, 0 };
+    for (unsigned i = 0; i < p->nrecords; i++)
+        if (p->slabs[i].base && p->slabs[i].pooled == p->slabs[i].all)
+            s->full_slabs++;
     pthread_mutex_unlock(&p->lock);
 }
 

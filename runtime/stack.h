@@ -7,7 +7,10 @@
  * Stacks of any other size are mapped one by one.
  *
  * A struct stack sits at the top of its own stack; the fiber uses what lies
- * below it.
+ * below it. A stack in a worker's cache keeps its pages; one in the shared
+ * pool has had all of them discarded, its header too (the pool knows it by
+ * a bit of its slab's record), and a slab all of whose stacks are pooled is
+ * unmapped. So idle stacks cost no memory beyond the workers' caches.
  */
 #ifndef WEFT_STACK_H
 #define WEFT_STACK_H
@@ -15,22 +18,38 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
 
 struct stack {
-    struct stack *next; /* cache or pool free list */
-    void *lo;           /* lowest usable byte; the guard is just below */
-    size_t size;        /* usable bytes, header excluded */
-    unsigned vg_id;     /* Valgrind stack registration */
-    bool from_slab;     /* false: its own mapping, unmapped on release */
+    struct stack *next;  /* worker cache free list */
+    void *lo;            /* lowest usable byte; the guard is just below */
+    size_t size;         /* usable bytes, header excluded */
+    unsigned vg_id;      /* Valgrind stack registration */
+    unsigned slab;       /* its slab's record in the pool's table */
+    unsigned char slot;  /* its place in the slab */
+    bool from_slab;      /* false: its own mapping, unmapped on release */
+};
+
+/* The pool's record of one slab. */
+struct weft__slab {
+    char *base;          /* NULL: a free record */
+    uint64_t pooled;     /* bit i: stack i is in the pool */
+    uint64_t all;        /* the bits of the slab's stacks */
+    unsigned next_free;  /* free records: the next one + 1 (0: none) */
 };
 
 /* Shared by all workers of a runtime; every field under `lock`. */
 struct weft__stack_pool {
     pthread_mutex_t lock;
-    size_t size;          /* the default stack size (WEFT_STACK_SIZE) */
-    void **slabs;         /* every slab, unmapped at fini */
-    size_t nslabs, cap_slabs;
-    struct stack *free;   /* released by trimmed worker caches */
+    size_t size;              /* the default stack size (WEFT_STACK_SIZE) */
+    struct weft__slab *slabs; /* indexed by struct stack.slab */
+    uint32_t nrecords, cap_records;
+    unsigned free_record;     /* first free record + 1 (0: none) */
+    unsigned cursor;          /* where the search for pooled stacks resumes */
+    unsigned nslabs;          /* slabs mapped */
+    unsigned nstacks;         /* stacks in them */
+    unsigned npooled;         /* of which in the pool */
 };
 
 /* Owner worker only. */
@@ -48,9 +67,26 @@ struct stack *weft__stack_get(struct weft__stack_pool *p,
 void weft__stack_put(struct weft__stack_pool *p, struct weft__stack_cache *c,
                      struct stack *st);
 
-/* Returns all but `keep` cached stacks' pages to the kernel (idle time). */
-void weft__stack_cache_trim(struct weft__stack_pool *p,
-                            struct weft__stack_cache *c, unsigned keep);
+/* Idle time: keeps `keep` of c's stacks and moves the rest to the pool,
+ * discarding their pages and unmapping slabs all of whose stacks are then
+ * pooled. */
+void weft__stack_cache_release(struct weft__stack_pool *p,
+                               struct weft__stack_cache *c, unsigned keep);
+
+/* Idle time: discards the pages of c's stacks below their top `resident`
+ * bytes. */
+void weft__stack_cache_shrink(struct weft__stack_cache *c, size_t resident);
+
+/* A snapshot of what the pool holds (tests, benches); any thread. */
+struct weft__stack_stats {
+    unsigned slabs;      /* slabs mapped */
+    unsigned stacks;     /* stacks in them */
+    unsigned pooled;     /* of which in the pool: the rest are cached or in
+                            use */
+    unsigned full_slabs; /* mapped slabs all of whose stacks are pooled */
+};
+void weft__stack_pool_stats(struct weft__stack_pool *p,
+                            struct weft__stack_stats *s);
 
 /* True if addr lies in the guard below st. */
 bool weft__stack_is_guard(const struct stack *st, const void *addr);
@@ -58,5 +94,13 @@ bool weft__stack_is_guard(const struct stack *st, const void *addr);
 /* The page size, and `n` rounded up to whole pages. */
 size_t weft__page_size(void);
 size_t weft__page_round(size_t n);
+
+/* n bytes of fresh, lazily committed memory that no transparent huge page
+ * backs; NULL on ENOMEM. */
+void *weft__pages_map(size_t n);
+
+/* Returns the pages of the n page-aligned ranges in iov to the kernel (they
+ * read as zeros afterwards), in as few syscalls as the kernel allows. */
+void weft__pages_discard(const struct iovec *iov, unsigned n);
 
 #endif

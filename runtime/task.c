@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "config.h"
 #include "mem.h"
@@ -128,52 +129,264 @@ int weft__task_block(struct weft_task *t, bool (*done)(void *), void *arg,
 
 /* ---- allocation ---------------------------------------------------------- */
 
-#define TASK_ALLOC_BATCH 32
+/*
+ * Task structs come in blocks of whole pages, laid out in chunks that stay
+ * mapped until the runtime ends: a wake may reach a struct after its task
+ * ended (see the top of task.h), so its memory must stay readable. What goes
+ * back to the kernel is the pages of a block none of whose structs is in
+ * use: they read as zeros from then on, TASK_FREE, where a wake stops.
+ *
+ * A worker takes structs from its own cache and puts them back there,
+ * whatever block they came from: no lock. Under reg_lock:
+ * - the shared pool keeps, per block, the structs that idle workers gave
+ *   back (weft__task_cache_release) and those freed outside any worker;
+ * - a block whose structs are all in the pool leaves the pool and the
+ *   registry, its pages are discarded without the lock, and it goes on the
+ *   released list, to be laid out afresh when needed;
+ * - a worker whose cache is empty takes one block's pooled structs, else a
+ *   released block, else a fresh one, mapping a chunk when needed.
+ * Pooled structs pin their block's pages, but only until the rest of the
+ * block is given back too.
+ */
+
+#define BLOCK_MIN 16     /* task structs in a block, at least */
+#define CHUNK_BLOCKS 256 /* blocks mapped at once */
+#define RELEASE_SLICE 256 /* structs pooled per hold of reg_lock */
+
+_Static_assert(TASK_FREE == 0, "a discarded page must read as free tasks");
+
+static size_t block_bytes(void)
+{
+    return weft__page_round(BLOCK_MIN * sizeof(struct weft_task));
+}
+
+uint32_t weft__task_block_len(void)
+{
+    return (uint32_t)(block_bytes() / sizeof(struct weft_task));
+}
+
+/* Under reg_lock: maps a chunk of fresh blocks. */
+static int add_chunk(struct weft__task_arena *a)
+{
+    size_t len = CHUNK_BLOCKS * block_bytes();
+    void *c;
+
+    if (a->nchunks == a->cap_chunks &&
+        weft__grow_table((void **)&a->chunks, &a->cap_chunks, sizeof(void *),
+                         16, a->nchunks) < 0)
+        return -ENOMEM;
+    c = weft__pages_map(len);
+    if (!c)
+        return -ENOMEM;
+    a->chunks[a->nchunks++] = c;
+    a->fresh = c;
+    a->fresh_end = (char *)c + len;
+    return 0;
+}
+
+/* Under reg_lock: a block with no struct laid out (a released one, else a
+ * fresh one); its index, or -ENOMEM. */
+static int64_t take_block(struct weft__task_arena *a)
+{
+    uint32_t i;
+
+    if (a->released) {
+        i = a->released - 1;
+        a->released = a->blocks[i].next;
+        a->nreleased--;
+        return i;
+    }
+    if (a->fresh == a->fresh_end && add_chunk(a) < 0)
+        return -ENOMEM;
+    if (a->nblocks == a->cap_blocks &&
+        weft__grow_table((void **)&a->blocks, &a->cap_blocks,
+                         sizeof(*a->blocks), 64, a->nblocks) < 0)
+        return -ENOMEM;
+    i = a->nblocks++;
+    a->blocks[i] = (struct weft__task_block){
+        .first = (struct weft_task *)a->fresh
+    };
+    a->fresh += block_bytes();
+    return i;
+}
 
 /*
- * n zeroed task structs in one allocation, chained through next and
- * all_next in address order (so the registry holds each block contiguously,
- * first struct first); NULL on ENOMEM. The first records n: the runtime
- * frees whole blocks when it ends.
+ * Lays out block i, whose structs read as zeros (fresh or discarded pages):
+ * chained through next and all_next in address order, so that the registry
+ * holds the block whole, first struct first. Their generations start from
+ * gen_floor: past every generation a handle of the block's released
+ * structs could carry, which the discarded pages forgot. Returns the first.
  */
-static struct weft_task *alloc_block(unsigned n)
+static struct weft_task *lay_out(struct weft_task *b, uint32_t i,
+                                 uint16_t gen_floor)
 {
-    struct weft_task *b = weft__zalloc(n * sizeof(*b));
+    uint32_t n = weft__task_block_len();
 
+    for (uint32_t k = 0; k < n; k++) {
+        atomic_store_explicit(&b[k].handle,
+                              (uint32_t)gen_floor << HANDLE_GEN_SHIFT,
+                              memory_order_relaxed);
+        weft__spin_init(&b[k].join_lock);
+        b[k].timer.index = TIMER_UNQUEUED;
+        b[k].block = i;
+        b[k].next = b[k].all_next = k + 1 < n ? &b[k + 1] : NULL;
+    }
+    return b;
+}
+
+/* Under reg_lock: up to max pooled structs of one block, chained through
+ * next, their count in *n; NULL if the pool is empty. */
+static struct weft_task *take_pooled(struct weft__task_arena *a, uint32_t max,
+                                     uint32_t *n)
+{
+    struct weft__task_block *b;
+    struct weft_task *first, *t;
+
+    *n = 0;
+    if (!a->npooled)
+        return NULL;
+    while (!a->blocks[a->cursor].nfree)
+        a->cursor = (a->cursor + 1) % a->nblocks;
+    b = &a->blocks[a->cursor];
+    first = t = b->free;
+    for (*n = 1; *n < max && t->next; ++*n)
+        t = t->next;
+    b->free = t->next;
+    t->next = NULL;
+    b->nfree -= *n;
+    a->npooled -= *n;
+    return first;
+}
+
+/* Under reg_lock: puts t in the shared pool. If that completes its block,
+ * the block leaves the pool, chained onto *dying (through next). */
+static void pool_put(struct weft__task_arena *a, struct weft_task *t,
+                     uint32_t *dying)
+{
+    struct weft__task_block *b = &a->blocks[t->block];
+
+    t->next = b->free;
+    b->free = t;
+    a->npooled++;
+    if (++b->nfree < weft__task_block_len())
+        return;
+    a->npooled -= b->nfree;
+    b->nfree = 0;
+    b->free = NULL;
+    b->next = *dying;
+    *dying = t->block + 1;
+}
+
+/* One past the highest generation of the block starting at b (wrapping):
+ * where its structs start again once its pages are discarded. */
+static uint16_t next_gen_floor(const struct weft_task *b)
+{
+    uint16_t top = (uint16_t)weft__task_gen(b);
+
+    for (uint32_t k = 1; k < weft__task_block_len(); k++) {
+        uint16_t g = (uint16_t)weft__task_gen(&b[k]);
+
+        /* Generations only grow (mod 2^16), and those of one block stay
+         * within half the circle of each other: compare by distance. */
+        if ((uint16_t)(g - top) < 0x8000)
+            top = g;
+    }
+    return (uint16_t)(top + 1);
+}
+
+/*
+ * Called with reg_lock held, for the blocks chained from `dying`: takes
+ * them out of the registry, discards their pages (dropping the lock: nobody
+ * else reaches them now) and puts them on the released list.
+ */
+static void release_blocks(struct runtime *rt, uint32_t dying)
+{
+    struct weft__task_arena *a = &rt->tasks;
+    struct iovec iov[64];
+    uint32_t idx[64];
+
+    while (dying) {
+        unsigned n = 0;
+
+        for (; dying && n < 64; n++) {
+            idx[n] = dying - 1;
+            a->blocks[idx[n]].gen_floor =
+                next_gen_floor(a->blocks[idx[n]].first);
+            iov[n] = (struct iovec){ a->blocks[idx[n]].first, block_bytes() };
+            dying = a->blocks[idx[n]].next;
+            weft__runtime_unregister(rt, idx[n]);
+        }
+        a->nlive -= n;
+        pthread_mutex_unlock(&rt->reg_lock);
+        weft__pages_discard(iov, n);
+        pthread_mutex_lock(&rt->reg_lock);
+        for (unsigned k = 0; k < n; k++) {
+            a->blocks[idx[k]].next = a->released;
+            a->released = idx[k] + 1;
+        }
+        a->nreleased += n;
+    }
+}
+
+/* A block laid out and registered, for the caller alone; NULL on ENOMEM. */
+static struct weft_task *new_block(struct runtime *rt)
+{
+    struct weft_task *b;
+    uint16_t gen_floor = 0;
+    int64_t i;
+
+    pthread_mutex_lock(&rt->reg_lock);
+    i = take_block(&rt->tasks);
+    if (i >= 0)
+        gen_floor = rt->tasks.blocks[i].gen_floor;
+    b = i < 0 ? NULL : rt->tasks.blocks[i].first;
+    pthread_mutex_unlock(&rt->reg_lock);
     if (!b)
         return NULL;
-    for (unsigned i = 0; i < n; i++) {
-        weft__spin_init(&b[i].join_lock);
-        b[i].timer.index = TIMER_UNQUEUED;
-        b[i].next = b[i].all_next = i + 1 < n ? &b[i + 1] : NULL;
-    }
-    b->block_len = n;
+    /* Outside the lock: the writes fault the block's pages in. */
+    lay_out(b, (uint32_t)i, gen_floor);
+    pthread_mutex_lock(&rt->reg_lock);
+    weft__runtime_register(rt, (uint32_t)i);
+    rt->tasks.nlive++;
+    pthread_mutex_unlock(&rt->reg_lock);
     return b;
 }
 
 struct weft_task *weft__task_struct_new(struct runtime *rt)
 {
-    struct weft_task *t = alloc_block(1);
+    struct weft_task *t;
+    uint32_t n, dying = 0;
 
-    if (t)
-        weft__runtime_register(rt, t, t);
+    pthread_mutex_lock(&rt->reg_lock);
+    t = take_pooled(&rt->tasks, 1, &n);
+    pthread_mutex_unlock(&rt->reg_lock);
+    if (t || !(t = new_block(rt)))
+        return t;
+    /* The rest of the block waits in the pool (it cannot complete it: t is
+     * out). */
+    pthread_mutex_lock(&rt->reg_lock);
+    for (struct weft_task *u = t->next, *next; u; u = next) {
+        next = u->next;
+        pool_put(&rt->tasks, u, &dying);
+    }
+    pthread_mutex_unlock(&rt->reg_lock);
+    t->next = NULL;
     return t;
 }
 
-/* Refills w's cache with a block of fresh structs (one if memory is short),
- * registered under one lock. Returns false if not even one could be had. */
+/* Refills w's empty cache: one block's pooled structs, else a block laid
+ * out for it. Returns false if there was no memory for either. */
 static bool refill(struct worker *w)
 {
-    unsigned n = TASK_ALLOC_BATCH;
-    struct weft_task *b = alloc_block(n);
+    struct runtime *rt = w->rt;
+    uint32_t n;
 
-    if (!b)
-        b = alloc_block(n = 1);
-    if (!b)
-        return false;
-    weft__runtime_register(w->rt, b, &b[n - 1]);
-    w->free_tasks = b;
-    return true;
+    pthread_mutex_lock(&rt->reg_lock);
+    w->free_tasks = take_pooled(&rt->tasks, UINT32_MAX, &n);
+    pthread_mutex_unlock(&rt->reg_lock);
+    if (!w->free_tasks)
+        w->free_tasks = new_block(rt);
+    return w->free_tasks != NULL;
 }
 
 static struct weft_task *task_alloc(struct worker *w)
@@ -185,6 +398,100 @@ static struct weft_task *task_alloc(struct worker *w)
     t = w->free_tasks;
     w->free_tasks = t->next;
     return t;
+}
+
+bool weft__task_cache_exceeds(const struct worker *w, unsigned keep)
+{
+    const struct weft_task *t = w->free_tasks;
+
+    for (unsigned n = 0; t && n < keep; n++)
+        t = t->next;
+    return t != NULL;
+}
+
+/*
+ * Under reg_lock: `keep` structs for a worker's cache, taken where they
+ * pin no page that could go: the pooled structs of blocks that something
+ * else holds, then the structs of blocks about to go (taken off *dying).
+ */
+static struct weft_task *take_back(struct weft__task_arena *a, uint32_t keep,
+                                   uint32_t *dying)
+{
+    struct weft_task *head = NULL, **tail = &head;
+    uint32_t n, len = weft__task_block_len();
+
+    for (; keep && (*tail = take_pooled(a, keep, &n)); keep -= n)
+        while (*tail)
+            tail = &(*tail)->next;
+    for (; keep && *dying; keep -= n) {
+        struct weft__task_block *b = &a->blocks[*dying - 1];
+
+        *dying = b->next;
+        n = keep < len ? keep : len;
+        for (uint32_t k = 0; k < len; k++) {
+            struct weft_task *t = &b->first[k];
+
+            if (k < n) {
+                *tail = t;
+                tail = &t->next;
+            } else {
+                t->next = b->free;
+                b->free = t;
+            }
+        }
+        b->nfree = len - n;
+        a->npooled += len - n;
+    }
+    *tail = NULL;
+    return head;
+}
+
+void weft__task_cache_release(struct worker *w, unsigned keep)
+{
+    struct runtime *rt = w->rt;
+    struct weft_task *t = w->free_tasks;
+    uint32_t dying = 0;
+
+    /* All of them go to the pool and `keep` come back (take_back), so that
+     * what the worker keeps pins as few pages as can be. In slices, so that
+     * a worker starting tasks meanwhile waits little. */
+    while (t) {
+        pthread_mutex_lock(&rt->reg_lock);
+        for (unsigned n = 0; t && n < RELEASE_SLICE; n++) {
+            struct weft_task *next = t->next;
+
+            pool_put(&rt->tasks, t, &dying);
+            t = next;
+        }
+        pthread_mutex_unlock(&rt->reg_lock);
+    }
+    pthread_mutex_lock(&rt->reg_lock);
+    w->free_tasks = take_back(&rt->tasks, keep, &dying);
+    if (dying)
+        release_blocks(rt, dying);
+    pthread_mutex_unlock(&rt->reg_lock);
+}
+
+void weft__task_arena_stats(struct runtime *rt, struct weft__task_stats *s)
+{
+    struct weft__task_arena *a = &rt->tasks;
+
+    pthread_mutex_lock(&rt->reg_lock);
+    *s = (struct weft__task_stats){
+        .blocks = a->nlive, .pooled = a->npooled,
+        .released = a->nreleased, .chunks = a->nchunks,
+    };
+    for (uint32_t i = 0; i < a->nblocks; i++)
+        s->full_blocks += a->blocks[i].nfree == weft__task_block_len();
+    pthread_mutex_unlock(&rt->reg_lock);
+}
+
+void weft__task_arena_fini(struct weft__task_arena *a)
+{
+    for (uint32_t i = 0; i < a->nchunks; i++)
+        munmap(a->chunks[i], CHUNK_BLOCKS * block_bytes());
+    weft__free(a->chunks, a->cap_chunks * sizeof(void *));
+    weft__free(a->blocks, a->cap_blocks * sizeof(*a->blocks));
 }
 
 /* A heap copy of name, cut to TASK_NAME_MAX - 1 bytes; NULL if memory is
@@ -212,18 +519,21 @@ void weft__task_drop_name(struct weft_task *t)
 void weft__task_free(struct weft_task *t)
 {
     struct worker *w = weft__worker_current();
+    struct runtime *rt = t->rt;
+    uint32_t dying = 0;
 
     weft__task_drop_name(t);
     atomic_store_explicit(&t->state, TASK_FREE, memory_order_relaxed);
-    if (w && w->rt == t->rt) {
+    if (w && w->rt == rt) {
         t->next = w->free_tasks;
         w->free_tasks = t;
         return;
     }
-    pthread_mutex_lock(&t->rt->reg_lock);
-    t->next = t->rt->orphans;
-    t->rt->orphans = t;
-    pthread_mutex_unlock(&t->rt->reg_lock);
+    pthread_mutex_lock(&rt->reg_lock);
+    pool_put(&rt->tasks, t, &dying);
+    if (dying)
+        release_blocks(rt, dying);
+    pthread_mutex_unlock(&rt->reg_lock);
 }
 
 int weft__task_init(struct weft_task *t, struct runtime *rt, weft_fn_t fn,

@@ -40,7 +40,9 @@
  *
  * Task structs are never unmapped while their runtime lives (they are kept
  * in a registry and recycled through per-worker caches), which is what makes
- * a stale wake harmless.
+ * a stale wake harmless. The pages of a block none of whose structs is in
+ * use may be handed back to the kernel (task.c); they then read as zeros,
+ * TASK_FREE, where a wake stops.
  */
 #ifndef WEFT_TASK_H
 #define WEFT_TASK_H
@@ -181,9 +183,9 @@ struct weft_task {
 
     bool detached_at_spawn;  /* set at spawn: no handle was ever given out */
 
-    /* Structs allocated with this one if it is the first of its block,
-     * else 0; set once at allocation. */
-    uint32_t block_len;
+    /* Its block in the runtime's task arena (task.c); set when the block
+     * is laid out. */
+    uint32_t block;
     struct weft__join_waiter *joiners;
 
     struct weft__timer timer;
@@ -274,6 +276,32 @@ int weft__task_await_check(const struct weft_task *self, const weft_task_t *h,
 /* weft_cancel on a struct the caller knows to be live (the runtime's
  * shutdown, the waits that pass a cancellation on). */
 void weft__task_cancel(struct weft_task *t);
+
+/* Idle time, on worker w: keeps `keep` structs of its cache and gives the
+ * rest to the shared pool, handing back the pages of blocks none of whose
+ * structs is then in use. */
+void weft__task_cache_release(struct worker *w, unsigned keep);
+
+/* Whether worker w caches more than `keep` structs. Owner only. */
+bool weft__task_cache_exceeds(const struct worker *w, unsigned keep);
+
+/* Task structs in a block (the same for every block). */
+uint32_t weft__task_block_len(void);
+
+/* A snapshot of a runtime's task struct memory (tests, benches). */
+struct weft__task_stats {
+    uint32_t blocks;      /* in the registry */
+    uint32_t pooled;      /* structs of theirs in the shared pool: the rest
+                             are cached by workers or in use */
+    uint32_t full_blocks; /* of theirs, with every struct pooled */
+    uint32_t released;    /* blocks whose pages went back to the kernel */
+    uint32_t chunks;      /* mappings of blocks */
+};
+void weft__task_arena_stats(struct runtime *rt, struct weft__task_stats *s);
+
+/* Unmaps a runtime's task structs: its end. */
+struct weft__task_arena;
+void weft__task_arena_fini(struct weft__task_arena *a);
 
 /* True once t has finished. Any thread. */
 bool weft__task_is_done(const struct weft_task *t);

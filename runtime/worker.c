@@ -46,8 +46,10 @@
  * searcher finds work it wakes another if work remains, so a burst spreads
  * across workers one wake at a time (Go's spinning-M rule).
  *
- * Parks never use a periodic timeout: the wait's timeout is only the
- * worker's next timer, so a lost wakeup shows up as a hang, not as latency.
+ * Parks never use a periodic timeout: the wait's timeout is the worker's
+ * next timer, or once after a burst the time its idle memory is due to go
+ * back (see "Idle memory"), so a lost wakeup shows up as a hang, not as
+ * latency.
  */
 #include "worker.h"
 
@@ -74,8 +76,11 @@
  * every POLL_INTERVAL runs whatever the cap. benches/results/lifo-max.md
  * has the measurements behind the value. */
 #define LIFO_MAX 256
-#define STACK_CACHE_KEEP 64
-#define TRIM_MIN_PARK_NS (10 * WEFT_NS_PER_MS)
+/* Two pages of each stack a worker keeps through an idle period stay
+ * resident: its header and the first frames of a task. */
+#define STACK_KEEP_RESIDENT (2 * weft__page_size())
+#define RELEASE_DELAY_NS WEFT_NS_PER_SEC
+#define RELEASE_STEP 1024 /* stacks given back between looks for work */
 
 static __thread struct worker *tls_worker
     __attribute__((tls_model("initial-exec")));
@@ -596,6 +601,80 @@ static bool has_work(struct runtime *rt)
     return false;
 }
 
+/*
+ * Idle memory. Stacks and task structs of finished tasks stay in their
+ * worker's caches, so that the next burst of spawns costs no syscall and no
+ * page fault. Beyond what it keeps (WEFT_STACK_CACHE_KEEP and
+ * WEFT_TASK_CACHE_KEEP) a worker gives them back once it has had them for
+ * RELEASE_DELAY_NS: the first park that finds more than that cached sets
+ * release_at and sleeps no later than that; the first park past it
+ * releases. The surplus goes to the shared pools, which hand whole slabs
+ * and blocks back to the kernel, the kept stacks lose their deeper pages,
+ * and the allocator purges. The next park has no deadline of its own. So
+ * an idle runtime wakes once after a burst and never polls, and is back
+ * near its starting RSS about a second after the burst; a second burst
+ * costs what the first did. A worker that keeps running past release_at
+ * releases at its next park: a cache that stays large through a busy
+ * period goes back at most about once a second. The release is done after
+ * the worker stopped searching and before it joins the idle set: work
+ * queued meanwhile wakes another worker, or is seen by the re-check that
+ * follows the announcement.
+ */
+static bool has_surplus(const struct worker *w)
+{
+    return w->stacks.n > WEFT_STACK_CACHE_KEEP ||
+           weft__task_cache_exceeds(w, WEFT_TASK_CACHE_KEEP);
+}
+
+/*
+ * Gives back what is beyond the caches' bounds, RELEASE_STEP stacks at a
+ * time: a burst's stacks take tens of milliseconds to go (the kernel frees
+ * their pages), and work that arrives meanwhile, or a shutdown, waits for
+ * one step. The rest then goes at the first idle park past a new deadline.
+ */
+static void release_memory(struct worker *w)
+{
+    struct runtime *rt = w->rt;
+
+    while (w->stacks.n > WEFT_STACK_CACHE_KEEP) {
+        unsigned keep = w->stacks.n - WEFT_STACK_CACHE_KEEP > RELEASE_STEP ?
+                            w->stacks.n - RELEASE_STEP :
+                            WEFT_STACK_CACHE_KEEP;
+
+        if (has_work(rt) ||
+            atomic_load_explicit(&rt->stopping, memory_order_relaxed))
+            return;
+        weft__stack_cache_release(&rt->stacks, &w->stacks, keep);
+    }
+    weft__stack_cache_shrink(&w->stacks, STACK_KEEP_RESIDENT);
+    weft__task_cache_release(w, WEFT_TASK_CACHE_KEEP);
+    weft__mem_purge();
+}
+
+/* Nanoseconds the coming park may last before memory is due to go back
+ * (-1: no limit); releases first if it is due now. */
+static int64_t until_release(struct worker *w)
+{
+    int64_t now;
+
+    if (!w->release_at && !has_surplus(w))
+        return -1;
+    now = weft__now();
+    if (!w->release_at)
+        w->release_at = now + RELEASE_DELAY_NS;
+    if (now < w->release_at)
+        return w->release_at - now;
+    release_memory(w);
+    w->release_at = 0;
+    return -1;
+}
+
+/* The earlier of two park timeouts (-1: none). */
+static int64_t earlier(int64_t a, int64_t b)
+{
+    return a < 0 || (b >= 0 && b < a) ? b : a;
+}
+
 /* Leaves the sleepers (if a waker has not taken us out already). */
 static void unannounce(struct worker *w)
 {
@@ -637,16 +716,14 @@ static void idle(struct worker *w)
 {
     struct runtime *rt = w->rt;
     struct idle *idle = &rt->idle;
-    int64_t timeout = park_timeout(w);
+    int64_t release;
 
-    /* Handing idle stacks' pages back costs syscalls and refaults: worth it
-     * before a long sleep, not in the gaps between bursts of timers. */
-    if (timeout < 0 || timeout >= TRIM_MIN_PARK_NS)
-        weft__stack_cache_trim(&rt->stacks, &w->stacks, STACK_CACHE_KEEP);
     if (w->searching) {
         w->searching = false;
         atomic_fetch_sub_explicit(&idle->nsearching, 1, memory_order_seq_cst);
     }
+    /* No longer searching, so that work queued meanwhile wakes a sleeper. */
+    release = until_release(w);
     pthread_mutex_lock(&idle->lock);
     idle->sleepers[idle->nsleepers++] = w->index;
     atomic_store_explicit(&idle->nidle, idle->nsleepers, memory_order_seq_cst);
@@ -658,7 +735,7 @@ static void idle(struct worker *w)
         unannounce(w);
         return;
     }
-    park(w, park_timeout(w));
+    park(w, earlier(park_timeout(w), release));
     unannounce(w);
 }
 

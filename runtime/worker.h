@@ -19,6 +19,14 @@ struct runtime;
 struct weft_task;
 struct weft__io;
 
+/* What a worker keeps cached through an idle period (see "Idle memory" in
+ * worker.c): a slab's worth of stacks, so that a refill takes the pool's
+ * lock once, and as many task structs. A burst of that many short tasks
+ * then starts without a lock, a syscall or a page fault; with two pages of
+ * each stack resident, that is about half a MiB per worker. */
+#define WEFT_STACK_CACHE_KEEP 64
+#define WEFT_TASK_CACHE_KEEP 64
+
 /* Why a task switched away from its stack. */
 enum switch_reason { SWITCH_PARK, SWITCH_YIELD, SWITCH_EXIT };
 
@@ -52,6 +60,8 @@ struct worker {
     bool searching;                /* counted in rt->idle.nsearching */
     struct weft__stack_cache stacks;
     struct weft_task *free_tasks;  /* task struct cache */
+    int64_t release_at;            /* when idle memory goes back (idle()
+                                    * in worker.c), 0: nothing to give */
     struct weft__io *io;
     pthread_t thread;
     int start_error;               /* set before the start barrier */

@@ -125,7 +125,7 @@ static int io_task(void *arg)
     int fd[2], ret;
 
     (void)arg;
-    printf("backend=%s\n", h->rt.io_ops->name);
+    printf("backend=%s\n", weft__runtime_of(h)->io_ops->name);
     fflush(stdout);
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
                    fd) != 0)
