@@ -107,7 +107,9 @@ WEFT_API void weft_config_init(weft_config_t *cfg);
  * tasks still alive (blocking-pool jobs already running finish first),
  * stops the signal thread, the blocking pool and the workers, restores any
  * signal disposition weft_signal_wait replaced, and frees everything: no
- * thread or descriptor of weft's outlives the call. It is
+ * thread or descriptor of weft's outlives the call (with WEFT_SQPOLL, the
+ * kernel ends its polling threads a few milliseconds after their rings are
+ * gone). It is
  * weft_runtime_new + weft_runtime_block_on + weft_runtime_free.
  * Called from a thread that is not a weft worker; does not return early.
  * Returns fn's status, or:
@@ -986,8 +988,10 @@ WEFT_API int weft_runtime_new(const weft_config_t *cfg, weft_runtime_t **out);
  * Runs fn(arg) as a task of rt (named "main") and blocks the calling thread
  * until it returns; returns its status. Tasks it spawned keep running after
  * it returns, until weft_runtime_free. Several threads may block_on the
- * same runtime at once. Called from any thread that is not a weft worker,
- * but not concurrently with weft_runtime_free. Returns fn's status, or:
+ * same runtime at once. Called from any thread that is not a weft worker.
+ * A call in progress must return before weft_runtime_free is called; one
+ * made once the free has begun, or after it, touches nothing and returns
+ * -ESHUTDOWN. Returns fn's status, or:
  *   -EINVAL     rt or fn is NULL
  *   -EPERM      called from a worker thread (it would stall that worker)
  *   -ENOMEM     no memory for the task
