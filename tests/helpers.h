@@ -8,6 +8,7 @@
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <unistd.h>
 
 #include <weft.h>
@@ -78,6 +79,22 @@ static inline void t_until_parked_in(weft_task_t *h, enum weft__why why)
         else
             cr_assert_eq(weft_sleep_ms(1), 0);
     }
+}
+
+/* VmRSS of the process in bytes. */
+static inline long t_rss_bytes(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kib = -1;
+
+    cr_assert_not_null(f);
+    while (fgets(line, sizeof(line), f))
+        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+            break;
+    fclose(f);
+    cr_assert_gt(kib, 0);
+    return kib * 1024;
 }
 
 /* Runs fn(arg) as the main task with cfg and asserts it returned 0. */

@@ -604,14 +604,6 @@ Test(io_net, connection_that_always_has_data_lets_other_tasks_run,
 
 #include "runtime/task.h"
 
-/* Yields until t is suspended in an I/O call (white-box: why it waits). */
-static void t_until_in_io(weft_task_t *t)
-{
-    while (atomic_load_explicit(&weft__task_of(t)->why, memory_order_relaxed) !=
-           WHY_IO)
-        cr_assert_eq(weft_yield(), 0);
-}
-
 struct scatter {
     int fd;
     char a[5], b[7], c[20];
@@ -647,7 +639,7 @@ static int scatter_gather_main(void *arg)
     /* The receiver waits before anything is sent. */
     s.fd = sv[1];
     cr_assert_eq(weft_spawn(&t, recv_scattered, &s), 0);
-    t_until_in_io(t);
+    t_until_parked_in(t, WHY_IO);
     cr_assert_eq(weft_sendmsg(sv[0], &msg, 0, T_SECS(20)), 20);
     cr_assert_eq(weft_join(t), 20);
     cr_assert_eq(memcmp(s.a, "hello", 5), 0);

@@ -96,22 +96,6 @@ static bool t_is_released(struct runtime *rt, unsigned live, struct t_held *h)
            h->held_structs <= t_struct_bound(live);
 }
 
-/* VmRSS of the process in bytes. */
-static long t_rss_bytes(void)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long kib = -1;
-
-    cr_assert_not_null(f);
-    while (fgets(line, sizeof(line), f))
-        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
-            break;
-    fclose(f);
-    cr_assert_gt(kib, 0);
-    return kib * KIB;
-}
-
 /* Asserts what must hold once an idle runtime has given memory back. */
 static void t_assert_released(const struct t_held *h, unsigned live)
 {

@@ -336,22 +336,6 @@ Test(stack, spawn_ex_stack_size_gives_that_much_stack, .timeout = 10)
 #define PARKED_MAX_BYTES (16 * KIB)
 #endif
 
-/* VmRSS of the process in bytes. */
-static long t_rss_bytes(void)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long kib = -1;
-
-    cr_assert_not_null(f);
-    while (fgets(line, sizeof(line), f))
-        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
-            break;
-    fclose(f);
-    cr_assert_gt(kib, 0);
-    return kib * KIB;
-}
-
 static int wait_event(void *arg)
 {
     return weft_event_wait(arg, WEFT_NO_DEADLINE);
