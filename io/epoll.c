@@ -387,11 +387,14 @@ static int add_waiter(struct weft__io *io, struct weft__io_op *op)
     if ((uint32_t)op->fd >= io->nfds && (ret = grow_fds(io, op->fd)) < 0)
         return ret;
     fw = &io->fds[op->fd];
-    if ((fw->armed & want) != want) {
-        ret = arm(io, op->fd, fw->armed | want);
-        if (ret < 0)
-            return ret;
-    }
+    /* Armed even when the registration already covers want: it may be a
+     * stale one, left on a file that the caller closed with close(2) while
+     * a dup kept it open, and the number may name a new file by now. MOD
+     * finds no registration for the new file (ENOENT) and arm() adds one;
+     * skipping it would leave this op waiting on the old file for ever. */
+    ret = arm(io, op->fd, fw->armed | want);
+    if (ret < 0)
+        return ret;
     op->want = want;
     op->wait_next = fw->head;
     fw->head = op;

@@ -1114,3 +1114,59 @@ Test(io_misuse, suspending_calls_outside_a_task_are_eperm, .timeout = 30)
     close(sv[0]);
     close(sv[1]);
 }
+
+/* ---- an fd number reused after close(2) under a waiter ------------------- */
+
+static int recv_one(void *arg)
+{
+    char c;
+
+    return (int)weft_recv((int)(intptr_t)arg, &c, 1, 0, T_SECS(20));
+}
+
+/*
+ * A task waits on a socket that the program then closes with close(2)
+ * while a dup keeps the file open; the fd number goes to a new socket. A
+ * wait on the new socket gets its data: on epoll, the old registration
+ * still covered the events it wanted, and a wait that trusted it waited on
+ * the old file until its deadline.
+ */
+static int reused_number_main(void *arg)
+{
+    int a[2], b[2], keep, num, peer;
+    weft_task_t *old, *fresh;
+
+    (void)arg;
+    t_socketpair(a);
+    keep = dup(a[0]);
+    cr_assert_geq(keep, 0);
+    cr_assert_eq(weft_spawn(&old, recv_one, (void *)(intptr_t)a[0]), 0);
+    t_until_parked_in(old, WHY_IO);
+    /* On io_uring the recv reaches the kernel, which resolves the number,
+     * at the worker's next enter: one worker, idle while this sleeps,
+     * makes that now. */
+    cr_assert_eq(weft_sleep_ms(1), 0);
+    num = a[0];
+    cr_assert_eq(close(a[0]), 0);
+    t_socketpair(b); /* the lowest free numbers: num among them */
+    cr_assert(b[0] == num || b[1] == num, "%d not reused (%d, %d)", num,
+              b[0], b[1]);
+    peer = b[0] == num ? b[1] : b[0];
+    cr_assert_eq(weft_spawn(&fresh, recv_one, (void *)(intptr_t)num), 0);
+    t_until_parked_in(fresh, WHY_IO);
+    cr_assert_eq(send(peer, "y", 1, 0), 1);
+    cr_assert_eq(weft_join(fresh), 1);
+    cr_assert_eq(weft_cancel(old), 0);
+    cr_assert_eq(weft_join(old), -ECANCELED);
+    cr_assert_eq(close(keep), 0);
+    cr_assert_eq(close(a[1]), 0);
+    cr_assert_eq(weft_close(b[0]), 0);
+    cr_assert_eq(weft_close(b[1]), 0);
+    return 0;
+}
+
+Test(io_misuse, fd_number_reused_after_close_under_a_waiter_serves_the_new_file,
+     .timeout = 60)
+{
+    t_run_one_worker(reused_number_main, NULL);
+}
