@@ -178,7 +178,7 @@ Test(io_file, calls_outside_a_task_are_eperm, .timeout = 10)
 
 /* ---- a kernel submission-polling thread per ring ------------------------- */
 
-#include "io/backend.h"
+#include "runtime/driver/backend.h"
 #include "runtime/runtime.h"
 #include "runtime/task.h"
 

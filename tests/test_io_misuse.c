@@ -17,8 +17,8 @@
 #include <sys/stat.h>
 #include <sys/uio.h>
 
-#include "io/backend.h"
-#include "io/ops.h"
+#include "runtime/driver/backend.h"
+#include "io/op.h"
 #include "runtime/mem.h"
 #include "runtime/task.h"
 #include "io_helpers.h"

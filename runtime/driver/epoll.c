@@ -1,5 +1,5 @@
 /*
- * The epoll backend: readiness instead of completion, for kernels or
+ * The epoll driver: readiness instead of completion, for kernels or
  * sandboxes without io_uring, and as the baseline io_uring is measured
  * against. One epoll instance per worker, touched only by it (cancel() from
  * another worker goes through the owner's cancel queue, see backend.h).
@@ -8,7 +8,7 @@
  * O_NONBLOCK set on listeners and connecting sockets, which the readiness
  * model needs). On EAGAIN it joins the fd's waiter list on this worker, and
  * the worker retries it when epoll reports the fd ready, completing it
- * like a completion backend would, so io/ops.c cannot tell the difference.
+ * like a completion backend would, so io/op.c cannot tell the difference.
  *
  * Registration: per fd and worker, EPOLLONESHOT, re-armed (EPOLL_CTL_MOD)
  * only while waiters remain. Rejected alternative: a persistent
@@ -58,8 +58,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../runtime/common.h"
-#include "../runtime/mem.h"
+#include "../common.h"
+#include "../mem.h"
 #include "weft.h"
 
 #define MAX_EVENTS 128
@@ -162,7 +162,7 @@ static void epoll_fini(struct weft__io *io)
 static int run_blocking(struct weft__io_op *op)
 {
     struct iovec one = { op->buf, op->len };
-    bool vec = op->opcode == IOP_READV || op->opcode == IOP_WRITEV;
+    bool vec = weft__io_def(op->opcode)->vec;
     const struct iovec *iov = vec ? op->buf : &one;
     int n = vec ? (int)op->len : 1;
     ssize_t ret;
@@ -204,7 +204,7 @@ static void *helper_main(void *arg)
         if (!h->head)
             break;
         op = h->head;
-        h->head = op->wait_next;
+        h->head = op->u.epoll.wait_next;
         pthread_mutex_unlock(&h->lock);
         weft__io_complete(op, run_blocking(op));
         pthread_mutex_lock(&h->lock);
@@ -225,11 +225,11 @@ static int helper_push(struct weft__io *io, struct weft__io_op *op)
             return -ret;
         h->started = true;
     }
-    op->want = 0;
-    op->wait_next = NULL;
+    op->u.epoll.want = 0;
+    op->u.epoll.wait_next = NULL;
     pthread_mutex_lock(&h->lock);
     if (h->head)
-        h->tail->wait_next = op;
+        h->tail->u.epoll.wait_next = op;
     else
         h->head = op;
     h->tail = op;
@@ -243,7 +243,7 @@ static int helper_push(struct weft__io *io, struct weft__io_op *op)
 static int rw_nowait(struct weft__io_op *op, bool write)
 {
     struct iovec one = { op->buf, op->len };
-    bool vec = op->opcode == IOP_READV || op->opcode == IOP_WRITEV;
+    bool vec = weft__io_def(op->opcode)->vec;
     const struct iovec *iov = vec ? op->buf : &one;
     int n = vec ? (int)op->len : 1;
     ssize_t ret;
@@ -273,7 +273,7 @@ static int connect_step(struct weft__io_op *op)
     int err = 0;
     socklen_t len = sizeof(err);
 
-    if (op->started) {
+    if (op->u.epoll.started) {
         if (getsockopt(op->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
             return -errno;
         return -err;
@@ -282,7 +282,7 @@ static int connect_step(struct weft__io_op *op)
         return 0;
     if (errno != EINPROGRESS && errno != EINTR)
         return -errno;
-    op->started = true;
+    op->u.epoll.started = true;
     return -EAGAIN;
 }
 
@@ -329,20 +329,12 @@ static int perform(struct weft__io_op *op)
     return ret < 0 ? (errno == EWOULDBLOCK ? -EAGAIN : -errno) : (int)ret;
 }
 
+/* The events op waits for: its opcode's, or IOP_POLL's own. */
 static uint32_t wanted_events(const struct weft__io_op *op)
 {
-    switch (op->opcode) {
-    case IOP_POLL:
-        return (uint32_t)op->flags;
-    case IOP_CONNECT:
-    case IOP_SEND:
-    case IOP_SENDMSG:
-    case IOP_WRITE:
-    case IOP_WRITEV:
-        return EPOLLOUT;
-    default:
-        return EPOLLIN;
-    }
+    uint32_t events = weft__io_def(op->opcode)->events;
+
+    return events ? events : (uint32_t)op->flags;
 }
 
 /* ---- waiter lists -------------------------------------------------------- */
@@ -392,8 +384,8 @@ static int add_waiter(struct weft__io *io, struct weft__io_op *op)
         if (ret < 0)
             return ret;
     }
-    op->want = want;
-    op->wait_next = fw->head;
+    op->u.epoll.want = want;
+    op->u.epoll.wait_next = fw->head;
     fw->head = op;
     io->nwaiting++;
     return 0;
@@ -404,12 +396,12 @@ static bool unhook(struct weft__io *io, struct weft__io_op *op)
 {
     struct weft__io_op **p;
 
-    if (!op->want)
+    if (!op->u.epoll.want)
         return false;
-    for (p = &io->fds[op->fd].head; *p != op; p = &(*p)->wait_next)
+    for (p = &io->fds[op->fd].head; *p != op; p = &(*p)->u.epoll.wait_next)
         ;
-    *p = op->wait_next;
-    op->want = 0;
+    *p = op->u.epoll.wait_next;
+    op->u.epoll.want = 0;
     io->nwaiting--;
     return true;
 }
@@ -429,8 +421,8 @@ static void end_waiters(struct weft__io *io, int fd, int result)
     fw->in_epoll = false;
     fw->armed = 0;
     while ((op = fw->head)) {
-        fw->head = op->wait_next;
-        op->want = 0;
+        fw->head = op->u.epoll.wait_next;
+        op->u.epoll.want = 0;
         io->nwaiting--;
         weft__io_complete(op, result);
     }
@@ -454,17 +446,17 @@ static void dispatch(struct weft__io *io, int fd, uint32_t revents)
     fw->armed = 0;
     while ((op = *p)) {
         ret = -EAGAIN;
-        if (op->opcode == IOP_POLL && (revents & (op->want | bad)))
-            ret = (int)(revents & (op->want | bad));
-        else if (revents & (op->want | bad))
+        if (op->opcode == IOP_POLL && (revents & (op->u.epoll.want | bad)))
+            ret = (int)(revents & (op->u.epoll.want | bad));
+        else if (revents & (op->u.epoll.want | bad))
             ret = perform(op);
         if (ret == -EAGAIN) {
-            rest |= op->want;
-            p = &op->wait_next;
+            rest |= op->u.epoll.want;
+            p = &op->u.epoll.wait_next;
             continue;
         }
-        *p = op->wait_next;
-        op->want = 0;
+        *p = op->u.epoll.wait_next;
+        op->u.epoll.want = 0;
         io->nwaiting--;
         weft__io_complete(op, ret);
     }
@@ -482,19 +474,13 @@ static int run_deferred(struct weft__io *io)
     io->immediate = 0;
     io->imm_task = NULL;
     for (; op; op = next, n++) {
-        next = op->wait_next;
+        next = op->u.epoll.wait_next;
         weft__io_complete(op, op->result);
     }
     return n;
 }
 
 /* ---- the table ----------------------------------------------------------- */
-
-static bool on_helper(const struct weft__io_op *op)
-{
-    return op->opcode == IOP_OPENAT || op->opcode == IOP_STATX ||
-           op->opcode == IOP_FSYNC;
-}
 
 /* Completes op on the issuing task itself (nobody to wake), unless the
  * worker has not had a turn for IMMEDIATE_MAX of those: then the task parks
@@ -507,8 +493,8 @@ static int finish_now(struct weft__io *io, struct weft__io_op *op, int result)
         io->immediate = 0;
     }
     if (unlikely(++io->immediate > IMMEDIATE_MAX)) {
-        op->want = 0;
-        op->wait_next = io->deferred;
+        op->u.epoll.want = 0;
+        op->u.epoll.wait_next = io->deferred;
         io->deferred = op;
         return 0;
     }
@@ -536,19 +522,17 @@ static int epoll_submit(struct weft__io *io, struct weft__io_op *op)
         return -EOPNOTSUPP; /* listeners accept one at a time here */
     if (op->opcode == IOP_CLOSE)
         end_waiters(io, op->fd, -EBADF);
-    if (on_helper(op))
+    if (weft__io_def(op->opcode)->file)
         return helper_push(io, op);
     if ((op->opcode == IOP_ACCEPT || op->opcode == IOP_CONNECT) &&
         (ret = ensure_nonblock(op->fd)) < 0)
         return ret;
     ret = perform(op);
-    if (ret == -EOPNOTSUPP && op->opcode >= IOP_READ &&
-        op->opcode <= IOP_WRITEV)
+    if (ret == -EOPNOTSUPP && weft__io_def(op->opcode)->rw)
         return helper_push(io, op); /* no RWF_NOWAIT for this file */
     if (ret != -EAGAIN)
         return finish_now(io, op, ret);
-    if (op->opcode >= IOP_RECV && op->opcode <= IOP_SENDMSG &&
-        (op->flags & MSG_DONTWAIT))
+    if (weft__io_def(op->opcode)->msg && (op->flags & MSG_DONTWAIT))
         return finish_now(io, op, -EAGAIN); /* the caller asked not to wait */
     ret = add_waiter(io, op);
     if (ret == -EPERM) /* a regular file: always "ready" */
