@@ -20,10 +20,12 @@
  * now names another file (ADD it). The cost is one epoll_ctl per wait.
  *
  * Files: regular files are always "ready" and epoll refuses them (EPERM),
- * so their reads and writes that would block, and openat, statx and fsync,
- * run on a helper thread per worker, created on first use. It completes
- * ops with weft__io_complete from its own thread; they cannot be cancelled
- * early, a cancelled caller waits for the syscall to return.
+ * so their reads and writes that would block, and openat, statx and fsync
+ * (the opcodes the table in op.c marks file), run on the runtime's blocking
+ * pool. The pool thread completes the op with weft__io_complete, which
+ * wakes the task as any completion does. A cancel takes a job the pool has
+ * not started out of its queue (-ECANCELED); one that started cannot be
+ * cut short, and the cancelled caller waits for the syscall to return.
  *
  * Fairness: an op that succeeds at once never suspends its task, so a
  * connection that always has data could keep its worker forever. After
@@ -47,7 +49,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <pthread.h>
+#include <stddef.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <sys/epoll.h>
@@ -60,6 +62,8 @@
 
 #include "../common.h"
 #include "../mem.h"
+#include "../runtime.h"
+#include "../task.h"
 #include "weft.h"
 
 #define MAX_EVENTS 128
@@ -73,15 +77,6 @@ struct fdwait {
     bool in_epoll;   /* believed registered (ADD done, file not closed) */
 };
 
-struct helper {
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    struct weft__io_op *head, *tail; /* under lock, linked by wait_next */
-    bool stop;                       /* under lock */
-    bool started;                    /* owner worker only */
-    pthread_t thread;
-};
-
 struct weft__io {
     /* Owner worker only. */
     int epfd;
@@ -92,7 +87,6 @@ struct weft__io {
     unsigned immediate;  /* ops completed at once in a row by imm_task */
     struct weft_task *imm_task; /* the task that issued them */
     struct weft__io_op *deferred; /* done, completed by the next wait() */
-    struct helper helper;
 
     /* Any thread. */
     struct weft__io_cancelq remote;
@@ -121,8 +115,6 @@ static int epoll_init(struct weft__io **out, const struct weft__config *cfg)
         ret = -errno;
         goto out_close_wake;
     }
-    pthread_mutex_init(&io->helper.lock, NULL);
-    pthread_cond_init(&io->helper.cond, NULL);
     *out = io;
     return 0;
 out_close_wake:
@@ -134,33 +126,20 @@ out_free:
     return ret;
 }
 
-static void stop_helper(struct helper *h)
-{
-    if (!h->started)
-        return;
-    pthread_mutex_lock(&h->lock);
-    h->stop = true;
-    pthread_cond_signal(&h->cond);
-    pthread_mutex_unlock(&h->lock);
-    pthread_join(h->thread, NULL);
-}
-
 static void epoll_fini(struct weft__io *io)
 {
-    stop_helper(&io->helper);
-    pthread_mutex_destroy(&io->helper.lock);
-    pthread_cond_destroy(&io->helper.cond);
     weft__free(io->fds, io->nfds * sizeof(*io->fds));
     close(io->wake_fd);
     close(io->epfd);
     weft__free(io, sizeof(*io));
 }
 
-/* ---- the helper thread (blocking file operations) ----------------------- */
+/* ---- file operations on the blocking pool ------------------------------- */
 
-/* The blocking form of op; the helper thread runs it. */
-static int run_blocking(struct weft__io_op *op)
+/* The blocking form of op; a pool thread runs it. */
+static int run_blocking(void *arg)
 {
+    struct weft__io_op *op = arg;
     struct iovec one = { op->buf, op->len };
     bool vec = weft__io_def(op->opcode)->vec;
     const struct iovec *iov = vec ? op->buf : &one;
@@ -192,50 +171,39 @@ static int run_blocking(struct weft__io_op *op)
     return ret < 0 ? -errno : (int)ret;
 }
 
-static void *helper_main(void *arg)
+/* The pool thread's end of the job: the op completes as any other. */
+static void pool_finish(struct weft__blocking_job *job, int result)
 {
-    struct helper *h = arg;
-    struct weft__io_op *op;
+    struct weft__io_op *op = (struct weft__io_op *)(
+        (char *)job - offsetof(struct weft__io_op, u.epoll.job));
 
-    pthread_mutex_lock(&h->lock);
-    for (;;) {
-        while (!h->head && !h->stop)
-            pthread_cond_wait(&h->cond, &h->lock);
-        if (!h->head)
-            break;
-        op = h->head;
-        h->head = op->u.epoll.wait_next;
-        pthread_mutex_unlock(&h->lock);
-        weft__io_complete(op, run_blocking(op));
-        pthread_mutex_lock(&h->lock);
-    }
-    pthread_mutex_unlock(&h->lock);
-    return NULL;
+    weft__io_complete(op, result);
 }
 
-/* Hands op to the helper thread (the stand-in for the blocking pool). */
-static int helper_push(struct weft__io *io, struct weft__io_op *op)
+static struct weft__blocking *pool_of(const struct weft__io_op *op)
 {
-    struct helper *h = &io->helper;
-    int ret;
+    return &op->task->rt->pool;
+}
 
-    if (!h->started) {
-        ret = pthread_create(&h->thread, NULL, helper_main, h);
-        if (ret)
-            return -ret;
-        h->started = true;
-    }
+/* Hands op to the blocking pool; it completes from a pool thread. */
+static int pool_push(struct weft__io_op *op)
+{
+    struct weft__blocking_job *job = &op->u.epoll.job;
+
     op->u.epoll.want = 0;
-    op->u.epoll.wait_next = NULL;
-    pthread_mutex_lock(&h->lock);
-    if (h->head)
-        h->tail->u.epoll.wait_next = op;
-    else
-        h->head = op;
-    h->tail = op;
-    pthread_cond_signal(&h->cond);
-    pthread_mutex_unlock(&h->lock);
-    return 0;
+    op->u.epoll.pooled = true;
+    *job = (struct weft__blocking_job){ .fn = run_blocking, .arg = op,
+                                        .task = op->task,
+                                        .finish = pool_finish };
+    atomic_init(&job->state, JOB_QUEUED);
+    return weft__blocking_submit(pool_of(op), job);
+}
+
+/* A cancel of a pooled op: only one the pool has not started ends early. */
+static bool pool_withdraw(struct weft__io_op *op)
+{
+    return op->u.epoll.pooled &&
+           weft__blocking_withdraw(pool_of(op), &op->u.epoll.job);
 }
 
 /* ---- trying an op -------------------------------------------------------- */
@@ -523,20 +491,20 @@ static int epoll_submit(struct weft__io *io, struct weft__io_op *op)
     if (op->opcode == IOP_CLOSE)
         end_waiters(io, op->fd, -EBADF);
     if (weft__io_def(op->opcode)->file)
-        return helper_push(io, op);
+        return pool_push(op);
     if ((op->opcode == IOP_ACCEPT || op->opcode == IOP_CONNECT) &&
         (ret = ensure_nonblock(op->fd)) < 0)
         return ret;
     ret = perform(op);
     if (ret == -EOPNOTSUPP && weft__io_def(op->opcode)->rw)
-        return helper_push(io, op); /* no RWF_NOWAIT for this file */
+        return pool_push(op); /* no RWF_NOWAIT for this file */
     if (ret != -EAGAIN)
         return finish_now(io, op, ret);
     if (weft__io_def(op->opcode)->msg && (op->flags & MSG_DONTWAIT))
         return finish_now(io, op, -EAGAIN); /* the caller asked not to wait */
     ret = add_waiter(io, op);
     if (ret == -EPERM) /* a regular file: always "ready" */
-        return helper_push(io, op);
+        return pool_push(op);
     return ret;
 }
 
@@ -550,7 +518,7 @@ static void epoll_cancel(struct weft__io *io, struct weft__io_op *op)
             epoll_wake(op->io);
         return;
     }
-    if (unhook(io, op))
+    if (unhook(io, op) || pool_withdraw(op))
         weft__io_complete(op, -ECANCELED);
 }
 
@@ -564,7 +532,7 @@ static void take_remote_cancels(struct weft__io *io)
 
         if (op->opcode == IOP_CLOSE)
             end_waiters(io, op->fd, -EBADF);
-        else if (unhook(io, op))
+        else if (unhook(io, op) || pool_withdraw(op))
             weft__io_complete(op, -ECANCELED);
         weft__io_cancelq_ack(op);
         op = next;
