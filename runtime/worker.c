@@ -386,6 +386,9 @@ void weft__worker_settle(struct worker *w)
 
     if (!t)
         return;
+    WEFT__CHECK(w == weft__worker_current() && t != w->current);
+    WEFT__CHECK((atomic_load_explicit(&t->state, memory_order_relaxed) &
+                 ~TASK_NOTIFIED) == TASK_RUNNING);
     w->prev = NULL;
     switch (w->reason) {
     case SWITCH_YIELD:

@@ -57,6 +57,9 @@ void weft__io_complete(struct weft__io_op *op, int result)
 {
     struct weft_task *t = op->task;
 
+    /* Completed once, by its owner, for a task that waits on it. */
+    WEFT__CHECK(t && op->io &&
+                !atomic_load_explicit(&op->done, memory_order_relaxed));
     if (unlikely(result == -EFAULT))
         atomic_fetch_add_explicit(&weft__io_efaults, 1, memory_order_relaxed);
     op->result = result;
