@@ -1,7 +1,8 @@
 /*
  * Name resolution: getaddrinfo on the blocking pool (as libuv and Tokio do;
  * the C library's resolver blocks, and an asynchronous one would be a
- * dependency of its own). Written against the public API only.
+ * dependency of its own), as jobs of the pool's slow class: lookups that
+ * wait on a DNS server may hold at most half the pool (blocking.h).
  *
  * EAI_* codes become negative errno values, following the rule that every
  * weft call fails with -errno; weft.h lists the mapping.
@@ -12,6 +13,7 @@
 #include <netdb.h>
 #include <stddef.h>
 
+#include "../runtime/blocking.h"
 #include "weft.h"
 
 struct resolve_job {
@@ -62,7 +64,8 @@ int weft_resolve(const char *host, const char *service,
     *out = NULL;
     if (!host && !service)
         return -EINVAL;
-    ret = weft_blocking(run_getaddrinfo, &j);
+    ret = weft__blocking_call(run_getaddrinfo, &j, WEFT__JOB_SLOW,
+                              __builtin_return_address(0));
     if (ret == 0)
         *out = j.res;
     return ret;

@@ -1,7 +1,7 @@
 /*
  * File and generic fd calls: read, write, readv, writev, openat, close,
  * fsync, statx. Each is one op run through weft__io_run; on the epoll
- * backend the ones that would block a worker go to its helper thread.
+ * driver the ones that would block a worker go to the blocking pool.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 #include <sys/uio.h>
 
-#include "ops.h"
+#include "op.h"
 #include "weft.h"
 
 ssize_t weft_read(int fd, void *buf, size_t len, int64_t offset,

@@ -36,7 +36,7 @@
 #include "../runtime/mem.h"
 #include "../runtime/spin.h"
 #include "../runtime/task.h"
-#include "ops.h"
+#include "op.h"
 #include "weft.h"
 
 #define AHEAD_MAX 64

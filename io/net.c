@@ -18,7 +18,7 @@
 
 #include "../runtime/task.h"
 #include "dns.h"
-#include "ops.h"
+#include "op.h"
 #include "weft.h"
 
 /* host:port to addresses (freeaddrinfo them). Suspends for names. */

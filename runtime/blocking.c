@@ -39,6 +39,7 @@ int weft__blocking_init(struct weft__blocking *p, unsigned max_threads,
     int ret;
 
     p->max_threads = max_threads;
+    p->slow_max = (max_threads + 1) / 2;
     p->keepalive_ns = (int64_t)keepalive_ms * WEFT_NS_PER_MS;
     ret = -pthread_condattr_init(&attr);
     ret = ret ?: -pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
@@ -71,16 +72,22 @@ static void append(struct weft__blocking *p, struct weft__blocking_job *job)
     p->nqueued++;
 }
 
+static bool unlink_job(struct weft__blocking *p,
+                       struct weft__blocking_job *job);
+
+/* The first queued job that may run: slow ones wait while slow_max run. */
 static struct weft__blocking_job *pop(struct weft__blocking *p)
 {
     struct weft__blocking_job *job = p->head;
+    bool slow_full = p->nslow >= p->slow_max;
 
+    while (job && slow_full && (job->flags & WEFT__JOB_SLOW))
+        job = job->next;
     if (!job)
         return NULL;
-    p->head = job->next;
-    if (!p->head)
-        p->tail = NULL;
-    p->nqueued--;
+    unlink_job(p, job);
+    if (job->flags & WEFT__JOB_SLOW)
+        p->nslow++;
     /* Relaxed: withdraw() reads it under the same lock. */
     atomic_store_explicit(&job->state, JOB_RUNNING, memory_order_relaxed);
     return job;
@@ -123,19 +130,26 @@ static struct weft__blocking_job *next_job(struct weft__blocking *p)
     struct timespec end = keepalive_end(p);
     int ret = 0;
 
-    while (!p->head && !p->stopping && ret != ETIMEDOUT) {
+    struct weft__blocking_job *job;
+
+    while (!(job = pop(p)) && !p->stopping && ret != ETIMEDOUT) {
         p->nidle++;
         ret = pthread_cond_timedwait(&p->work, &p->lock, &end);
         p->nidle--;
     }
-    return pop(p);
+    return job;
 }
 
 static void run_job(struct weft__blocking_job *job)
 {
     struct weft_task *t = job->task;
+    int result = job->fn(job->arg);
 
-    job->result = job->fn(job->arg);
+    if (job->finish) {
+        job->finish(job, result);
+        return;
+    }
+    job->result = result;
     /* release: pairs with the acquire in job_done(). After this store the
      * job's frame may be gone, hence t was read before. */
     atomic_store_explicit(&job->state, JOB_DONE, memory_order_release);
@@ -165,9 +179,16 @@ static void *pool_main(void *arg)
     pthread_setname_np(pthread_self(), "weft-blocking");
     pthread_mutex_lock(&p->lock);
     while ((job = next_job(p))) {
+        /* Read before the run: the job may be gone after it. */
+        bool slow = job->flags & WEFT__JOB_SLOW;
+
         pthread_mutex_unlock(&p->lock);
         run_job(job);
         pthread_mutex_lock(&p->lock);
+        /* A slow job passed over may run now: if this thread takes another
+         * job, an idle one must take it. */
+        if (slow && p->nslow-- == p->slow_max && p->nidle)
+            pthread_cond_signal(&p->work);
     }
     retire(p);
     return NULL;
@@ -276,9 +297,15 @@ static int finish_job(struct weft_task *t, struct weft__blocking_job *job,
 
 int weft_blocking(int (*fn)(void *), void *arg)
 {
+    return weft__blocking_call(fn, arg, 0, __builtin_return_address(0));
+}
+
+int weft__blocking_call(int (*fn)(void *), void *arg, unsigned flags,
+                        const void *where)
+{
     struct weft_task *t = weft__task_current();
-    const void *where = __builtin_return_address(0);
-    struct weft__blocking_job job = { .fn = fn, .arg = arg, .task = t };
+    struct weft__blocking_job job = { .fn = fn, .arg = arg, .task = t,
+                                      .flags = flags };
     struct weft__blocking *p;
     int ret;
 

@@ -30,6 +30,19 @@ _Noreturn void weft__panic(const char *fmt, ...)
     } while (0)
 
 /*
+ * Preconditions of the protocol points (task park, settle, steal, I/O
+ * completion): checked in Debug and test builds (WEFT__CHECKS), where a
+ * broken one panics at the point that broke it rather than as a hang or a
+ * corrupted queue later; compiled away, cond unevaluated, in release
+ * builds, whose hot paths they would otherwise tax.
+ */
+#ifdef WEFT__CHECKS
+#define WEFT__CHECK(cond) WEFT_ASSERT(cond)
+#else
+#define WEFT__CHECK(cond) ((void)sizeof(!(cond)))
+#endif
+
+/*
  * Fault hooks for error paths too rare to reach otherwise (ENOMEM): test
  * builds (WEFT_FAULT_HOOKS) let a test make the named site fail; other
  * builds compile the check away.

@@ -21,7 +21,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "../io/backend.h"
+#include "driver/backend.h"
 #include "mem.h"
 #include "overflow.h"
 #include "sanitizer.h"

@@ -33,6 +33,9 @@ void weft__task_park(struct weft_task *t, enum weft__why why,
 {
     uint32_t s = TASK_RUNNING | TASK_NOTIFIED;
 
+    WEFT__CHECK(t == weft__task_current() && why != WHY_NONE);
+    WEFT__CHECK((atomic_load_explicit(&t->state, memory_order_relaxed) &
+                 ~TASK_NOTIFIED) == TASK_RUNNING);
     weft__task_note_wait(t, why, where);
     /* Already woken since it last ran: consume the wake without a switch.
      * acquire: pairs with the release in weft__task_wake(). The plain load

@@ -60,7 +60,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "../io/backend.h"
+#include "driver/backend.h"
 #include "mem.h"
 #include "overflow.h"
 #include "runtime.h"
@@ -391,6 +391,9 @@ void weft__worker_settle(struct worker *w)
 
     if (!t)
         return;
+    WEFT__CHECK(w == weft__worker_current() && t != w->current);
+    WEFT__CHECK((atomic_load_explicit(&t->state, memory_order_relaxed) &
+                 ~TASK_NOTIFIED) == TASK_RUNNING);
     w->prev = NULL;
     switch (w->reason) {
     case SWITCH_YIELD:

@@ -35,7 +35,7 @@
 
 #include <weft.h>
 
-#include "io/backend.h"
+#include "runtime/driver/backend.h"
 #include "runtime/runtime.h"
 #include "runtime/worker.h"
 

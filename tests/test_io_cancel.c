@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 
-#include "io/backend.h"
+#include "runtime/driver/backend.h"
 #include "io_helpers.h"
 
 static void *g_alloc(size_t n)

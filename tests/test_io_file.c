@@ -178,7 +178,7 @@ Test(io_file, calls_outside_a_task_are_eperm, .timeout = 10)
 
 /* ---- a kernel submission-polling thread per ring ------------------------- */
 
-#include "io/backend.h"
+#include "runtime/driver/backend.h"
 #include "runtime/runtime.h"
 #include "runtime/task.h"
 
@@ -264,4 +264,82 @@ Test(io_file, sqpoll_on_by_variable_polls_every_ring_and_moves_data,
 {
     cr_assert_eq(setenv("WEFT_SQPOLL", "1", 1), 0);
     t_run(sqpoll_main, NULL);
+}
+
+/* ---- slow pool jobs cannot starve file operations ------------------------ */
+
+#include "runtime/blocking.h"
+
+struct slow_gate {
+    atomic_bool open;
+    atomic_int running;
+};
+
+/* A lookup that hangs on its DNS server until the test opens the gate. */
+static int hung_lookup(void *arg)
+{
+    struct slow_gate *g = arg;
+
+    atomic_fetch_add(&g->running, 1);
+    while (!atomic_load(&g->open))
+        usleep(500);
+    return 0;
+}
+
+static int slow_job_main(void *arg)
+{
+    return weft__blocking_call(hung_lookup, arg, WEFT__JOB_SLOW, NULL);
+}
+
+static int return_5(void *arg)
+{
+    (void)arg;
+    return 5;
+}
+
+/* Two hung lookups on a pool of two threads: one runs, the other waits for
+ * it rather than take the second thread, which stays free for the file
+ * operations (on the epoll driver they run on the pool) and other jobs. */
+static int slow_half_main(void *arg)
+{
+    struct slow_gate g = { .open = false };
+    struct weft__blocking *pool = &weft__task_current()->rt->pool;
+    struct weft__blocking_stats st;
+    weft_task_t *slow[2];
+    char path[64];
+    int fd;
+
+    (void)arg;
+    tmp_path(path, sizeof(path));
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(weft_spawn(&slow[i], slow_job_main, &g), 0);
+    /* Until both lookups run, or one runs and the other is queued while
+     * the second thread, idle, passed it over. */
+    do {
+        cr_assert_eq(weft_yield(), 0);
+        weft__blocking_stats(pool, &st);
+    } while (atomic_load(&g.running) < 2 &&
+             !(atomic_load(&g.running) == 1 && st.queued == 1 &&
+               st.idle == 1));
+    cr_assert_eq(atomic_load(&g.running), 1,
+                 "slow jobs took more than half the pool: %d running, %u "
+                 "queued", atomic_load(&g.running), st.queued);
+    fd = weft_openat(AT_FDCWD, path, O_RDWR | O_CLOEXEC, 0, WEFT_NO_DEADLINE);
+    cr_assert_geq(fd, 0, "openat: %s", strerror(-fd));
+    cr_assert_eq(weft_fsync(fd, 0, WEFT_NO_DEADLINE), 0);
+    cr_assert_eq(weft_blocking(return_5, NULL), 5);
+    cr_assert_eq(atomic_load(&g.running), 1);
+    cr_assert_eq(weft_close(fd), 0);
+    unlink(path);
+    atomic_store(&g.open, true);
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(weft_join(slow[i]), 0);
+    cr_assert_eq(atomic_load(&g.running), 2);
+    return 0;
+}
+
+Test(io_file, slow_jobs_hold_at_most_half_the_blocking_pool, .timeout = 30)
+{
+    cr_assert_eq(setenv("WEFT_BLOCKING_THREADS", "2", 1), 0);
+    t_run(slow_half_main, NULL);
 }

@@ -8,7 +8,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 
-#include "io/backend.h"
+#include "runtime/driver/backend.h"
 #include "io_helpers.h"
 #include "runtime/runtime.h"
 

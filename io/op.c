@@ -1,7 +1,10 @@
 /*
- * The life of one I/O operation, written once for both backends, and the
- * socket calls built on it (accept, connect, recv, send, recvmsg, sendmsg,
- * shutdown, weft_wait_fd).
+ * The life of one I/O operation as a task sees it, written once for both
+ * drivers (weft__io_run, withdraw), weft_close's protocol, and the fd marks
+ * it relies on. The marks live here, above the driver, because only this
+ * layer uses them: weft__io_run and the listener set them when a task
+ * starts waiting on an fd, weft__io_close takes them to know which workers
+ * to notify; a driver only ever sees the notices (backend.h).
  *
  * Cancellation protocol (the race it prevents: a task returning -ECANCELED,
  * and its caller freeing the buffer, while the kernel still owns the
@@ -15,7 +18,7 @@
  * moved is ever dropped; only a completion of -ECANCELED becomes
  * -ECANCELED or -ETIMEDOUT, whichever caused it.
  */
-#include "ops.h"
+#include "op.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -28,8 +31,6 @@
 #include "../runtime/sanitizer.h"
 #include "../runtime/task.h"
 #include "weft.h"
-
-_Atomic uint64_t weft__io_efaults;
 
 #ifdef WEFT_FAULT_HOOKS
 _Atomic size_t weft__io_rw_cap;
@@ -100,57 +101,6 @@ static uint64_t fd_take_marks(int fd)
     if (!m || !atomic_load_explicit(m, memory_order_relaxed))
         return 0;
     return atomic_exchange_explicit(m, 0, memory_order_relaxed);
-}
-
-/* Does op wait on op->fd (rather than use it as a directory)? */
-static bool waits_on_fd(const struct weft__io_op *op)
-{
-    return op->opcode != IOP_OPENAT && op->opcode != IOP_STATX &&
-           op->opcode != IOP_CLOSE;
-}
-
-void weft__io_complete(struct weft__io_op *op, int result)
-{
-    struct weft_task *t = op->task;
-
-    if (unlikely(result == -EFAULT))
-        atomic_fetch_add_explicit(&weft__io_efaults, 1, memory_order_relaxed);
-    op->result = result;
-    /* release: pairs with the acquire in op_is_done(); from here on the
-     * task may return and its stack frame (op) be gone. */
-    atomic_store_explicit(&op->done, true, memory_order_release);
-    weft__task_wake(t);
-}
-
-void weft__io_cancelq_push(struct weft__io_cancelq *q, struct weft__io_op *op)
-{
-    struct weft__io_op *head = atomic_load_explicit(&q->head,
-                                                    memory_order_relaxed);
-
-    atomic_store_explicit(&op->cancel_queued, true, memory_order_relaxed);
-    do {
-        op->cancel_next = head;
-        /* release: publishes op's fields; pairs with the acquire exchange
-         * in weft__io_cancelq_take(). */
-    } while (!atomic_compare_exchange_weak_explicit(
-        &q->head, &head, op, memory_order_release, memory_order_relaxed));
-}
-
-struct weft__io_op *weft__io_cancelq_take(struct weft__io_cancelq *q)
-{
-    if (!atomic_load_explicit(&q->head, memory_order_relaxed))
-        return NULL;
-    /* acquire: pairs with the release CAS in weft__io_cancelq_push(). */
-    return atomic_exchange_explicit(&q->head, NULL, memory_order_acquire);
-}
-
-void weft__io_cancelq_ack(struct weft__io_op *op)
-{
-    struct weft_task *t = op->task;
-
-    /* release: pairs with the acquire in op_is_done(); op may vanish. */
-    atomic_store_explicit(&op->cancel_queued, false, memory_order_release);
-    weft__task_wake(t);
 }
 
 static bool op_is_done(void *arg)
@@ -232,7 +182,7 @@ int weft__io_run(struct weft__io_op *op, int64_t deadline, const void *where)
     /* The caller's mistake, refused before a backend indexes a table with
      * it (a dirfd may be AT_FDCWD: openat and statx leave it to the
      * kernel). */
-    if (unlikely(op->fd < 0) && waits_on_fd(op))
+    if (unlikely(op->fd < 0) && weft__io_def(op->opcode)->on_fd)
         return -EBADF;
     if (!t)
         return -EPERM;
@@ -243,7 +193,7 @@ int weft__io_run(struct weft__io_op *op, int64_t deadline, const void *where)
         return -ETIMEDOUT;
     op->task = t;
     op->deadline = deadline;
-    if (waits_on_fd(op))
+    if (weft__io_def(op->opcode)->on_fd)
         weft__io_fd_mark(op->fd, weft_worker_id());
     ret = ops->submit(io, op);
     if (ret < 0)
@@ -336,100 +286,4 @@ int weft__io_close(int fd, const void *where)
     if (cancelled)
         weft__task_restore_cancel(t);
     return ret;
-}
-
-/* ---- sockets ------------------------------------------------------------- */
-
-int weft_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags,
-                int64_t deadline)
-{
-    struct weft__io_op op = { .opcode = IOP_ACCEPT, .fd = fd, .buf = addr,
-                              .aux = addrlen, .flags = flags };
-
-    if ((addr && !addrlen) || (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)))
-        return -EINVAL;
-    return weft__io_run(&op, deadline, WEFT_WHERE);
-}
-
-int weft_connect(int fd, const struct sockaddr *addr, socklen_t addrlen,
-                 int64_t deadline)
-{
-    struct weft__io_op op = { .opcode = IOP_CONNECT, .fd = fd,
-                              .buf = (void *)addr, .len = addrlen };
-
-    if (!addr)
-        return -EINVAL;
-    return weft__io_run(&op, deadline, WEFT_WHERE);
-}
-
-ssize_t weft_recv(int fd, void *buf, size_t len, int flags, int64_t deadline)
-{
-    struct weft__io_op op = { .opcode = IOP_RECV, .fd = fd, .buf = buf,
-                              .len = weft__io_clamp_len(len),
-                              .flags = flags };
-
-    return weft__io_run(&op, deadline, WEFT_WHERE);
-}
-
-ssize_t weft_send(int fd, const void *buf, size_t len, int flags,
-                  int64_t deadline)
-{
-    /* A library must not kill its host with SIGPIPE: -EPIPE says it. */
-    struct weft__io_op op = { .opcode = IOP_SEND, .fd = fd,
-                              .buf = (void *)buf,
-                              .len = weft__io_clamp_len(len),
-                              .flags = flags | MSG_NOSIGNAL };
-
-    return weft__io_run(&op, deadline, WEFT_WHERE);
-}
-
-/* A flag of the 32-bit compat layer: recvmsg(2) and sendmsg(2) refuse it,
- * io_uring would take it. */
-#define MSG_COMPAT_FLAG ((int)0x80000000)
-
-ssize_t weft_recvmsg(int fd, struct msghdr *msg, int flags, int64_t deadline)
-{
-    struct weft__io_op op = { .opcode = IOP_RECVMSG, .fd = fd, .buf = msg,
-                              .flags = flags };
-
-    if (!msg || (flags & MSG_COMPAT_FLAG))
-        return -EINVAL;
-    return weft__io_run(&op, deadline, WEFT_WHERE);
-}
-
-ssize_t weft_sendmsg(int fd, const struct msghdr *msg, int flags,
-                     int64_t deadline)
-{
-    struct weft__io_op op = { .opcode = IOP_SENDMSG, .fd = fd,
-                              .buf = (void *)msg,
-                              .flags = flags | MSG_NOSIGNAL };
-
-    if (!msg || (flags & MSG_COMPAT_FLAG))
-        return -EINVAL;
-    return weft__io_run(&op, deadline, WEFT_WHERE);
-}
-
-int weft_shutdown(int fd, int how)
-{
-    struct weft__io_op op = { .opcode = IOP_SHUTDOWN, .fd = fd, .flags = how };
-
-    if (how != SHUT_RD && how != SHUT_WR && how != SHUT_RDWR)
-        return -EINVAL;
-    return weft__io_run(&op, WEFT_NEVER, WEFT_WHERE);
-}
-
-/* Events weft_wait_fd waits for; POLLERR and POLLHUP are reported anyway.
- * Other bits mean different things to poll(2), epoll (EPOLLET,
- * EPOLLEXCLUSIVE) and io_uring, so they are refused. */
-#define WAIT_EVENTS (POLLIN | POLLOUT | POLLPRI | POLLRDHUP)
-
-int weft_wait_fd(int fd, unsigned events, int64_t deadline)
-{
-    struct weft__io_op op = { .opcode = IOP_POLL, .fd = fd,
-                              .flags = (int)events };
-
-    if (!(events & WAIT_EVENTS) ||
-        (events & ~(unsigned)(WAIT_EVENTS | POLLERR | POLLHUP)))
-        return -EINVAL;
-    return weft__io_run(&op, deadline, WEFT_WHERE);
 }

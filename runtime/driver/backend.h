@@ -1,23 +1,26 @@
 /*
- * The I/O backend interface: what a worker needs from its event loop, and
- * the one description of an I/O operation both backends execute.
+ * The I/O driver: what a worker needs from its event loop, the one
+ * description of an I/O operation both drivers execute, and the table of
+ * what each opcode is (op.c). The driver sits below the worker loop: it
+ * reaches the scheduler only through the task wake (runtime/task.h) and
+ * the layer above (io/) only through one event hook for the multishot
+ * listener (weft__io_accept_event), whose op lives in heap memory.
  *
- * Each worker owns one backend instance, created on the worker's thread and
+ * Each worker owns one driver instance, created on the worker's thread and
  * used only by it, except wake() (any thread) and cancel() (the task that
- * issued the operation, on whichever worker it now runs). A backend keeps
- * its state private to its own file (io/uring.c, io/epoll.c); the runtime
- * picks one at start (probing io_uring, honouring WEFT_IO) and reaches I/O
- * only through this table. Backends reach the scheduler only through
- * runtime/task.h (weft__task_wake).
+ * issued the operation, on whichever worker it now runs). A driver keeps
+ * its state private to its own file (uring.c, epoll.c); the runtime picks
+ * one at start (probing io_uring, honouring WEFT_IO) and reaches I/O only
+ * through struct weft__io_ops.
  *
- * An operation's life (io/ops.c drives it, once for every backend):
+ * An operation's life (io/op.c drives it, once for every driver):
  *   1. the task fills a struct weft__io_op on its own stack and calls
  *      submit() on the instance of the worker it runs on; that instance owns
  *      the op until it completes, even if the task is later stolen;
  *   2. the task parks until op->done; the owner completes the op from its
- *      wait() (or a helper thread, for epoll file operations) by storing the
- *      result, setting done (release) and waking the task, and never touches
- *      the op again;
+ *      wait() (or a blocking-pool thread, for epoll file operations) with
+ *      weft__io_complete, which stores the result, sets done (release) and
+ *      wakes the task; nobody touches the op again;
  *   3. a task that is cancelled or times out first calls cancel(), which
  *      asks the owner to finish the op early, and then still waits for done:
  *      the op (and the caller's buffer) is never abandoned while the kernel
@@ -25,10 +28,17 @@
  * When the task runs on another worker than the owner, cancel() queues the
  * op on the owner's cancel queue and wakes it; the owner clears
  * cancel_queued once it no longer reads the op, and the task waits for that
- * too (op_is_done in ops.c), so the queue never holds a dead stack frame.
+ * too (op_is_done in io/op.c), so the queue never holds a dead stack frame.
+ *
+ * Closing an fd others wait on (the marks that say who may wait are kept
+ * above, in io/op.c): a driver's IOP_CLOSE first ends the calling worker's
+ * own ops on the fd. A close notice is an IOP_CLOSE op given to cancel(),
+ * which always queues it on the target's cancel queue (waking the target
+ * unless it is the caller's); the target ends its ops on the fd with -EBADF
+ * (epoll) or -ECANCELED (uring, mapped to -EBADF in io/op.c) and then acks.
  */
-#ifndef WEFT_IO_BACKEND_H
-#define WEFT_IO_BACKEND_H
+#ifndef WEFT_DRIVER_BACKEND_H
+#define WEFT_DRIVER_BACKEND_H
 
 #include <linux/time_types.h>
 #include <stdatomic.h>
@@ -36,10 +46,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../blocking.h"
+
 struct weft__config;
-struct weft__io; /* a backend's private per-worker state */
+struct weft__io; /* a driver's private per-worker state */
 struct weft_task;
 
+/* The table in op.c is indexed by these; nothing depends on their order. */
 enum weft__io_opcode {
     IOP_ACCEPT,   /* buf: sockaddr out, aux: socklen_t *, flags: SOCK_* */
     IOP_CONNECT,  /* buf: sockaddr, len: its length */
@@ -60,7 +73,33 @@ enum weft__io_opcode {
     IOP_POLL,     /* fd, flags: POLL* events; result: revents */
     IOP_ACCEPT_MULTI, /* fd, flags: SOCK_*; multishot: every completion
                          goes to weft__io_accept_event, not to op->task */
+    IOP__COUNT
 };
+
+/* What an opcode is, for every layer that must tell them apart. */
+struct weft__io_opdef {
+    const char *name;
+    /* Waits on op->fd (rather than using it as a directory, or closing
+     * it): the fd must be valid, and a close of it must end the op. */
+    bool on_fd;
+    /* Reads or writes a buffer (vec: an iovec array, len entries) at off:
+     * on a regular file, epoll runs it on the blocking pool when it would
+     * block. */
+    bool rw, vec;
+    /* A file operation epoll always runs on the blocking pool. */
+    bool file;
+    /* A socket transfer that honours MSG_DONTWAIT in flags. */
+    bool msg;
+    /* The EPOLL* events epoll waits for (IOP_POLL: its flags). */
+    uint32_t events;
+};
+
+extern const struct weft__io_opdef weft__io_opdefs[IOP__COUNT];
+
+static inline const struct weft__io_opdef *weft__io_def(unsigned opcode)
+{
+    return &weft__io_opdefs[opcode];
+}
 
 struct weft__io_op;
 
@@ -78,17 +117,26 @@ struct weft__io_op {
     size_t len;
     void *aux;
     uint64_t off;
-    int64_t deadline;         /* absolute; WEFT_NEVER: none */
+    int64_t deadline;         /* absolute; WEFT_NO_DEADLINE: none */
     struct weft_task *task;
 
     /* Owner worker (the instance that took the op in submit()). */
     struct weft__io *io;      /* the owner instance */
-    uint32_t slot, gen;       /* uring: user_data names slot and generation */
-    struct __kernel_timespec ts; /* uring: the linked timeout's deadline */
-    struct weft__io_op *wait_next; /* epoll: the fd's waiter list */
-    uint32_t want;            /* epoll: EPOLL* events it waits for */
-    bool started;             /* epoll: a connect already in progress */
     int result;               /* valid once done */
+    union {                   /* the owner driver's own fields */
+        struct {
+            uint32_t slot, gen;          /* user_data names both */
+            struct __kernel_timespec ts; /* the linked timeout's deadline */
+            struct weft__io_op *ack_next; /* close notices to ack */
+        } uring;
+        struct {
+            struct weft__io_op *wait_next; /* the fd's waiter list */
+            uint32_t want;               /* EPOLL* events it waits for */
+            bool started;                /* a connect already in progress */
+            bool pooled;                 /* job is on the blocking pool */
+            struct weft__blocking_job job; /* a file op run off the worker */
+        } epoll;
+    } u;
 
     /* Any thread. */
     atomic_bool done;         /* release by the completer */
@@ -159,7 +207,7 @@ struct weft__io *weft__io_current(const struct weft__io_ops **ops);
  */
 struct weft__io *weft__io_of(unsigned index);
 
-/* ---- shared by the backends (io/ops.c) ----------------------------------- */
+/* ---- shared by the drivers (op.c) ---------------------------------------- */
 
 /* Completes op: stores the result, publishes done, wakes its task. The op
  * must not be touched afterwards. Any thread that owns op. */
@@ -175,26 +223,13 @@ struct weft__io_op *weft__io_cancelq_take(struct weft__io_cancelq *q);
 void weft__io_cancelq_ack(struct weft__io_op *op);
 
 /*
- * Owner: one completion of an IOP_ACCEPT_MULTI op (io/listener.c). more is
- * false on the last one; the op must not be touched after that call.
- * Returns true if the owner should cancel the op (enough accepted ahead);
- * the owner does so after its reaping, by user_data, never touching op.
+ * Provided above the driver (io/listener.c): one completion of an
+ * IOP_ACCEPT_MULTI op. more is false on the last one; the op must not be
+ * touched after that call. Returns true if the owner should cancel the op
+ * (enough accepted ahead); the owner does so after its reaping, by
+ * user_data, never touching op.
  */
 bool weft__io_accept_event(struct weft__io_op *op, int res, bool more);
-
-/*
- * Closing an fd others wait on. Every op that may wait on an fd marks the
- * fd with its worker (weft__io_fd_mark, in weft__io_run); weft_close takes
- * the marks. A backend's IOP_CLOSE first ends the calling worker's own ops
- * on the fd. If other workers marked it, each marked worker (the caller's
- * included) first gets a close notice: an IOP_CLOSE op given to cancel(),
- * which always queues it on the target's cancel queue (waking the target
- * unless it is the caller's); the target ends its ops on the fd with
- * -EBADF (epoll) or -ECANCELED (uring, mapped to -EBADF in ops.c) and then
- * acks. The fd is closed only after every ack, so its number cannot be
- * reused meanwhile.
- */
-void weft__io_fd_mark(int fd, int self);
 
 /* Completions that reported -EFAULT (a buffer the kernel could not write);
  * tests assert it stays 0 under their guard allocator. */

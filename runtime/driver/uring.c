@@ -1,5 +1,5 @@
 /*
- * The io_uring backend: one ring per worker, created on that worker and
+ * The io_uring driver: one ring per worker, created on that worker and
  * touched only by it (cancel() from another worker goes through the
  * owner's cancel queue, see backend.h).
  *
@@ -42,9 +42,9 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "../runtime/common.h"
-#include "../runtime/config.h"
-#include "../runtime/mem.h"
+#include "../common.h"
+#include "../config.h"
+#include "../mem.h"
 
 #define TAG_IGNORE 0ull
 #define TAG_WAKE 1ull
@@ -191,8 +191,7 @@ static int grow_slots(struct weft__io *io)
 /* Does op wait on op->fd (rather than use it as a directory)? */
 static bool on_fd(const struct weft__io_op *op)
 {
-    return op->fd >= 0 && op->opcode != IOP_OPENAT &&
-           op->opcode != IOP_STATX && op->opcode != IOP_CLOSE;
+    return op->fd >= 0 && weft__io_def(op->opcode)->on_fd;
 }
 
 /* Ops of this ring in flight on fd: a close cancels them only if any. */
@@ -229,11 +228,11 @@ static int take_slot(struct weft__io *io, struct weft__io_op *op)
         return -ENOMEM;
     if (fd_op)
         io->fdops[op->fd]++;
-    op->slot = io->free_head;
-    s = &io->slots[op->slot];
+    op->u.uring.slot = io->free_head;
+    s = &io->slots[op->u.uring.slot];
     io->free_head = s->next_free;
     s->op = op;
-    op->gen = s->gen;
+    op->u.uring.gen = s->gen;
     op->io = io;
     io->inflight++;
     return 0;
@@ -254,7 +253,7 @@ static void free_slot(struct weft__io *io, uint32_t i)
 
 static uint64_t op_tag(const struct weft__io_op *op)
 {
-    return (uint64_t)op->gen << 32 | (op->slot + SLOT_BASE);
+    return (uint64_t)op->u.uring.gen << 32 | (op->u.uring.slot + SLOT_BASE);
 }
 
 /* The op a CQE names, or NULL if it is stale. */
@@ -439,10 +438,10 @@ static int uring_submit(struct weft__io *io, struct weft__io_op *op)
     /* The kernel reads ts when it takes the SQE; op (on the parked task's
      * stack) outlives that. */
     sqe->flags |= IOSQE_IO_LINK;
-    op->ts.tv_sec = op->deadline / WEFT_NS_PER_SEC;
-    op->ts.tv_nsec = op->deadline % WEFT_NS_PER_SEC;
+    op->u.uring.ts.tv_sec = op->deadline / WEFT_NS_PER_SEC;
+    op->u.uring.ts.tv_nsec = op->deadline % WEFT_NS_PER_SEC;
     sqe = io_uring_get_sqe(&io->ring);
-    io_uring_prep_link_timeout(sqe, &op->ts, IORING_TIMEOUT_ABS);
+    io_uring_prep_link_timeout(sqe, &op->u.uring.ts, IORING_TIMEOUT_ABS);
     io_uring_sqe_set_data64(sqe, TAG_IGNORE);
     return 0;
 }
@@ -492,7 +491,7 @@ static void take_remote_cancels(struct weft__io *io)
 
             io_uring_prep_cancel_fd(sqe, op->fd, IORING_ASYNC_CANCEL_ALL);
             io_uring_sqe_set_data64(sqe, TAG_IGNORE);
-            op->wait_next = io->close_acks;
+            op->u.uring.ack_next = io->close_acks;
             io->close_acks = op;
             op = next;
             continue;
@@ -511,7 +510,7 @@ static void ack_closes(struct weft__io *io)
 
     io->close_acks = NULL;
     for (; op; op = next) {
-        next = op->wait_next;
+        next = op->u.uring.ack_next;
         weft__io_cancelq_ack(op);
     }
 }

@@ -1,5 +1,5 @@
 /*
- * The epoll backend: readiness instead of completion, for kernels or
+ * The epoll driver: readiness instead of completion, for kernels or
  * sandboxes without io_uring, and as the baseline io_uring is measured
  * against. One epoll instance per worker, touched only by it (cancel() from
  * another worker goes through the owner's cancel queue, see backend.h).
@@ -8,7 +8,7 @@
  * O_NONBLOCK set on listeners and connecting sockets, which the readiness
  * model needs). On EAGAIN it joins the fd's waiter list on this worker, and
  * the worker retries it when epoll reports the fd ready, completing it
- * like a completion backend would, so io/ops.c cannot tell the difference.
+ * like a completion backend would, so io/op.c cannot tell the difference.
  *
  * Registration: per fd and worker, EPOLLONESHOT, re-armed (EPOLL_CTL_MOD)
  * only while waiters remain. Rejected alternative: a persistent
@@ -20,10 +20,12 @@
  * now names another file (ADD it). The cost is one epoll_ctl per wait.
  *
  * Files: regular files are always "ready" and epoll refuses them (EPERM),
- * so their reads and writes that would block, and openat, statx and fsync,
- * run on a helper thread per worker, created on first use. It completes
- * ops with weft__io_complete from its own thread; they cannot be cancelled
- * early, a cancelled caller waits for the syscall to return.
+ * so their reads and writes that would block, and openat, statx and fsync
+ * (the opcodes the table in op.c marks file), run on the runtime's blocking
+ * pool. The pool thread completes the op with weft__io_complete, which
+ * wakes the task as any completion does. A cancel takes a job the pool has
+ * not started out of its queue (-ECANCELED); one that started cannot be
+ * cut short, and the cancelled caller waits for the syscall to return.
  *
  * Fairness: an op that succeeds at once never suspends its task, so a
  * connection that always has data could keep its worker forever. After
@@ -47,7 +49,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <pthread.h>
+#include <stddef.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <sys/epoll.h>
@@ -58,8 +60,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../runtime/common.h"
-#include "../runtime/mem.h"
+#include "../common.h"
+#include "../mem.h"
+#include "../runtime.h"
+#include "../task.h"
 #include "weft.h"
 
 #define MAX_EVENTS 128
@@ -73,15 +77,6 @@ struct fdwait {
     bool in_epoll;   /* believed registered (ADD done, file not closed) */
 };
 
-struct helper {
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    struct weft__io_op *head, *tail; /* under lock, linked by wait_next */
-    bool stop;                       /* under lock */
-    bool started;                    /* owner worker only */
-    pthread_t thread;
-};
-
 struct weft__io {
     /* Owner worker only. */
     int epfd;
@@ -92,7 +87,6 @@ struct weft__io {
     unsigned immediate;  /* ops completed at once in a row by imm_task */
     struct weft_task *imm_task; /* the task that issued them */
     struct weft__io_op *deferred; /* done, completed by the next wait() */
-    struct helper helper;
 
     /* Any thread. */
     struct weft__io_cancelq remote;
@@ -121,8 +115,6 @@ static int epoll_init(struct weft__io **out, const struct weft__config *cfg)
         ret = -errno;
         goto out_close_wake;
     }
-    pthread_mutex_init(&io->helper.lock, NULL);
-    pthread_cond_init(&io->helper.cond, NULL);
     *out = io;
     return 0;
 out_close_wake:
@@ -134,35 +126,22 @@ out_free:
     return ret;
 }
 
-static void stop_helper(struct helper *h)
-{
-    if (!h->started)
-        return;
-    pthread_mutex_lock(&h->lock);
-    h->stop = true;
-    pthread_cond_signal(&h->cond);
-    pthread_mutex_unlock(&h->lock);
-    pthread_join(h->thread, NULL);
-}
-
 static void epoll_fini(struct weft__io *io)
 {
-    stop_helper(&io->helper);
-    pthread_mutex_destroy(&io->helper.lock);
-    pthread_cond_destroy(&io->helper.cond);
     weft__free(io->fds, io->nfds * sizeof(*io->fds));
     close(io->wake_fd);
     close(io->epfd);
     weft__free(io, sizeof(*io));
 }
 
-/* ---- the helper thread (blocking file operations) ----------------------- */
+/* ---- file operations on the blocking pool ------------------------------- */
 
-/* The blocking form of op; the helper thread runs it. */
-static int run_blocking(struct weft__io_op *op)
+/* The blocking form of op; a pool thread runs it. */
+static int run_blocking(void *arg)
 {
+    struct weft__io_op *op = arg;
     struct iovec one = { op->buf, op->len };
-    bool vec = op->opcode == IOP_READV || op->opcode == IOP_WRITEV;
+    bool vec = weft__io_def(op->opcode)->vec;
     const struct iovec *iov = vec ? op->buf : &one;
     int n = vec ? (int)op->len : 1;
     ssize_t ret;
@@ -192,50 +171,39 @@ static int run_blocking(struct weft__io_op *op)
     return ret < 0 ? -errno : (int)ret;
 }
 
-static void *helper_main(void *arg)
+/* The pool thread's end of the job: the op completes as any other. */
+static void pool_finish(struct weft__blocking_job *job, int result)
 {
-    struct helper *h = arg;
-    struct weft__io_op *op;
+    struct weft__io_op *op = (struct weft__io_op *)(
+        (char *)job - offsetof(struct weft__io_op, u.epoll.job));
 
-    pthread_mutex_lock(&h->lock);
-    for (;;) {
-        while (!h->head && !h->stop)
-            pthread_cond_wait(&h->cond, &h->lock);
-        if (!h->head)
-            break;
-        op = h->head;
-        h->head = op->wait_next;
-        pthread_mutex_unlock(&h->lock);
-        weft__io_complete(op, run_blocking(op));
-        pthread_mutex_lock(&h->lock);
-    }
-    pthread_mutex_unlock(&h->lock);
-    return NULL;
+    weft__io_complete(op, result);
 }
 
-/* Hands op to the helper thread (the stand-in for the blocking pool). */
-static int helper_push(struct weft__io *io, struct weft__io_op *op)
+static struct weft__blocking *pool_of(const struct weft__io_op *op)
 {
-    struct helper *h = &io->helper;
-    int ret;
+    return &op->task->rt->pool;
+}
 
-    if (!h->started) {
-        ret = pthread_create(&h->thread, NULL, helper_main, h);
-        if (ret)
-            return -ret;
-        h->started = true;
-    }
-    op->want = 0;
-    op->wait_next = NULL;
-    pthread_mutex_lock(&h->lock);
-    if (h->head)
-        h->tail->wait_next = op;
-    else
-        h->head = op;
-    h->tail = op;
-    pthread_cond_signal(&h->cond);
-    pthread_mutex_unlock(&h->lock);
-    return 0;
+/* Hands op to the blocking pool; it completes from a pool thread. */
+static int pool_push(struct weft__io_op *op)
+{
+    struct weft__blocking_job *job = &op->u.epoll.job;
+
+    op->u.epoll.want = 0;
+    op->u.epoll.pooled = true;
+    *job = (struct weft__blocking_job){ .fn = run_blocking, .arg = op,
+                                        .task = op->task,
+                                        .finish = pool_finish };
+    atomic_init(&job->state, JOB_QUEUED);
+    return weft__blocking_submit(pool_of(op), job);
+}
+
+/* A cancel of a pooled op: only one the pool has not started ends early. */
+static bool pool_withdraw(struct weft__io_op *op)
+{
+    return op->u.epoll.pooled &&
+           weft__blocking_withdraw(pool_of(op), &op->u.epoll.job);
 }
 
 /* ---- trying an op -------------------------------------------------------- */
@@ -243,7 +211,7 @@ static int helper_push(struct weft__io *io, struct weft__io_op *op)
 static int rw_nowait(struct weft__io_op *op, bool write)
 {
     struct iovec one = { op->buf, op->len };
-    bool vec = op->opcode == IOP_READV || op->opcode == IOP_WRITEV;
+    bool vec = weft__io_def(op->opcode)->vec;
     const struct iovec *iov = vec ? op->buf : &one;
     int n = vec ? (int)op->len : 1;
     ssize_t ret;
@@ -273,7 +241,7 @@ static int connect_step(struct weft__io_op *op)
     int err = 0;
     socklen_t len = sizeof(err);
 
-    if (op->started) {
+    if (op->u.epoll.started) {
         if (getsockopt(op->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
             return -errno;
         return -err;
@@ -282,7 +250,7 @@ static int connect_step(struct weft__io_op *op)
         return 0;
     if (errno != EINPROGRESS && errno != EINTR)
         return -errno;
-    op->started = true;
+    op->u.epoll.started = true;
     return -EAGAIN;
 }
 
@@ -329,20 +297,12 @@ static int perform(struct weft__io_op *op)
     return ret < 0 ? (errno == EWOULDBLOCK ? -EAGAIN : -errno) : (int)ret;
 }
 
+/* The events op waits for: its opcode's, or IOP_POLL's own. */
 static uint32_t wanted_events(const struct weft__io_op *op)
 {
-    switch (op->opcode) {
-    case IOP_POLL:
-        return (uint32_t)op->flags;
-    case IOP_CONNECT:
-    case IOP_SEND:
-    case IOP_SENDMSG:
-    case IOP_WRITE:
-    case IOP_WRITEV:
-        return EPOLLOUT;
-    default:
-        return EPOLLIN;
-    }
+    uint32_t events = weft__io_def(op->opcode)->events;
+
+    return events ? events : (uint32_t)op->flags;
 }
 
 /* ---- waiter lists -------------------------------------------------------- */
@@ -395,8 +355,8 @@ static int add_waiter(struct weft__io *io, struct weft__io_op *op)
     ret = arm(io, op->fd, fw->armed | want);
     if (ret < 0)
         return ret;
-    op->want = want;
-    op->wait_next = fw->head;
+    op->u.epoll.want = want;
+    op->u.epoll.wait_next = fw->head;
     fw->head = op;
     io->nwaiting++;
     return 0;
@@ -407,12 +367,12 @@ static bool unhook(struct weft__io *io, struct weft__io_op *op)
 {
     struct weft__io_op **p;
 
-    if (!op->want)
+    if (!op->u.epoll.want)
         return false;
-    for (p = &io->fds[op->fd].head; *p != op; p = &(*p)->wait_next)
+    for (p = &io->fds[op->fd].head; *p != op; p = &(*p)->u.epoll.wait_next)
         ;
-    *p = op->wait_next;
-    op->want = 0;
+    *p = op->u.epoll.wait_next;
+    op->u.epoll.want = 0;
     io->nwaiting--;
     return true;
 }
@@ -432,8 +392,8 @@ static void end_waiters(struct weft__io *io, int fd, int result)
     fw->in_epoll = false;
     fw->armed = 0;
     while ((op = fw->head)) {
-        fw->head = op->wait_next;
-        op->want = 0;
+        fw->head = op->u.epoll.wait_next;
+        op->u.epoll.want = 0;
         io->nwaiting--;
         weft__io_complete(op, result);
     }
@@ -457,17 +417,17 @@ static void dispatch(struct weft__io *io, int fd, uint32_t revents)
     fw->armed = 0;
     while ((op = *p)) {
         ret = -EAGAIN;
-        if (op->opcode == IOP_POLL && (revents & (op->want | bad)))
-            ret = (int)(revents & (op->want | bad));
-        else if (revents & (op->want | bad))
+        if (op->opcode == IOP_POLL && (revents & (op->u.epoll.want | bad)))
+            ret = (int)(revents & (op->u.epoll.want | bad));
+        else if (revents & (op->u.epoll.want | bad))
             ret = perform(op);
         if (ret == -EAGAIN) {
-            rest |= op->want;
-            p = &op->wait_next;
+            rest |= op->u.epoll.want;
+            p = &op->u.epoll.wait_next;
             continue;
         }
-        *p = op->wait_next;
-        op->want = 0;
+        *p = op->u.epoll.wait_next;
+        op->u.epoll.want = 0;
         io->nwaiting--;
         weft__io_complete(op, ret);
     }
@@ -485,19 +445,13 @@ static int run_deferred(struct weft__io *io)
     io->immediate = 0;
     io->imm_task = NULL;
     for (; op; op = next, n++) {
-        next = op->wait_next;
+        next = op->u.epoll.wait_next;
         weft__io_complete(op, op->result);
     }
     return n;
 }
 
 /* ---- the table ----------------------------------------------------------- */
-
-static bool on_helper(const struct weft__io_op *op)
-{
-    return op->opcode == IOP_OPENAT || op->opcode == IOP_STATX ||
-           op->opcode == IOP_FSYNC;
-}
 
 /* Completes op on the issuing task itself (nobody to wake), unless the
  * worker has not had a turn for IMMEDIATE_MAX of those: then the task parks
@@ -510,8 +464,8 @@ static int finish_now(struct weft__io *io, struct weft__io_op *op, int result)
         io->immediate = 0;
     }
     if (unlikely(++io->immediate > IMMEDIATE_MAX)) {
-        op->want = 0;
-        op->wait_next = io->deferred;
+        op->u.epoll.want = 0;
+        op->u.epoll.wait_next = io->deferred;
         io->deferred = op;
         return 0;
     }
@@ -539,23 +493,21 @@ static int epoll_submit(struct weft__io *io, struct weft__io_op *op)
         return -EOPNOTSUPP; /* listeners accept one at a time here */
     if (op->opcode == IOP_CLOSE)
         end_waiters(io, op->fd, -EBADF);
-    if (on_helper(op))
-        return helper_push(io, op);
+    if (weft__io_def(op->opcode)->file)
+        return pool_push(op);
     if ((op->opcode == IOP_ACCEPT || op->opcode == IOP_CONNECT) &&
         (ret = ensure_nonblock(op->fd)) < 0)
         return ret;
     ret = perform(op);
-    if (ret == -EOPNOTSUPP && op->opcode >= IOP_READ &&
-        op->opcode <= IOP_WRITEV)
-        return helper_push(io, op); /* no RWF_NOWAIT for this file */
+    if (ret == -EOPNOTSUPP && weft__io_def(op->opcode)->rw)
+        return pool_push(op); /* no RWF_NOWAIT for this file */
     if (ret != -EAGAIN)
         return finish_now(io, op, ret);
-    if (op->opcode >= IOP_RECV && op->opcode <= IOP_SENDMSG &&
-        (op->flags & MSG_DONTWAIT))
+    if (weft__io_def(op->opcode)->msg && (op->flags & MSG_DONTWAIT))
         return finish_now(io, op, -EAGAIN); /* the caller asked not to wait */
     ret = add_waiter(io, op);
     if (ret == -EPERM) /* a regular file: always "ready" */
-        return helper_push(io, op);
+        return pool_push(op);
     return ret;
 }
 
@@ -569,7 +521,7 @@ static void epoll_cancel(struct weft__io *io, struct weft__io_op *op)
             epoll_wake(op->io);
         return;
     }
-    if (unhook(io, op))
+    if (unhook(io, op) || pool_withdraw(op))
         weft__io_complete(op, -ECANCELED);
 }
 
@@ -583,7 +535,7 @@ static void take_remote_cancels(struct weft__io *io)
 
         if (op->opcode == IOP_CLOSE)
             end_waiters(io, op->fd, -EBADF);
-        else if (unhook(io, op))
+        else if (unhook(io, op) || pool_withdraw(op))
             weft__io_complete(op, -ECANCELED);
         weft__io_cancelq_ack(op);
         op = next;

@@ -1,14 +1,15 @@
 /*
  * Running one I/O operation from a task, for the files that implement the
- * public calls (ops.c, file.c, net.c). Task context only.
+ * public calls (op.c, socket.c, file.c, net.c, listener.c). Task context
+ * only.
  */
-#ifndef WEFT_IO_OPS_H
-#define WEFT_IO_OPS_H
+#ifndef WEFT_IO_OP_H
+#define WEFT_IO_OP_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#include "backend.h"
+#include "../runtime/driver/backend.h"
 
 /*
  * The most one data call moves: read(2) and write(2) cap a transfer at
@@ -60,5 +61,15 @@ int weft__io_run(struct weft__io_op *op, int64_t deadline, const void *where);
  * (-EBADF to their callers). Task context only; -EPERM outside a task.
  */
 int weft__io_close(int fd, const void *where);
+
+/*
+ * Closing an fd others wait on. Every op that may wait on an fd marks the
+ * fd with its worker (weft__io_fd_mark, in weft__io_run and the listener);
+ * weft__io_close takes the marks. If other workers marked it, each marked
+ * worker (the caller's included) first gets a close notice (backend.h) and
+ * ends its ops on the fd. The fd is closed only after every ack, so its
+ * number cannot be reused meanwhile.
+ */
+void weft__io_fd_mark(int fd, int self);
 
 #endif
