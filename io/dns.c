@@ -14,6 +14,7 @@
 #include <stddef.h>
 
 #include "../runtime/blocking.h"
+#include "../runtime/common.h"
 #include "weft.h"
 
 struct resolve_job {
@@ -65,7 +66,7 @@ int weft_resolve(const char *host, const char *service,
     if (!host && !service)
         return -EINVAL;
     ret = weft__blocking_call(run_getaddrinfo, &j, WEFT__JOB_SLOW,
-                              __builtin_return_address(0));
+                              WEFT__WHERE);
     if (ret == 0)
         *out = j.res;
     return ret;

@@ -21,7 +21,7 @@ ssize_t weft_read(int fd, void *buf, size_t len, int64_t offset,
 
     if (offset < -1)
         return -EINVAL;
-    return weft__io_run(&op, deadline, WEFT_WHERE);
+    return weft__io_run(&op, deadline, WEFT__WHERE);
 }
 
 ssize_t weft_write(int fd, const void *buf, size_t len, int64_t offset,
@@ -34,7 +34,7 @@ ssize_t weft_write(int fd, const void *buf, size_t len, int64_t offset,
 
     if (offset < -1)
         return -EINVAL;
-    return weft__io_run(&op, deadline, WEFT_WHERE);
+    return weft__io_run(&op, deadline, WEFT__WHERE);
 }
 
 ssize_t weft_readv(int fd, const struct iovec *iov, int iovcnt,
@@ -48,7 +48,7 @@ ssize_t weft_readv(int fd, const struct iovec *iov, int iovcnt,
         return -EINVAL;
     if (!iov && iovcnt)
         return -EFAULT;
-    return weft__io_run(&op, deadline, WEFT_WHERE);
+    return weft__io_run(&op, deadline, WEFT__WHERE);
 }
 
 ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt,
@@ -62,7 +62,7 @@ ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt,
         return -EINVAL;
     if (!iov && iovcnt)
         return -EFAULT;
-    return weft__io_run(&op, deadline, WEFT_WHERE);
+    return weft__io_run(&op, deadline, WEFT__WHERE);
 }
 
 int weft_openat(int dirfd, const char *path, int flags, mode_t mode,
@@ -74,14 +74,14 @@ int weft_openat(int dirfd, const char *path, int flags, mode_t mode,
 
     if (!path)
         return -EINVAL;
-    return weft__io_run(&op, deadline, WEFT_WHERE);
+    return weft__io_run(&op, deadline, WEFT__WHERE);
 }
 
 int weft_close(int fd)
 {
     if (fd < 0)
         return -EBADF;
-    return weft__io_close(fd, WEFT_WHERE);
+    return weft__io_close(fd, WEFT__WHERE);
 }
 
 int weft_fsync(int fd, unsigned flags, int64_t deadline)
@@ -91,7 +91,7 @@ int weft_fsync(int fd, unsigned flags, int64_t deadline)
 
     if (flags & ~WEFT_FSYNC_DATASYNC)
         return -EINVAL;
-    return weft__io_run(&op, deadline, WEFT_WHERE);
+    return weft__io_run(&op, deadline, WEFT__WHERE);
 }
 
 int weft_statx(int dirfd, const char *path, int flags, unsigned mask,
@@ -103,5 +103,5 @@ int weft_statx(int dirfd, const char *path, int flags, unsigned mask,
 
     if (!path || !out)
         return -EINVAL;
-    return weft__io_run(&op, deadline, WEFT_WHERE);
+    return weft__io_run(&op, deadline, WEFT__WHERE);
 }

@@ -206,7 +206,7 @@ static int arm(struct weft_listener *l)
 
     l->op = (struct weft__io_op){ .opcode = IOP_ACCEPT_MULTI, .fd = l->fd,
                                   .flags = l->flags,
-                                  .deadline = WEFT_NEVER };
+                                  .deadline = WEFT_NO_DEADLINE };
     weft__io_fd_mark(l->fd, weft_worker_id());
     ret = ops->submit(io, &l->op);
     if (ret == 0)
@@ -271,7 +271,7 @@ int weft_listener_accept(weft_listener_t *l, struct sockaddr *addr,
         l->tail = &w;
         weft__spin_unlock(&l->lock);
         ret = weft__task_block(t, lwait_woken, &w, deadline, WHY_IO,
-                               WEFT_WHERE);
+                               WEFT__WHERE);
         weft__spin_lock(&l->lock);
         if (ret == 0)
             continue;
@@ -336,14 +336,14 @@ int weft_listener_close(weft_listener_t *l)
     weft__spin_unlock(&l->lock);
     if (armed) {
         ops->cancel(io, &l->op);
-        while (weft__task_block(t, multishot_gone, l, WEFT_NEVER, WHY_IO,
-                                WEFT_WHERE) == -ECANCELED)
+        while (weft__task_block(t, multishot_gone, l, WEFT_NO_DEADLINE, WHY_IO,
+                                WEFT__WHERE) == -ECANCELED)
             cancelled = true;
     }
     /* Accepts in progress on epoll end with -EBADF (weft_close). */
     ret = weft_close(l->fd);
-    while (weft__task_block(t, users_gone, l, WEFT_NEVER, WHY_IO,
-                            WEFT_WHERE) == -ECANCELED)
+    while (weft__task_block(t, users_gone, l, WEFT_NO_DEADLINE, WHY_IO,
+                            WEFT__WHERE) == -ECANCELED)
         cancelled = true;
     while (l->qlen)
         close(pop_fd(l));

@@ -164,7 +164,7 @@ static int finished(struct weft__io_op *op)
      * end an op with -ECANCELED, and our cancel goes through withdraw().
      * A timeout fires at the deadline, not before. */
     if (op->result == -ECANCELED)
-        return op->deadline != WEFT_NEVER && weft__now() >= op->deadline
+        return op->deadline != WEFT_NO_DEADLINE && weft__now() >= op->deadline
                    ? -ETIMEDOUT
                    : -EBADF;
     if (op->result > 0)
@@ -189,7 +189,7 @@ int weft__io_run(struct weft__io_op *op, int64_t deadline, const void *where)
     if (weft__task_take_cancel(t))
         return -ECANCELED;
     deadline = weft__wait_deadline(t, deadline);
-    if (deadline != WEFT_NEVER && deadline <= weft__now())
+    if (deadline != WEFT_NO_DEADLINE && deadline <= weft__now())
         return -ETIMEDOUT;
     op->task = t;
     op->deadline = deadline;
@@ -199,7 +199,7 @@ int weft__io_run(struct weft__io_op *op, int64_t deadline, const void *where)
     if (ret < 0)
         return ret;
     ret = weft__task_block(t, op_is_done, op,
-                           ops->op_deadlines ? WEFT_NEVER : deadline, WHY_IO,
+                           ops->op_deadlines ? WEFT_NO_DEADLINE : deadline, WHY_IO,
                            where);
     if (ret < 0)
         return withdraw(t, op, ret, where);
@@ -222,7 +222,7 @@ static bool wait_uncut(struct weft_task *t, bool (*done)(void *), void *arg,
 {
     bool cancelled = false;
 
-    while (weft__task_block(t, done, arg, WEFT_NEVER, WHY_IO, where) ==
+    while (weft__task_block(t, done, arg, WEFT_NO_DEADLINE, WHY_IO, where) ==
            -ECANCELED)
         cancelled = true;
     return cancelled;
@@ -277,7 +277,7 @@ int weft__io_close(int fd, const void *where)
     /* The notices may have moved us: submit on the worker we are on. */
     io = weft__io_current(&ops);
     op.task = t;
-    op.deadline = WEFT_NEVER;
+    op.deadline = WEFT_NO_DEADLINE;
     ret = ops->submit(io, &op);
     if (ret == 0) {
         cancelled |= wait_uncut(t, op_is_done, &op, where);

@@ -3,12 +3,13 @@
  * public calls (op.c, socket.c, file.c, net.c, listener.c). Task context
  * only.
  */
-#ifndef WEFT_IO_OP_H
-#define WEFT_IO_OP_H
+#ifndef WEFT__IO_OP_H
+#define WEFT__IO_OP_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../runtime/common.h"
 #include "../runtime/driver/backend.h"
 
 /*
@@ -43,8 +44,6 @@ static inline size_t weft__io_clamp_len(size_t len)
     return len < max ? len : max;
 }
 
-/* The caller's return address: where a suspended task waits (dumps). */
-#define WEFT_WHERE __builtin_return_address(0)
 
 /*
  * Issues op (opcode and arguments filled in, the rest zero) on the calling

@@ -19,7 +19,7 @@ int weft_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags,
 
     if ((addr && !addrlen) || (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)))
         return -EINVAL;
-    return weft__io_run(&op, deadline, WEFT_WHERE);
+    return weft__io_run(&op, deadline, WEFT__WHERE);
 }
 
 int weft_connect(int fd, const struct sockaddr *addr, socklen_t addrlen,
@@ -30,7 +30,7 @@ int weft_connect(int fd, const struct sockaddr *addr, socklen_t addrlen,
 
     if (!addr)
         return -EINVAL;
-    return weft__io_run(&op, deadline, WEFT_WHERE);
+    return weft__io_run(&op, deadline, WEFT__WHERE);
 }
 
 ssize_t weft_recv(int fd, void *buf, size_t len, int flags, int64_t deadline)
@@ -39,7 +39,7 @@ ssize_t weft_recv(int fd, void *buf, size_t len, int flags, int64_t deadline)
                               .len = weft__io_clamp_len(len),
                               .flags = flags };
 
-    return weft__io_run(&op, deadline, WEFT_WHERE);
+    return weft__io_run(&op, deadline, WEFT__WHERE);
 }
 
 ssize_t weft_send(int fd, const void *buf, size_t len, int flags,
@@ -51,7 +51,7 @@ ssize_t weft_send(int fd, const void *buf, size_t len, int flags,
                               .len = weft__io_clamp_len(len),
                               .flags = flags | MSG_NOSIGNAL };
 
-    return weft__io_run(&op, deadline, WEFT_WHERE);
+    return weft__io_run(&op, deadline, WEFT__WHERE);
 }
 
 /* A flag of the 32-bit compat layer: recvmsg(2) and sendmsg(2) refuse it,
@@ -65,7 +65,7 @@ ssize_t weft_recvmsg(int fd, struct msghdr *msg, int flags, int64_t deadline)
 
     if (!msg || (flags & MSG_COMPAT_FLAG))
         return -EINVAL;
-    return weft__io_run(&op, deadline, WEFT_WHERE);
+    return weft__io_run(&op, deadline, WEFT__WHERE);
 }
 
 ssize_t weft_sendmsg(int fd, const struct msghdr *msg, int flags,
@@ -77,7 +77,7 @@ ssize_t weft_sendmsg(int fd, const struct msghdr *msg, int flags,
 
     if (!msg || (flags & MSG_COMPAT_FLAG))
         return -EINVAL;
-    return weft__io_run(&op, deadline, WEFT_WHERE);
+    return weft__io_run(&op, deadline, WEFT__WHERE);
 }
 
 int weft_shutdown(int fd, int how)
@@ -86,7 +86,7 @@ int weft_shutdown(int fd, int how)
 
     if (how != SHUT_RD && how != SHUT_WR && how != SHUT_RDWR)
         return -EINVAL;
-    return weft__io_run(&op, WEFT_NEVER, WEFT_WHERE);
+    return weft__io_run(&op, WEFT_NO_DEADLINE, WEFT__WHERE);
 }
 
 /* Events weft_wait_fd waits for; POLLERR and POLLHUP are reported anyway.
@@ -102,5 +102,5 @@ int weft_wait_fd(int fd, unsigned events, int64_t deadline)
     if (!(events & WAIT_EVENTS) ||
         (events & ~(unsigned)(WAIT_EVENTS | POLLERR | POLLHUP)))
         return -EINVAL;
-    return weft__io_run(&op, deadline, WEFT_WHERE);
+    return weft__io_run(&op, deadline, WEFT__WHERE);
 }

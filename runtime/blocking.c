@@ -40,7 +40,7 @@ int weft__blocking_init(struct weft__blocking *p, unsigned max_threads,
 
     p->max_threads = max_threads;
     p->slow_max = (max_threads + 1) / 2;
-    p->keepalive_ns = (int64_t)keepalive_ms * WEFT_NS_PER_MS;
+    p->keepalive_ns = (int64_t)keepalive_ms * WEFT__NS_PER_MS;
     ret = -pthread_condattr_init(&attr);
     ret = ret ?: -pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
     ret = ret ?: -pthread_cond_init(&p->work, &attr);
@@ -119,8 +119,8 @@ static struct timespec keepalive_end(const struct weft__blocking *p)
 {
     int64_t end = weft__now() + p->keepalive_ns;
 
-    return (struct timespec){ .tv_sec = end / WEFT_NS_PER_SEC,
-                              .tv_nsec = end % WEFT_NS_PER_SEC };
+    return (struct timespec){ .tv_sec = end / WEFT__NS_PER_SEC,
+                              .tv_nsec = end % WEFT__NS_PER_SEC };
 }
 
 /* Under lock: the next job, after waiting up to the keepalive for one;
@@ -287,7 +287,7 @@ static bool job_done(void *arg)
 static int finish_job(struct weft_task *t, struct weft__blocking_job *job,
                       bool cancelled, const void *where)
 {
-    while (weft__task_block(t, job_done, job, WEFT_NEVER, WHY_BLOCKING,
+    while (weft__task_block(t, job_done, job, WEFT_NO_DEADLINE, WHY_BLOCKING,
                             where) == -ECANCELED)
         cancelled = true;
     if (cancelled)
@@ -297,7 +297,7 @@ static int finish_job(struct weft_task *t, struct weft__blocking_job *job,
 
 int weft_blocking(int (*fn)(void *), void *arg)
 {
-    return weft__blocking_call(fn, arg, 0, __builtin_return_address(0));
+    return weft__blocking_call(fn, arg, 0, WEFT__WHERE);
 }
 
 int weft__blocking_call(int (*fn)(void *), void *arg, unsigned flags,

@@ -19,8 +19,8 @@
  * from anywhere, init/stop/fini from the thread that starts and stops the
  * runtime. Everything in struct weft__blocking is under its lock.
  */
-#ifndef WEFT_BLOCKING_H
-#define WEFT_BLOCKING_H
+#ifndef WEFT__BLOCKING_H
+#define WEFT__BLOCKING_H
 
 #include <pthread.h>
 #include <stdatomic.h>

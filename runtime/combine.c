@@ -35,7 +35,6 @@ _Static_assert(sizeof(weft_scope_t) >= sizeof(struct scope) &&
                    _Alignof(weft_scope_t) >= _Alignof(struct scope),
                "struct scope outgrew weft_scope_t");
 
-#define CALLER __builtin_return_address(0)
 #define WAIT_LOCAL_NODES 8
 #define PAIRWISE_MAX 32 /* handles compared pairwise; more are sorted */
 
@@ -197,7 +196,7 @@ int weft_wait(weft_task_t **tasks, size_t n, int mode, int64_t deadline,
     ret = check_handles(self, tasks, n);
     if (ret)
         return ret;
-    ret = wait_block(self, &c, weft__wait_deadline(self, deadline), CALLER);
+    ret = wait_block(self, &c, weft__wait_deadline(self, deadline), WEFT__WHERE);
     /* Our own deadline passing is not an error (asyncio.wait returns the
      * done and pending sets); an enclosing scope's is. */
     if (ret == -ETIMEDOUT && deadline <= self->scope_deadline)
@@ -216,7 +215,7 @@ static void wait_out(struct weft_task *self, struct weft_task *t,
 {
     bool cancelled = false;
 
-    while (weft__task_wait_done(self, t, WEFT_NEVER, false, where) < 0)
+    while (weft__task_wait_done(self, t, WEFT_NO_DEADLINE, false, where) < 0)
         cancelled = true;
     if (cancelled)
         weft__task_restore_cancel(self);
@@ -239,7 +238,7 @@ int weft_gather(weft_task_t **tasks, size_t n, int *results, unsigned flags)
 
         if (!interrupted) {
             ret = weft__task_wait_done(self, t, self->scope_deadline, false,
-                                       CALLER);
+                                       WEFT__WHERE);
             if (ret < 0) {
                 /* Cancelled, or a scope expired: asyncio cancels what the
                  * gather still waits for. */
@@ -249,7 +248,7 @@ int weft_gather(weft_task_t **tasks, size_t n, int *results, unsigned flags)
             }
         }
         if (interrupted)
-            wait_out(self, t, CALLER);
+            wait_out(self, t, WEFT__WHERE);
         ret = weft_join(tasks[i]);
         if (results)
             results[i] = ret;
@@ -269,10 +268,10 @@ int weft_wait_for(weft_task_t *h, int64_t deadline)
     if (ret)
         return ret;
     ret = weft__task_wait_done(self, t, weft__wait_deadline(self, deadline),
-                               false, CALLER);
+                               false, WEFT__WHERE);
     if (ret < 0) {
         weft__task_cancel(t);
-        wait_out(self, t, CALLER);
+        wait_out(self, t, WEFT__WHERE);
         weft_join(h);
         return ret;
     }
@@ -288,7 +287,7 @@ int weft_shield(weft_task_t *h, int *status)
         return ret;
     if (!status)
         return -EINVAL;
-    ret = weft__task_wait_done(self, t, self->scope_deadline, false, CALLER);
+    ret = weft__task_wait_done(self, t, self->scope_deadline, false, WEFT__WHERE);
     if (ret < 0)
         return ret;
     *status = weft_join(h);
@@ -373,7 +372,7 @@ int weft_as_completed_next(weft_as_completed_t *pit, int64_t deadline,
         return -ENOENT;
     ret = weft__task_block(self, any_done, it,
                            weft__wait_deadline(self, deadline), WHY_JOIN,
-                           CALLER);
+                           WEFT__WHERE);
     if (ret < 0)
         return ret;
     i = next_done(it);
@@ -458,7 +457,7 @@ int64_t weft_deadline_in_ms(int64_t ms)
 
     if (ms <= 0)
         return now;
-    if (ms >= (WEFT_NEVER - now) / WEFT_NS_PER_MS)
-        return WEFT_NEVER;
-    return now + ms * WEFT_NS_PER_MS;
+    if (ms >= (WEFT_NO_DEADLINE - now) / WEFT__NS_PER_MS)
+        return WEFT_NO_DEADLINE;
+    return now + ms * WEFT__NS_PER_MS;
 }

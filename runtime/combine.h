@@ -8,8 +8,8 @@
  * completion is never missed because a node is registered before the first
  * scan and deregistered only after the last.
  */
-#ifndef WEFT_COMBINE_H
-#define WEFT_COMBINE_H
+#ifndef WEFT__COMBINE_H
+#define WEFT__COMBINE_H
 
 #include <stdbool.h>
 #include <stddef.h>

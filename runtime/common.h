@@ -1,8 +1,8 @@
 /*
  * Small shared macros for runtime/ and io/: nothing here owns state.
  */
-#ifndef WEFT_COMMON_H
-#define WEFT_COMMON_H
+#ifndef WEFT__COMMON_H
+#define WEFT__COMMON_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -13,16 +13,16 @@
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 
-#define WEFT_CACHELINE 64
-#define WEFT_ALIGNED __attribute__((aligned(WEFT_CACHELINE)))
+#define WEFT__CACHELINE 64
+#define WEFT__ALIGNED __attribute__((aligned(WEFT__CACHELINE)))
 
-#define WEFT_INTERNAL __attribute__((visibility("hidden")))
+#define WEFT__INTERNAL __attribute__((visibility("hidden")))
 
 /* Reports corrupted internal state (a weft bug, not a caller mistake). */
 _Noreturn void weft__panic(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
 
-#define WEFT_ASSERT(cond)                                                     \
+#define WEFT__ASSERT(cond)                                                     \
     do {                                                                      \
         if (unlikely(!(cond)))                                                \
             weft__panic("%s: assertion '%s' failed (%s:%d)", __func__, #cond, \
@@ -37,7 +37,7 @@ _Noreturn void weft__panic(const char *fmt, ...)
  * builds, whose hot paths they would otherwise tax.
  */
 #ifdef WEFT__CHECKS
-#define WEFT__CHECK(cond) WEFT_ASSERT(cond)
+#define WEFT__CHECK(cond) WEFT__ASSERT(cond)
 #else
 #define WEFT__CHECK(cond) ((void)sizeof(!(cond)))
 #endif
@@ -51,15 +51,18 @@ _Noreturn void weft__panic(const char *fmt, ...)
 #include <stdatomic.h>
 extern atomic_int weft__fault_stack_alloc;
 extern atomic_int weft__fault_guard_batch;
-#define WEFT_FAULT(name) \
+#define WEFT__FAULT(name) \
     unlikely(atomic_load_explicit(&weft__fault_##name, memory_order_relaxed))
 #else
-#define WEFT_FAULT(name) 0
+#define WEFT__FAULT(name) 0
 #endif
 
-#define WEFT_NS_PER_MS INT64_C(1000000)
-#define WEFT_NS_PER_SEC INT64_C(1000000000)
-#define WEFT_NEVER INT64_MAX
+#define WEFT__NS_PER_MS INT64_C(1000000)
+#define WEFT__NS_PER_SEC INT64_C(1000000000)
+
+/* The caller's return address: where a suspended task waits (dumps). Used
+ * in the public call itself, so that it names the caller's code. */
+#define WEFT__WHERE __builtin_return_address(0)
 
 /* CLOCK_MONOTONIC in nanoseconds (vDSO, no syscall). */
 int64_t weft__now(void);

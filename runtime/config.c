@@ -142,10 +142,10 @@ static int read_env(struct weft__config *c)
     int ret = 0;
 
     v = c->workers;
-    ret = ret ?: env_uint("WEFT_WORKERS", 1, WEFT_MAX_WORKERS, false, &v);
+    ret = ret ?: env_uint("WEFT_WORKERS", 1, WEFT__MAX_WORKERS, false, &v);
     c->workers = (unsigned)v;
     v = c->stack_size;
-    ret = ret ?: env_uint("WEFT_STACK_SIZE", WEFT_MIN_STACK, WEFT_MAX_STACK,
+    ret = ret ?: env_uint("WEFT_STACK_SIZE", WEFT__MIN_STACK, WEFT__MAX_STACK,
                           true, &v);
     c->stack_size = (size_t)v;
     v = c->ring_entries;
@@ -204,10 +204,10 @@ static int apply_user(struct weft__config *c, const weft_config_t *u)
 
     if (u->workers)
         ret = ret ?: check_field("config.workers", u->workers, 1,
-                                 WEFT_MAX_WORKERS);
+                                 WEFT__MAX_WORKERS);
     if (u->stack_size)
         ret = ret ?: check_field("config.stack_size", u->stack_size,
-                                 WEFT_MIN_STACK, WEFT_MAX_STACK);
+                                 WEFT__MIN_STACK, WEFT__MAX_STACK);
     if (u->ring_entries)
         ret = ret ?: check_field("config.ring_entries", u->ring_entries, 1,
                                  32768);

@@ -3,8 +3,8 @@
  * variables, then the fields a caller set in weft_config_t. Read once at
  * start; read-only afterwards.
  */
-#ifndef WEFT_CONFIG_H
-#define WEFT_CONFIG_H
+#ifndef WEFT__CONFIG_H
+#define WEFT__CONFIG_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -27,9 +27,9 @@ struct weft__config {
     unsigned blocking_keepalive_ms;
 };
 
-#define WEFT_MIN_STACK (16u * 1024)
-#define WEFT_MAX_STACK (UINT64_C(1) << 30)
-#define WEFT_MAX_WORKERS 1024u
+#define WEFT__MIN_STACK (16u * 1024)
+#define WEFT__MAX_STACK (UINT64_C(1) << 30)
+#define WEFT__MAX_WORKERS 1024u
 
 /*
  * Fills out from the environment and user (which may be NULL). An invalid

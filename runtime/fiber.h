@@ -6,8 +6,8 @@
  * A fiber is switched to only by the thread that owns it at that moment
  * (the worker running it); nothing here is thread-safe by itself.
  */
-#ifndef WEFT_FIBER_H
-#define WEFT_FIBER_H
+#ifndef WEFT__FIBER_H
+#define WEFT__FIBER_H
 
 #include <stddef.h>
 

@@ -107,5 +107,5 @@ int weft_future_wait(weft_future_t *pf, int64_t deadline)
     weft__waiter_init(&w, t, NULL);
     return weft__wait(&f->lock, &f->waiters, &w,
                       weft__wait_deadline(t, deadline), WHY_FUTURE,
-                      __builtin_return_address(0));
+                      WEFT__WHERE);
 }

@@ -8,8 +8,8 @@
  * (wait.h): a waiter that times out or is cancelled at the moment the value
  * arrives still gets it. Once set, a future never changes.
  */
-#ifndef WEFT_FUTURE_H
-#define WEFT_FUTURE_H
+#ifndef WEFT__FUTURE_H
+#define WEFT__FUTURE_H
 
 #include <stdbool.h>
 

@@ -191,7 +191,7 @@ static int wait_child(struct group *g, struct weft_task *self,
                       struct group_child *c, int interrupted,
                       const void *where)
 {
-    int64_t deadline = interrupted ? WEFT_NEVER : self->scope_deadline;
+    int64_t deadline = interrupted ? WEFT_NO_DEADLINE : self->scope_deadline;
     int ret;
 
     while ((ret = weft__task_wait_done(self, weft__task_of(c->task),
@@ -204,7 +204,7 @@ static int wait_child(struct group *g, struct weft_task *self,
         } else if (ret == -ECANCELED && interrupted != -ECANCELED) {
             interrupted = -ECANCELED;
         }
-        deadline = WEFT_NEVER;
+        deadline = WEFT_NO_DEADLINE;
     }
     return interrupted;
 }
@@ -249,7 +249,7 @@ int weft_group_wait(weft_group_t *pg)
         if (weft__task_of(c->task) == self)
             break;
         interrupted = wait_child(g, self, c, interrupted,
-                                 __builtin_return_address(0));
+                                 WEFT__WHERE);
         reap(g, c);
     }
     weft__spin_lock(&g->lock);

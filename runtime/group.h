@@ -3,8 +3,8 @@
  * group are waited for together; the first to fail cancels the rest. The
  * public weft_group_t is opaque storage of this layout (checked in group.c).
  */
-#ifndef WEFT_GROUP_H
-#define WEFT_GROUP_H
+#ifndef WEFT__GROUP_H
+#define WEFT__GROUP_H
 
 #include <stdbool.h>
 

@@ -4,8 +4,8 @@
  * task->next) with an atomic length so that workers can skip the lock when it
  * is empty. Any thread.
  */
-#ifndef WEFT_INJECT_H
-#define WEFT_INJECT_H
+#ifndef WEFT__INJECT_H
+#define WEFT__INJECT_H
 
 #include <pthread.h>
 #include <stdatomic.h>

@@ -3,8 +3,8 @@
  * builds; sanitizer builds use the libc allocator the sanitizer intercepts
  * (the two cannot both own malloc). Any thread may call these.
  */
-#ifndef WEFT_MEM_H
-#define WEFT_MEM_H
+#ifndef WEFT__MEM_H
+#define WEFT__MEM_H
 
 #include <errno.h>
 #include <stddef.h>
@@ -22,8 +22,8 @@ static inline void weft__free(void *p, size_t n)
         sdallocx(p, n, 0);
 }
 
-#define WEFT_STR_(x) #x
-#define WEFT_STR(x) WEFT_STR_(x)
+#define WEFT__STR_(x) #x
+#define WEFT__STR(x) WEFT__STR_(x)
 
 /*
  * Hands the allocator's free pages back to the kernel now. jemalloc returns
@@ -34,7 +34,7 @@ static inline void weft__free(void *p, size_t n)
 static inline void weft__mem_purge(void)
 {
     mallctl("thread.tcache.flush", NULL, NULL, NULL, 0);
-    mallctl("arena." WEFT_STR(MALLCTL_ARENAS_ALL) ".purge", NULL, NULL, NULL,
+    mallctl("arena." WEFT__STR(MALLCTL_ARENAS_ALL) ".purge", NULL, NULL, NULL,
             0);
 }
 #else

@@ -4,8 +4,8 @@
  * dies with a message naming the task. Other faults go to the handler that
  * was installed before weft (or the default action).
  */
-#ifndef WEFT_OVERFLOW_H
-#define WEFT_OVERFLOW_H
+#ifndef WEFT__OVERFLOW_H
+#define WEFT__OVERFLOW_H
 
 /* Process-wide, reference-counted: one install per running runtime. */
 int weft__overflow_install(void);

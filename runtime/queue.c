@@ -209,14 +209,14 @@ int weft_queue_put(weft_queue_t *pq, void *item, int64_t deadline)
     if (!pq)
         return -EINVAL;
     return put(to_queue(pq), item, t, weft__wait_deadline(t, deadline),
-               __builtin_return_address(0));
+               WEFT__WHERE);
 }
 
 int weft_queue_try_put(weft_queue_t *pq, void *item)
 {
     if (!pq)
         return -EINVAL;
-    return put(to_queue(pq), item, NULL, WEFT_NEVER, NULL);
+    return put(to_queue(pq), item, NULL, WEFT_NO_DEADLINE, NULL);
 }
 
 /* ---- get ----------------------------------------------------------------- */
@@ -271,14 +271,14 @@ int weft_queue_get(weft_queue_t *pq, void **item, int64_t deadline)
     if (!pq || !item)
         return -EINVAL;
     return get(to_queue(pq), item, t, weft__wait_deadline(t, deadline),
-               __builtin_return_address(0));
+               WEFT__WHERE);
 }
 
 int weft_queue_try_get(weft_queue_t *pq, void **item)
 {
     if (!pq || !item)
         return -EINVAL;
-    return get(to_queue(pq), item, NULL, WEFT_NEVER, NULL);
+    return get(to_queue(pq), item, NULL, WEFT_NO_DEADLINE, NULL);
 }
 
 /* ---- close, size, join --------------------------------------------------- */
@@ -357,5 +357,5 @@ int weft_queue_join(weft_queue_t *pq, int64_t deadline)
     weft__waiter_init(&w, t, NULL);
     return weft__wait(&q->lock, &q->joiners, &w,
                       weft__wait_deadline(t, deadline), WHY_QUEUE,
-                      __builtin_return_address(0));
+                      WEFT__WHERE);
 }

@@ -13,8 +13,8 @@
  * owned by its putter: a waiter that gives up at the moment it is handed an
  * item keeps it (wait.h), so none is lost or duplicated.
  */
-#ifndef WEFT_QUEUE_H
-#define WEFT_QUEUE_H
+#ifndef WEFT__QUEUE_H
+#define WEFT__QUEUE_H
 
 #include <stdbool.h>
 #include <stddef.h>

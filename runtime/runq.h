@@ -11,8 +11,8 @@
  *         validates the read. Slots are relaxed atomics because a stealer
  *         whose CAS is about to fail may read a slot the owner is reusing.
  */
-#ifndef WEFT_RUNQ_H
-#define WEFT_RUNQ_H
+#ifndef WEFT__RUNQ_H
+#define WEFT__RUNQ_H
 
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -27,8 +27,8 @@
 struct weft_task;
 
 struct weft__runq {
-    _Atomic uint32_t head WEFT_ALIGNED;
-    _Atomic uint32_t tail WEFT_ALIGNED;
+    _Atomic uint32_t head WEFT__ALIGNED;
+    _Atomic uint32_t tail WEFT__ALIGNED;
     _Atomic(struct weft_task *) buf[WEFT_RUNQ_CAP];
 };
 

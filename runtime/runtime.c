@@ -34,7 +34,7 @@ int64_t weft__now(void)
     struct timespec ts;
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * WEFT_NS_PER_SEC + ts.tv_nsec;
+    return ts.tv_sec * WEFT__NS_PER_SEC + ts.tv_nsec;
 }
 
 int64_t weft_now_ns(void)
@@ -308,7 +308,7 @@ static struct runtime_slot *slot_get(void)
     if (!s)
         return NULL;
     /* The tag takes the address's top bits. */
-    WEFT_ASSERT(((uintptr_t)s & ~RT_ADDR_MASK) == 0);
+    WEFT__ASSERT(((uintptr_t)s & ~RT_ADDR_MASK) == 0);
     pthread_mutex_init(&s->gate, NULL);
     return s;
 }
@@ -460,7 +460,7 @@ static void drain(struct runtime *rt, struct weft_task *self)
 
     while (weft__runtime_cancel_all(rt, self)) {
         if (rt->cfg.debug && !dumped &&
-            weft__now() - start > WEFT_NS_PER_SEC) {
+            weft__now() - start > WEFT__NS_PER_SEC) {
             weft__runtime_dump(rt, "still alive 1 s after shutdown began");
             dumped = true;
         }

@@ -3,8 +3,8 @@
  * task registry, the blocking pool, and the start/stop sequence behind
  * weft_runtime_new / weft_runtime_free (and weft_run, built on them).
  */
-#ifndef WEFT_RUNTIME_H
-#define WEFT_RUNTIME_H
+#ifndef WEFT__RUNTIME_H
+#define WEFT__RUNTIME_H
 
 #include <pthread.h>
 #include <stdatomic.h>

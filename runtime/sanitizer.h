@@ -3,8 +3,8 @@
  * fiber. Every conditional on the build's instrumentation lives here so that
  * function bodies elsewhere carry no #ifdef.
  */
-#ifndef WEFT_SANITIZER_H
-#define WEFT_SANITIZER_H
+#ifndef WEFT__SANITIZER_H
+#define WEFT__SANITIZER_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -12,17 +12,17 @@
 
 #if defined(__has_feature)
 #if __has_feature(address_sanitizer)
-#define WEFT_ASAN 1
+#define WEFT__ASAN 1
 #endif
 #if __has_feature(thread_sanitizer)
-#define WEFT_TSAN 1
+#define WEFT__TSAN 1
 #endif
 #endif
 #if defined(__SANITIZE_ADDRESS__)
-#define WEFT_ASAN 1
+#define WEFT__ASAN 1
 #endif
 #if defined(__SANITIZE_THREAD__)
-#define WEFT_TSAN 1
+#define WEFT__TSAN 1
 #endif
 
 /*
@@ -36,17 +36,17 @@
  * extension: size 0) and the hooks compile to nothing.
  */
 struct san_fiber {
-#ifdef WEFT_ASAN
+#ifdef WEFT__ASAN
     const void *stack_lo; /* lowest usable address (above the guard) */
     size_t stack_size;    /* usable bytes */
     void *asan_fake;      /* fake-stack handle across a switch */
 #endif
-#ifdef WEFT_TSAN
+#ifdef WEFT__TSAN
     void *tsan;           /* TSan fiber handle */
 #endif
 };
 
-#ifdef WEFT_ASAN
+#ifdef WEFT__ASAN
 #include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 static inline void san_asan_init(struct san_fiber *f, const void *lo,
@@ -86,7 +86,7 @@ static inline void san_asan_finish(struct san_fiber *f) { (void)f; }
 static inline void san_stack_reset(void *lo, size_t n) { (void)lo, (void)n; }
 #endif
 
-#ifdef WEFT_TSAN
+#ifdef WEFT__TSAN
 #include <sanitizer/tsan_interface.h>
 static inline void san_tsan_adopt_thread(struct san_fiber *f)
 {
@@ -120,11 +120,11 @@ static inline void san_tsan_destroy(struct san_fiber *f) { (void)f; }
 #if __has_include(<valgrind/valgrind.h>)
 #include <valgrind/valgrind.h>
 #include <valgrind/memcheck.h>
-#define WEFT_VALGRIND 1
+#define WEFT__VALGRIND 1
 #endif
 #endif
 
-#ifdef WEFT_VALGRIND
+#ifdef WEFT__VALGRIND
 static inline unsigned san_vg_stack_register(void *lo, size_t n)
 {
     return VALGRIND_STACK_REGISTER(lo, (char *)lo + n);

@@ -393,5 +393,5 @@ int weft_signal_wait(int signo, int64_t deadline)
     weft__spin_lock(&lock);
     return weft__wait(&lock, &waiters[signo], &w,
                       weft__wait_deadline(t, deadline), WHY_SIGNAL,
-                      __builtin_return_address(0));
+                      WEFT__WHERE);
 }

@@ -3,8 +3,8 @@
  * signal handlers, and the mask their forked children get. See signal.c
  * for the design.
  */
-#ifndef WEFT_SIGNAL_H
-#define WEFT_SIGNAL_H
+#ifndef WEFT__SIGNAL_H
+#define WEFT__SIGNAL_H
 
 #include <pthread.h>
 

@@ -3,8 +3,8 @@
  * lists, timer heaps). It yields the CPU after a short spin so that a holder
  * preempted on an oversubscribed machine gets to run.
  */
-#ifndef WEFT_SPIN_H
-#define WEFT_SPIN_H
+#ifndef WEFT__SPIN_H
+#define WEFT__SPIN_H
 
 #include <sched.h>
 #include <stdatomic.h>

@@ -156,7 +156,7 @@ static int guard_batch(char *slab, size_t span, unsigned n)
 {
     struct iovec iov[SLAB_STACKS];
 
-    if (WEFT_FAULT(guard_batch))
+    if (WEFT__FAULT(guard_batch))
         return -ENOSYS;
     for (unsigned i = 0; i < n; i++)
         iov[i] = (struct iovec){ slab + i * span, guard_size() };
@@ -372,7 +372,7 @@ struct stack *weft__stack_get(struct weft__stack_pool *p,
 {
     struct stack *st;
 
-    if (WEFT_FAULT(stack_alloc))
+    if (WEFT__FAULT(stack_alloc))
         return NULL;
 
     if (size && size != p->size)

@@ -12,8 +12,8 @@
  * a bit of its slab's record), and a slab all of whose stacks are pooled is
  * unmapped. So idle stacks cost no memory beyond the workers' caches.
  */
-#ifndef WEFT_STACK_H
-#define WEFT_STACK_H
+#ifndef WEFT__STACK_H
+#define WEFT__STACK_H
 
 #include <pthread.h>
 #include <stdbool.h>

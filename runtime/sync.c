@@ -32,7 +32,6 @@ CHECK_FITS(weft_cond_t, struct cond);
 CHECK_FITS(weft_barrier_t, struct barrier);
 CHECK_FITS(weft_waitgroup_t, struct waitgroup);
 
-#define CALLER __builtin_return_address(0)
 
 /* ---- mutex --------------------------------------------------------------- */
 
@@ -107,7 +106,7 @@ int weft_mutex_lock(weft_mutex_t *pm, int64_t deadline)
     if (!pm)
         return -EINVAL;
     return weft__mutex_lock(to_mutex(pm), t, weft__wait_deadline(t, deadline),
-                            CALLER);
+                            WEFT__WHERE);
 }
 
 int weft_mutex_try_lock(weft_mutex_t *pm)
@@ -160,7 +159,7 @@ static struct sem *to_sem(weft_sem_t *ps)
     return (struct sem *)(void *)ps;
 }
 
-static int sem_init(weft_sem_t *ps, unsigned value, long max)
+static int sem_setup(weft_sem_t *ps, unsigned value, long max)
 {
     struct sem *s = to_sem(ps);
 
@@ -175,14 +174,14 @@ static int sem_init(weft_sem_t *ps, unsigned value, long max)
 
 int weft_sem_init(weft_sem_t *ps, unsigned value)
 {
-    return sem_init(ps, value, UINT_MAX);
+    return sem_setup(ps, value, UINT_MAX);
 }
 
 int weft_sem_init_bounded(weft_sem_t *ps, unsigned value)
 {
     if (value == 0)
         return -EINVAL;
-    return sem_init(ps, value, value);
+    return sem_setup(ps, value, value);
 }
 
 int weft_sem_destroy(weft_sem_t *ps)
@@ -210,7 +209,7 @@ int weft_sem_acquire(weft_sem_t *ps, int64_t deadline)
     }
     weft__waiter_init(&w, t, NULL);
     return weft__wait(&s->lock, &s->waiters, &w,
-                      weft__wait_deadline(t, deadline), WHY_SYNC, CALLER);
+                      weft__wait_deadline(t, deadline), WHY_SYNC, WEFT__WHERE);
 }
 
 int weft_sem_try_acquire(weft_sem_t *ps)
@@ -348,7 +347,7 @@ int weft_event_wait(weft_event_t *pe, int64_t deadline)
     }
     weft__waiter_init(&w, t, NULL);
     return weft__wait(&e->lock, &e->waiters, &w,
-                      weft__wait_deadline(t, deadline), WHY_SYNC, CALLER);
+                      weft__wait_deadline(t, deadline), WHY_SYNC, WEFT__WHERE);
 }
 
 /* ---- condition ----------------------------------------------------------- */
@@ -385,7 +384,7 @@ static void relock(struct mutex *m, struct weft_task *t, const void *where)
 {
     bool cancelled = false;
 
-    while (weft__mutex_lock(m, t, WEFT_NEVER, where) == -ECANCELED)
+    while (weft__mutex_lock(m, t, WEFT_NO_DEADLINE, where) == -ECANCELED)
         cancelled = true;
     if (cancelled)
         weft__task_restore_cancel(t);
@@ -430,8 +429,8 @@ int weft_cond_wait(weft_cond_t *pc, weft_mutex_t *pm, int64_t deadline)
     weft_mutex_unlock(pm);
     ret = weft__waitq_block(&c->lock, &c->waiters, &w,
                             weft__wait_deadline(t, deadline), WHY_SYNC,
-                            CALLER);
-    relock(to_mutex(pm), t, CALLER);
+                            WEFT__WHERE);
+    relock(to_mutex(pm), t, WEFT__WHERE);
     return ret;
 }
 
@@ -509,7 +508,7 @@ int weft_barrier_wait(weft_barrier_t *pb, int64_t deadline)
     }
     weft__waiter_init(&w, t, NULL);
     return weft__wait(&b->lock, &b->waiters, &w,
-                      weft__wait_deadline(t, deadline), WHY_SYNC, CALLER);
+                      weft__wait_deadline(t, deadline), WHY_SYNC, WEFT__WHERE);
 }
 
 /* ---- wait group ---------------------------------------------------------- */
@@ -582,5 +581,5 @@ int weft_waitgroup_wait(weft_waitgroup_t *pw, int64_t deadline)
     }
     weft__waiter_init(&w, t, NULL);
     return weft__wait(&wg->lock, &wg->waiters, &w,
-                      weft__wait_deadline(t, deadline), WHY_SYNC, CALLER);
+                      weft__wait_deadline(t, deadline), WHY_SYNC, WEFT__WHERE);
 }

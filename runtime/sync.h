@@ -11,8 +11,8 @@
  * grab: a newcomer cannot barge past a queued task, and a permit handed to
  * a waiter that is cancelled at the same moment stays with it (wait.h).
  */
-#ifndef WEFT_SYNC_H
-#define WEFT_SYNC_H
+#ifndef WEFT__SYNC_H
+#define WEFT__SYNC_H
 
 #include <stdbool.h>
 #include <stdint.h>

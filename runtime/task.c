@@ -108,7 +108,7 @@ int weft__task_block(struct weft_task *t, bool (*done)(void *), void *arg,
             ret = -ECANCELED;
             break;
         }
-        if (deadline != WEFT_NEVER && !armed) {
+        if (deadline != WEFT_NO_DEADLINE && !armed) {
             if (weft__now() >= deadline) {
                 ret = -ETIMEDOUT;
                 break;
@@ -546,7 +546,7 @@ int weft__task_init(struct weft_task *t, struct runtime *rt, weft_fn_t fn,
     uint32_t gen = weft__task_gen(t) + 1;
 
     /* The tag of a handle takes the address's top bits (task.h). */
-    WEFT_ASSERT(((uintptr_t)t & ~HANDLE_ADDR_MASK) == 0);
+    WEFT__ASSERT(((uintptr_t)t & ~HANDLE_ADDR_MASK) == 0);
     t->fn = fn;
     t->arg = arg;
     t->rt = rt;
@@ -554,7 +554,7 @@ int weft__task_init(struct weft_task *t, struct runtime *rt, weft_fn_t fn,
     t->result = 0;
     t->started = false;
     weft__task_note_wait(t, WHY_NONE, NULL);
-    t->scope_deadline = WEFT_NEVER;
+    t->scope_deadline = WEFT_NO_DEADLINE;
     t->scope_depth = 0;
     /* 0 for the default size, however asked for: such a task may start
      * on a cached or adopted stack. */
@@ -712,8 +712,8 @@ int weft_spawn_ex(weft_task_t **out, weft_fn_t fn, void *arg,
     /* Bounded before anything rounds it to pages: a size near SIZE_MAX
      * would wrap there. */
     if (!fn || (opts && opts->stack_size &&
-                (opts->stack_size < WEFT_MIN_STACK ||
-                 opts->stack_size > WEFT_MAX_STACK)))
+                (opts->stack_size < WEFT__MIN_STACK ||
+                 opts->stack_size > WEFT__MAX_STACK)))
         return -EINVAL;
     t = task_alloc(w);
     if (!t)
@@ -801,7 +801,7 @@ int weft__task_wait_done(struct weft_task *self, struct weft_task *t,
         /* Awaiting a task passes our cancellation (or an expired scope)
          * on to it, and still waits for it to end. */
         weft__task_cancel(t);
-        deadline = WEFT_NEVER;
+        deadline = WEFT_NO_DEADLINE;
     }
     if (ret < 0 && !weft__task_remove_joiner(t, &j)) {
         /* t finished while we gave up: the wait succeeded after all. */
@@ -837,7 +837,7 @@ int weft_join(weft_task_t *h)
         return result;
     /* An enclosing timeout scope expiring is passed on like a cancel. */
     weft__task_wait_done(self, t, self->scope_deadline, true,
-                         __builtin_return_address(0));
+                         WEFT__WHERE);
     result = t->result;
     /* Fails only if another task joined or detached h meanwhile. */
     return release_handle(t, tag_of(h), true) ? result : -EINVAL;
@@ -876,7 +876,7 @@ int weft_yield(void)
 
     if (!t)
         return -EPERM;
-    weft__task_note_wait(t, WHY_YIELD, __builtin_return_address(0));
+    weft__task_note_wait(t, WHY_YIELD, WEFT__WHERE);
     weft__worker_switch_out(w, SWITCH_YIELD);
     weft__task_note_wait(t, WHY_NONE, NULL);
     return weft__task_take_cancel(t) ? -ECANCELED : 0;

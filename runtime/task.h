@@ -44,8 +44,8 @@
  * use may be handed back to the kernel (task.c); they then read as zeros,
  * TASK_FREE, where a wake stops.
  */
-#ifndef WEFT_TASK_H
-#define WEFT_TASK_H
+#ifndef WEFT__TASK_H
+#define WEFT__TASK_H
 
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -156,7 +156,7 @@ struct weft_task {
      * 65536th nested scope is refused. */
     uint16_t scope_depth;
     const void *_Atomic where; /* return address of the suspending call */
-    int64_t scope_deadline;  /* innermost timeout scope, WEFT_NEVER if none */
+    int64_t scope_deadline;  /* innermost timeout scope, WEFT_NO_DEADLINE if none */
 
     /* Set at spawn, read-only while the task lives. */
     weft_fn_t fn;

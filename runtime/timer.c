@@ -16,7 +16,7 @@ int weft__timers_init(struct weft__timers *h)
     h->n = 0;
     h->cap = 64;
     h->heap = weft__alloc(h->cap * sizeof(*h->heap));
-    atomic_init(&h->earliest, WEFT_NEVER);
+    atomic_init(&h->earliest, WEFT_NO_DEADLINE);
     return h->heap ? 0 : -ENOMEM;
 }
 
@@ -80,7 +80,7 @@ static void sift_down(struct weft__timers *h, uint32_t i)
 static void update_earliest(struct weft__timers *h)
 {
     atomic_store_explicit(&h->earliest, h->n ? h->heap[0].deadline :
-                          WEFT_NEVER, memory_order_relaxed);
+                          WEFT_NO_DEADLINE, memory_order_relaxed);
 }
 
 static int grow(struct weft__timers *h)
@@ -193,27 +193,27 @@ static int sleep_until(int64_t deadline, const void *where)
 
 int weft_sleep_until(int64_t deadline_ns)
 {
-    return sleep_until(deadline_ns, __builtin_return_address(0));
+    return sleep_until(deadline_ns, WEFT__WHERE);
 }
 
-/* now + ns, saturating at WEFT_NEVER. */
+/* now + ns, saturating at WEFT_NO_DEADLINE. */
 static int64_t deadline_after(int64_t ns)
 {
     int64_t now = weft__now();
 
-    return ns >= WEFT_NEVER - now ? WEFT_NEVER : now + ns;
+    return ns >= WEFT_NO_DEADLINE - now ? WEFT_NO_DEADLINE : now + ns;
 }
 
 int weft_sleep_ns(int64_t ns)
 {
     if (ns < 0)
         return -EINVAL;
-    return sleep_until(deadline_after(ns), __builtin_return_address(0));
+    return sleep_until(deadline_after(ns), WEFT__WHERE);
 }
 
 int weft_sleep_ms(int64_t ms)
 {
     if (ms < 0)
         return -EINVAL;
-    return sleep_until(weft_deadline_in_ms(ms), __builtin_return_address(0));
+    return sleep_until(weft_deadline_in_ms(ms), WEFT__WHERE);
 }

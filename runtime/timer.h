@@ -13,8 +13,8 @@
  * children a node, a sift moves half as many nodes as a binary heap would
  * (Go's runtime keeps its timers the same way).
  */
-#ifndef WEFT_TIMER_H
-#define WEFT_TIMER_H
+#ifndef WEFT__TIMER_H
+#define WEFT__TIMER_H
 
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -43,7 +43,7 @@ struct weft__timers {
     struct weft__spin lock;
     struct weft__timer_slot *heap; /* under lock */
     uint32_t n, cap;            /* under lock */
-    _Atomic int64_t earliest;   /* heap[0]'s deadline or WEFT_NEVER; written
+    _Atomic int64_t earliest;   /* heap[0]'s deadline or WEFT_NO_DEADLINE; written
                                    under lock, read racily by the owner */
 };
 
@@ -60,7 +60,7 @@ void weft__timer_disarm(struct weft_task *t);
 /* Owner worker: wakes the tasks whose deadline is <= now. */
 void weft__timers_fire(struct weft__timers *h, int64_t now);
 
-/* Owner worker: the earliest deadline, or WEFT_NEVER. */
+/* Owner worker: the earliest deadline, or WEFT_NO_DEADLINE. */
 static inline int64_t weft__timers_next(struct weft__timers *h)
 {
     return atomic_load_explicit(&h->earliest, memory_order_relaxed);

@@ -30,8 +30,8 @@
  * The list is FIFO: primitives pop the oldest waiter, which is what makes
  * mutex hand-off fair and queues first-come first-served.
  */
-#ifndef WEFT_WAIT_H
-#define WEFT_WAIT_H
+#ifndef WEFT__WAIT_H
+#define WEFT__WAIT_H
 
 #include <stdatomic.h>
 #include <stdbool.h>

@@ -79,7 +79,7 @@
 /* Two pages of each stack a worker keeps through an idle period stay
  * resident: its header and the first frames of a task. */
 #define STACK_KEEP_RESIDENT (2 * weft__page_size())
-#define RELEASE_DELAY_NS WEFT_NS_PER_SEC
+#define RELEASE_DELAY_NS WEFT__NS_PER_SEC
 #define RELEASE_STEP 1024 /* stacks given back between looks for work */
 
 static __thread struct worker *tls_worker
@@ -138,8 +138,8 @@ static uint32_t next_random(struct worker *w)
  * work; a retry that succeeds (a transient failure, such as ENOMEM) brings
  * back normal parking.
  */
-#define IO_BACKOFF_MIN_NS WEFT_NS_PER_MS
-#define IO_BACKOFF_MAX_NS (64 * WEFT_NS_PER_MS)
+#define IO_BACKOFF_MIN_NS WEFT__NS_PER_MS
+#define IO_BACKOFF_MAX_NS (64 * WEFT__NS_PER_MS)
 
 _Atomic uint64_t weft__worker_wait_failures;
 
@@ -166,8 +166,8 @@ static void back_off(struct worker *w, int64_t timeout)
     w->io_backoff_ns = ns * 2 < IO_BACKOFF_MAX_NS ? ns * 2 : IO_BACKOFF_MAX_NS;
     if (timeout >= 0 && timeout < ns)
         ns = timeout;
-    ts.tv_sec = ns / WEFT_NS_PER_SEC;
-    ts.tv_nsec = ns % WEFT_NS_PER_SEC;
+    ts.tv_sec = ns / WEFT__NS_PER_SEC;
+    ts.tv_nsec = ns % WEFT__NS_PER_SEC;
     nanosleep(&ts, NULL); /* workers block signals: no EINTR to retry */
 }
 
@@ -267,7 +267,7 @@ static void poll_events(struct worker *w)
 {
     int ret;
 
-    if (weft__timers_next(&w->timers) != WEFT_NEVER)
+    if (weft__timers_next(&w->timers) != WEFT_NO_DEADLINE)
         weft__timers_fire(&w->timers, weft__now());
     ret = w->rt->io_ops->wait(w->io, 0);
     if (unlikely(ret < 0))
@@ -361,7 +361,7 @@ static struct weft_task *find_task(struct worker *w)
 
 /* Ends t, which never ran, with err; returns false for the callers'
  * "ended without running". */
-static bool end_unrun(struct worker *w, struct weft_task *t, int err)
+static bool end_unstarted(struct worker *w, struct weft_task *t, int err)
 {
     t->result = err;
     weft__task_finish(w, t);
@@ -372,10 +372,10 @@ static bool end_unrun(struct worker *w, struct weft_task *t, int err)
 static bool start_task(struct worker *w, struct weft_task *t)
 {
     if (weft__task_take_cancel(t))
-        return end_unrun(w, t, -ECANCELED);
+        return end_unstarted(w, t, -ECANCELED);
     t->stack = weft__stack_get(&w->rt->stacks, &w->stacks, t->stack_size);
     if (!t->stack)
-        return end_unrun(w, t, -ENOMEM);
+        return end_unstarted(w, t, -ENOMEM);
     weft__fiber_init(&t->fiber, t->stack->lo, t->stack->size,
                      weft__task_entry, t);
     t->started = true;
@@ -418,7 +418,7 @@ void weft__worker_settle(struct worker *w)
 }
 
 /* Starts the clock of t's run, in debug mode. */
-static void run_begins(struct worker *w)
+static void start_run_clock(struct worker *w)
 {
     if (unlikely(w->rt->cfg.debug))
         w->run_start = weft__now();
@@ -426,7 +426,7 @@ static void run_begins(struct worker *w)
 
 /* Debug mode: warns about a run of the running task that went on for over
  * 100 ms without suspending (it held up every other task of its worker). */
-static void run_ends(struct worker *w)
+static void check_run_length(struct worker *w)
 {
     struct weft_task *t = w->current;
     int64_t ran;
@@ -434,11 +434,11 @@ static void run_ends(struct worker *w)
     if (likely(!w->rt->cfg.debug))
         return;
     ran = weft__now() - w->run_start;
-    if (ran > 100 * WEFT_NS_PER_MS)
+    if (ran > 100 * WEFT__NS_PER_MS)
         fprintf(stderr,
                 "weft: task '%s' (%p) ran %lld ms without suspending\n",
                 weft__task_name_or(t, ""), (void *)t,
-                (long long)(ran / WEFT_NS_PER_MS));
+                (long long)(ran / WEFT__NS_PER_MS));
 }
 
 /* Moves t, taken from a queue, to RUNNING. acquire RMW: pairs with the
@@ -455,7 +455,7 @@ static void begin_run(struct worker *w, struct weft_task *t)
     if (w->until_poll)
         w->until_poll--;
     w->current = t;
-    run_begins(w);
+    start_run_clock(w);
 }
 
 /* Makes t w's running task, about to be switched to; false if it ended
@@ -508,7 +508,7 @@ static struct fiber *switch_target(struct worker *w, enum switch_reason why)
 {
     struct weft_task *next;
 
-    run_ends(w);
+    check_run_length(w);
     w->prev = w->current;
     w->reason = why;
     while ((next = take_direct(w)) && !leave_to_scheduler(w, next))
@@ -539,7 +539,7 @@ static bool adopt(struct worker *w, struct weft_task *t,
 {
     claim(t);
     if (weft__task_take_cancel(t))
-        return end_unrun(w, t, -ECANCELED);
+        return end_unstarted(w, t, -ECANCELED);
     t->stack = donor->stack;
     t->fiber = donor->fiber;
     t->started = true;
@@ -560,7 +560,7 @@ struct weft_task *weft__worker_task_done(struct worker *w)
 {
     struct weft_task *t = w->current, *next;
 
-    run_ends(w);
+    check_run_length(w);
     while ((next = take_direct(w))) {
         if (can_adopt(next, t)) {
             if (adopt(w, next, t))
@@ -607,8 +607,8 @@ static bool has_work(struct runtime *rt)
 /*
  * Idle memory. Stacks and task structs of finished tasks stay in their
  * worker's caches, so that the next burst of spawns costs no syscall and no
- * page fault. Beyond what it keeps (WEFT_STACK_CACHE_KEEP and
- * WEFT_TASK_CACHE_KEEP) a worker gives them back once it has had them for
+ * page fault. Beyond what it keeps (WEFT__STACK_CACHE_KEEP and
+ * WEFT__TASK_CACHE_KEEP) a worker gives them back once it has had them for
  * RELEASE_DELAY_NS: the first park that finds more than that cached sets
  * release_at and sleeps no later than that; the first park past it
  * releases. The surplus goes to the shared pools, which hand whole slabs
@@ -625,8 +625,8 @@ static bool has_work(struct runtime *rt)
  */
 static bool has_surplus(const struct worker *w)
 {
-    return w->stacks.n > WEFT_STACK_CACHE_KEEP ||
-           weft__task_cache_exceeds(w, WEFT_TASK_CACHE_KEEP);
+    return w->stacks.n > WEFT__STACK_CACHE_KEEP ||
+           weft__task_cache_exceeds(w, WEFT__TASK_CACHE_KEEP);
 }
 
 /*
@@ -639,10 +639,10 @@ static void release_memory(struct worker *w)
 {
     struct runtime *rt = w->rt;
 
-    while (w->stacks.n > WEFT_STACK_CACHE_KEEP) {
-        unsigned keep = w->stacks.n - WEFT_STACK_CACHE_KEEP > RELEASE_STEP ?
+    while (w->stacks.n > WEFT__STACK_CACHE_KEEP) {
+        unsigned keep = w->stacks.n - WEFT__STACK_CACHE_KEEP > RELEASE_STEP ?
                             w->stacks.n - RELEASE_STEP :
-                            WEFT_STACK_CACHE_KEEP;
+                            WEFT__STACK_CACHE_KEEP;
 
         if (has_work(rt) ||
             atomic_load_explicit(&rt->stopping, memory_order_relaxed))
@@ -650,7 +650,7 @@ static void release_memory(struct worker *w)
         weft__stack_cache_release(&rt->stacks, &w->stacks, keep);
     }
     weft__stack_cache_shrink(&w->stacks, STACK_KEEP_RESIDENT);
-    weft__task_cache_release(w, WEFT_TASK_CACHE_KEEP);
+    weft__task_cache_release(w, WEFT__TASK_CACHE_KEEP);
     weft__mem_purge();
 }
 
@@ -695,7 +695,7 @@ static int64_t park_timeout(struct worker *w)
     int64_t next = weft__timers_next(&w->timers);
     int64_t now;
 
-    if (next == WEFT_NEVER)
+    if (next == WEFT_NO_DEADLINE)
         return -1;
     now = weft__now();
     return next > now ? next - now : 0;
@@ -718,19 +718,19 @@ static void park(struct worker *w, int64_t timeout)
 static void idle(struct worker *w)
 {
     struct runtime *rt = w->rt;
-    struct idle *idle = &rt->idle;
+    struct idle *idlers = &rt->idle;
     int64_t release;
 
     if (w->searching) {
         w->searching = false;
-        atomic_fetch_sub_explicit(&idle->nsearching, 1, memory_order_seq_cst);
+        atomic_fetch_sub_explicit(&idlers->nsearching, 1, memory_order_seq_cst);
     }
     /* No longer searching, so that work queued meanwhile wakes a sleeper. */
     release = until_release(w);
-    pthread_mutex_lock(&idle->lock);
-    idle->sleepers[idle->nsleepers++] = w->index;
-    atomic_store_explicit(&idle->nidle, idle->nsleepers, memory_order_seq_cst);
-    pthread_mutex_unlock(&idle->lock);
+    pthread_mutex_lock(&idlers->lock);
+    idlers->sleepers[idlers->nsleepers++] = w->index;
+    atomic_store_explicit(&idlers->nidle, idlers->nsleepers, memory_order_seq_cst);
+    pthread_mutex_unlock(&idlers->lock);
     /* seq_cst: pairs with the fence in weft__runtime_notify_work(). */
     atomic_thread_fence(memory_order_seq_cst);
     if (has_work(rt) || atomic_load_explicit(&rt->stopping,

@@ -2,8 +2,8 @@
  * Workers: one thread each, running the scheduler loop on its own stack
  * (the scheduler fiber) and switching into tasks.
  */
-#ifndef WEFT_WORKER_H
-#define WEFT_WORKER_H
+#ifndef WEFT__WORKER_H
+#define WEFT__WORKER_H
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -24,8 +24,8 @@ struct weft__io;
  * lock once, and as many task structs. A burst of that many short tasks
  * then starts without a lock, a syscall or a page fault; with two pages of
  * each stack resident, that is about half a MiB per worker. */
-#define WEFT_STACK_CACHE_KEEP 64
-#define WEFT_TASK_CACHE_KEEP 64
+#define WEFT__STACK_CACHE_KEEP 64
+#define WEFT__TASK_CACHE_KEEP 64
 
 /* Why a task switched away from its stack. */
 enum switch_reason { SWITCH_PARK, SWITCH_YIELD, SWITCH_EXIT };
@@ -44,7 +44,7 @@ struct worker {
     bool woken_as_searcher;       /* under rt->idle.lock */
 
     /* Owner thread only. */
-    struct runtime *rt WEFT_ALIGNED;
+    struct runtime *rt WEFT__ALIGNED;
     unsigned index;
     struct fiber sched;            /* the scheduler's own context */
     struct weft_task *current;     /* the task on this worker's CPU (set

@@ -62,12 +62,12 @@ static struct runtime *t_rt(weft_runtime_t *h)
  * workers keep, and the struct of its shutdown task, allocated at start. */
 static unsigned t_stack_bound(unsigned live)
 {
-    return t_workers() * WEFT_STACK_CACHE_KEEP + live;
+    return t_workers() * WEFT__STACK_CACHE_KEEP + live;
 }
 
 static unsigned t_struct_bound(unsigned live)
 {
-    return t_workers() * WEFT_TASK_CACHE_KEEP + 1 + live;
+    return t_workers() * WEFT__TASK_CACHE_KEEP + 1 + live;
 }
 
 /*
@@ -109,7 +109,7 @@ static void t_assert_released(const struct t_held *h, unsigned live)
      * shutdown task's, and as many more as its cache fills. */
     if (t_workers() == 1)
         cr_assert_leq(h->tasks.blocks,
-                      1 + (WEFT_TASK_CACHE_KEEP + live) /
+                      1 + (WEFT__TASK_CACHE_KEEP + live) /
                               weft__task_block_len() + 1);
 }
 

@@ -113,7 +113,7 @@ static uint64_t t_total_steals(struct runtime *rt)
 
 static int spawn_and_record(void *arg)
 {
-    bool seen[WEFT_MAX_WORKERS] = { false };
+    bool seen[WEFT__MAX_WORKERS] = { false };
     unsigned distinct = 0, want = t_workers() > 1 ? 2 : 1;
     int r;
 
@@ -241,7 +241,7 @@ static void t_wait_turn(struct pp_side *s, struct weft_task *self)
             }
         } while (weft_now_ns() < end);
     }
-    cr_assert_eq(weft__task_block(self, my_turn, s, WEFT_NEVER, WHY_SYNC,
+    cr_assert_eq(weft__task_block(self, my_turn, s, WEFT_NO_DEADLINE, WHY_SYNC,
                                   NULL), 0);
 }
 
@@ -366,7 +366,7 @@ static int foreign_waiter(void *arg)
     struct weft_task *self = weft__task_current();
 
     while (atomic_load(&f->acked) < FOREIGN_ROUNDS) {
-        cr_assert_eq(weft__task_block(self, round_posted, f, WEFT_NEVER,
+        cr_assert_eq(weft__task_block(self, round_posted, f, WEFT_NO_DEADLINE,
                                       WHY_SYNC, NULL), 0);
         atomic_fetch_add(&f->acked, 1);
     }

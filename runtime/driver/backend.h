@@ -37,8 +37,8 @@
  * unless it is the caller's); the target ends its ops on the fd with -EBADF
  * (epoll) or -ECANCELED (uring, mapped to -EBADF in io/op.c) and then acks.
  */
-#ifndef WEFT_DRIVER_BACKEND_H
-#define WEFT_DRIVER_BACKEND_H
+#ifndef WEFT__DRIVER_BACKEND_H
+#define WEFT__DRIVER_BACKEND_H
 
 #include <linux/time_types.h>
 #include <stdatomic.h>

@@ -92,7 +92,7 @@ struct weft__io {
     struct weft__io_cancelq remote;
 };
 
-static int epoll_init(struct weft__io **out, const struct weft__config *cfg)
+static int ep_init(struct weft__io **out, const struct weft__config *cfg)
 {
     struct weft__io *io = weft__zalloc(sizeof(*io));
     struct epoll_event ev = { .events = EPOLLIN, .data.u64 = WAKE_KEY };
@@ -126,7 +126,7 @@ out_free:
     return ret;
 }
 
-static void epoll_fini(struct weft__io *io)
+static void ep_fini(struct weft__io *io)
 {
     weft__free(io->fds, io->nfds * sizeof(*io->fds));
     close(io->wake_fd);
@@ -484,7 +484,7 @@ static int ensure_nonblock(int fd)
     return 0;
 }
 
-static int epoll_submit(struct weft__io *io, struct weft__io_op *op)
+static int ep_submit(struct weft__io *io, struct weft__io_op *op)
 {
     int ret;
 
@@ -511,14 +511,14 @@ static int epoll_submit(struct weft__io *io, struct weft__io_op *op)
     return ret;
 }
 
-static void epoll_wake(struct weft__io *io);
+static void ep_wake(struct weft__io *io);
 
-static void epoll_cancel(struct weft__io *io, struct weft__io_op *op)
+static void ep_cancel(struct weft__io *io, struct weft__io_op *op)
 {
     if (op->io != io || op->opcode == IOP_CLOSE) {
         weft__io_cancelq_push(&op->io->remote, op);
         if (op->io != io)
-            epoll_wake(op->io);
+            ep_wake(op->io);
         return;
     }
     if (unhook(io, op) || pool_withdraw(op))
@@ -577,7 +577,7 @@ static int wait_events(int epfd, struct epoll_event *evs,
     return epoll_wait(epfd, evs, MAX_EVENTS, ms);
 }
 
-static int epoll_wait_ns(struct weft__io *io, int64_t timeout_ns)
+static int ep_wait(struct weft__io *io, int64_t timeout_ns)
 {
     struct epoll_event evs[MAX_EVENTS];
     struct timespec ts, *tsp = NULL;
@@ -592,8 +592,8 @@ static int epoll_wait_ns(struct weft__io *io, int64_t timeout_ns)
     if (timeout_ns == 0 && !io->nwaiting)
         return done; /* nothing here can become ready */
     if (timeout_ns >= 0) {
-        ts.tv_sec = timeout_ns / WEFT_NS_PER_SEC;
-        ts.tv_nsec = timeout_ns % WEFT_NS_PER_SEC;
+        ts.tv_sec = timeout_ns / WEFT__NS_PER_SEC;
+        ts.tv_nsec = timeout_ns % WEFT__NS_PER_SEC;
         tsp = &ts;
     }
     n = wait_events(io->epfd, evs, tsp);
@@ -609,7 +609,7 @@ static int epoll_wait_ns(struct weft__io *io, int64_t timeout_ns)
     return n + done;
 }
 
-static void epoll_wake(struct weft__io *io)
+static void ep_wake(struct weft__io *io)
 {
     uint64_t one = 1;
 
@@ -620,10 +620,10 @@ static void epoll_wake(struct weft__io *io)
 const struct weft__io_ops weft__io_epoll_ops = {
     .name = "epoll",
     .op_deadlines = false,
-    .init = epoll_init,
-    .fini = epoll_fini,
-    .submit = epoll_submit,
-    .cancel = epoll_cancel,
-    .wait = epoll_wait_ns,
-    .wake = epoll_wake,
+    .init = ep_init,
+    .fini = ep_fini,
+    .submit = ep_submit,
+    .cancel = ep_cancel,
+    .wait = ep_wait,
+    .wake = ep_wake,
 };

@@ -412,7 +412,7 @@ static void prep(struct weft__io *io, struct io_uring_sqe *sqe,
 
 static int uring_submit(struct weft__io *io, struct weft__io_op *op)
 {
-    bool timed = op->deadline != WEFT_NEVER, closing;
+    bool timed = op->deadline != WEFT_NO_DEADLINE, closing;
     struct io_uring_sqe *sqe;
     int ret;
 
@@ -438,8 +438,8 @@ static int uring_submit(struct weft__io *io, struct weft__io_op *op)
     /* The kernel reads ts when it takes the SQE; op (on the parked task's
      * stack) outlives that. */
     sqe->flags |= IOSQE_IO_LINK;
-    op->u.uring.ts.tv_sec = op->deadline / WEFT_NS_PER_SEC;
-    op->u.uring.ts.tv_nsec = op->deadline % WEFT_NS_PER_SEC;
+    op->u.uring.ts.tv_sec = op->deadline / WEFT__NS_PER_SEC;
+    op->u.uring.ts.tv_nsec = op->deadline % WEFT__NS_PER_SEC;
     sqe = io_uring_get_sqe(&io->ring);
     io_uring_prep_link_timeout(sqe, &op->u.uring.ts, IORING_TIMEOUT_ABS);
     io_uring_sqe_set_data64(sqe, TAG_IGNORE);
@@ -600,8 +600,8 @@ static int enter(struct weft__io *io, int64_t timeout_ns)
     arm_wake(io);
     if (timeout_ns < 0)
         return io_uring_submit_and_wait(&io->ring, 1);
-    ts.tv_sec = timeout_ns / WEFT_NS_PER_SEC;
-    ts.tv_nsec = timeout_ns % WEFT_NS_PER_SEC;
+    ts.tv_sec = timeout_ns / WEFT__NS_PER_SEC;
+    ts.tv_nsec = timeout_ns % WEFT__NS_PER_SEC;
     return io_uring_submit_and_wait_timeout(&io->ring, &cqe, 1, &ts, NULL);
 }
 
