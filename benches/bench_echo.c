@@ -1,5 +1,5 @@
 /*
- * bench_echo PORT: the N1/N2 echo server of WORKLOADS.md. Listens on
+ * bench_echo PORT: the N1/N2 echo server of benches/README.md. Listens on
  * 127.0.0.1:PORT (backlog 4096), sets TCP_NODELAY on accepted sockets and
  * serves each connection in its own task (read, then write all of it back)
  * until SIGINT or SIGTERM, then exits 0. Workers: WEFT_WORKERS; backend:

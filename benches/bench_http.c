@@ -1,5 +1,5 @@
 /*
- * bench_http PORT: the N3 HTTP server of WORKLOADS.md. Listens on
+ * bench_http PORT: the N3 HTTP server of benches/README.md. Listens on
  * 127.0.0.1:PORT (backlog 4096), sets TCP_NODELAY on accepted sockets and
  * serves each connection in its own task: reads are appended to a buffer,
  * each complete header block gets the fixed 13-byte "Hello, World!"

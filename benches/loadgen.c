@@ -1,6 +1,6 @@
 /*
  * bench_loadgen: the load generator of the network benches (N1-N3 in
- * WORKLOADS.md), for weft's servers and the baselines alike. It does not
+ * benches/README.md), for weft's servers and the baselines alike. It does not
  * use weft.
  *
  * Usage: bench_loadgen -p PORT [-c CONNS] [-s SIZE] [-d SECS] [-w WARMUP]

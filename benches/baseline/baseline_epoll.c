@@ -1,7 +1,7 @@
 /*
  * baseline_epoll: a hand-written epoll echo and HTTP server, the reference
- * that the network benches (N1-N3 in WORKLOADS.md) take every ratio against.
- * It does not use weft.
+ * that the network benches (N1-N3 in benches/README.md) take every ratio
+ * against. It does not use weft.
  *
  * Usage: baseline_epoll echo|http PORT
  *   Serves 127.0.0.1:PORT until SIGTERM or SIGINT, then exits 0. The

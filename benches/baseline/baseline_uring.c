@@ -1,7 +1,7 @@
 /*
  * baseline_uring: a hand-written io_uring echo and HTTP server on one
  * thread, the ceiling that weft's io_uring backend is measured against in
- * the network benches (N1-N3 in WORKLOADS.md). It does not use weft; it
+ * the network benches (N1-N3 in benches/README.md). It does not use weft; it
  * needs liburing 2.3 or later.
  *
  * Usage: baseline_uring echo|http PORT
