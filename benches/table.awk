@@ -1,10 +1,16 @@
-# Prints benches/run's summary CSV as a table: one line per workload and
-# server with its headline figure (median, min-max over runs), the ratio to
-# the epoll baseline measured in the same run, latency, server CPU use and
-# throughput per server CPU-second; S5 adds its peak RSS, the RSS once idle
-# after the burst against the RSS at the start, and a second burst's wall
-# time. POSIX awk.
-BEGIN { FS = "," }
+# Prints benches/run's summary CSV as two tables that fit 100 columns: the
+# scheduler workloads (median and min-max over runs, in the workload's own
+# unit; S5 adds its memory on a second line) and the network workloads
+# (headline figure, ratio to the epoll baseline of the same run, latency,
+# server CPU use and throughput per server CPU-second). POSIX awk.
+BEGIN {
+    FS = ","
+    unit["S1"] = "tasks/s"; unit["S2"] = "yields/s"
+    unit["S3"] = "round trips/s"; unit["S4"] = "spawns/s"
+    unit["S5"] = "ms wall"; unit["S6"] = "bytes/task"
+    unit["Q1"] = "messages/s"; unit["Q4"] = "messages/s"
+    unit["M1"] = "hand-offs/s"
+}
 NR == 1 { next }
 function human(x) {
     if (x >= 1e9) return sprintf("%.2fG", x / 1e9)
@@ -12,40 +18,68 @@ function human(x) {
     if (x >= 1e4) return sprintf("%.1fk", x / 1e3)
     return sprintf("%.4g", x)
 }
+function mib(kib) { return sprintf("%.1f MiB", kib / 1024) }
+function headline(g, wl, m) {
+    if (g == "sched")
+        return m == "rate" || m == "wall_ms" || m == "bytes_per_task"
+    return m == "rtt_per_s" && wl != "N2" || m == "req_per_s" ||
+           m == "mbps" && wl == "N2"
+}
 {
-    row = $2 "|" $3 "|" $4
+    row = $1 "|" $2 "|" $3 "|" $4
     if (!(row in seen)) { seen[row] = 1; rows[++nrows] = row }
-    m = $6
-    if (m == "rate" || m == "rtt_per_s" && $2 != "N2" || m == "req_per_s" ||
-        m == "wall_ms" || m == "bytes_per_task" || m == "mbps" && $2 == "N2") {
-        head[row] = sprintf("%s %s (%s-%s)", human($8), $7, human($9), human($10))
+    if (headline($1, $2, $6)) {
+        med[row] = sprintf("%s (%s-%s)", human($8), human($9), human($10))
         ratio[row] = $13 == "" ? "-" : $13 "x"
         errs[row] = $12 + 0; runs[row] = $11
     }
-    if (m == "peak_rss_kb") peak[row] = $8
-    if (m == "base_rss_kb") base[row] = $8
-    if (m == "idle_rss_kb") idle[row] = $8
-    if (m == "wall2_ms") wall2[row] = $8
-    if (m == "p50_us") p50[row] = $8
-    if (m == "p99_us") p99[row] = $8
-    if (m == "server_cpu") cpu[row] = $8
-    if (m == "per_cpu_sec") pcs[row] = human($8) " (" ($13 == "" ? "-" : $13 "x") ")"
+    v[row, $6] = $8; vr[row, $6] = $13
+}
+function sched_line(r, k) {
+    printf "%-4s %-3s %-40s %d/%d%s\n", k[2], substr(k[3], 3),
+           med[r] " " ((k[2] in unit) ? unit[k[2]] : ""), errs[r], runs[r],
+           errs[r] ? " ERRORS" : ""
+    if ((r, "peak_rss_kb") in v)
+        printf "         peak RSS %s", mib(v[r, "peak_rss_kb"])
+    if ((r, "idle_rss_kb") in v)
+        printf "; idle %s (start %s); 2nd burst %s ms", mib(v[r, "idle_rss_kb"]),
+               mib(v[r, "base_rss_kb"]), human(v[r, "wall2_ms"])
+    if ((r, "peak_rss_kb") in v)
+        printf "\n"
+}
+function net_line(r, k,    pcs) {
+    pcs = ((r, "per_cpu_sec") in v) ? human(v[r, "per_cpu_sec"]) " (" \
+          (vr[r, "per_cpu_sec"] == "" ? "-" : vr[r, "per_cpu_sec"] "x") ")" : "-"
+    printf "%-4s %-4s %-14s %-22s %-6s %-6s %-6s %-5s %-15s %d/%d%s\n", k[2],
+           substr(k[3], 3), k[4], med[r], ratio[r],
+           ((r, "p50_us") in v) ? sprintf("%.0f", v[r, "p50_us"]) : "-",
+           ((r, "p99_us") in v) ? sprintf("%.0f", v[r, "p99_us"]) : "-",
+           ((r, "server_cpu") in v) ? sprintf("%.2f", v[r, "server_cpu"]) : "-",
+           pcs, errs[r], runs[r], errs[r] ? " ERRORS" : ""
 }
 END {
-    printf "%-4s %-6s %-15s %-34s %-7s %-8s %-8s %-5s %-18s %s\n", "wl", "config",
-           "server", "median (min-max)", "vs epoll", "p50 us", "p99 us", "cpu",
-           "per server CPU-s", "errors/runs"
     for (i = 1; i <= nrows; i++) {
         r = rows[i]; split(r, k, "|")
-        if (!(r in head)) continue
-        if (r in peak) extra[r] = sprintf("peak RSS %.0f MiB", peak[r] / 1024)
-        if (r in idle)
-            extra[r] = extra[r] sprintf(", idle %.1f MiB (start %.1f), 2nd burst %s ms",
-                                        idle[r] / 1024, base[r] / 1024, human(wall2[r]))
-        printf "%-4s %-6s %-15s %-34s %-7s %-8s %-8s %-5s %-18s %d/%d %s\n", k[1], k[2],
-               k[3], head[r], ratio[r], (r in p50) ? p50[r] : "-",
-               (r in p99) ? p99[r] : "-", (r in cpu) ? cpu[r] : "-",
-               (r in pcs) ? pcs[r] : "-", errs[r], runs[r],
-               (errs[r] ? "ERRORS" : "") ((r in extra) ? extra[r] : "")
+        if (!(r in med)) continue
+        if (k[1] == "sched") {
+            if (!s++)
+                printf "%-4s %-3s %-40s %s\n", "load", "wkr",
+                       "median (slowest-fastest run)", "errors/runs"
+            sched_line(r, k)
+        } else {
+            if (!n++) {
+                if (s) printf "\n"
+                print "N1, N1u: round trips/s; N2: MB/s; N3: requests/s." \
+                      " p50, p99: round trip or"
+                print "request latency in microseconds. cpu: server" \
+                      " CPU-seconds per second. per CPU-s:"
+                print "the headline figure per server CPU-second. Ratios:" \
+                      " to the epoll baseline of this run."
+                printf "%-4s %-4s %-14s %-22s %-6s %-6s %-6s %-5s %-15s %s\n",
+                       "load", "conn", "server", "median (min-max)",
+                       "ratio", "p50", "p99", "cpu", "per CPU-s", "err/runs"
+            }
+            net_line(r, k)
+        }
     }
 }
