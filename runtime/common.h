@@ -51,10 +51,15 @@ _Noreturn void weft__panic(const char *fmt, ...)
 #include <stdatomic.h>
 extern atomic_int weft__fault_stack_alloc;
 extern atomic_int weft__fault_guard_batch;
+extern atomic_int weft__fault_thread_create;
 #define WEFT__FAULT(name) \
     unlikely(atomic_load_explicit(&weft__fault_##name, memory_order_relaxed))
+/* For a countdown hook: true at the n-th check once the test stored n. */
+#define WEFT__FAULT_NTH(name) \
+    (WEFT__FAULT(name) && atomic_fetch_sub(&weft__fault_##name, 1) == 1)
 #else
 #define WEFT__FAULT(name) 0
+#define WEFT__FAULT_NTH(name) 0
 #endif
 
 #define WEFT__NS_PER_MS INT64_C(1000000)

@@ -566,6 +566,7 @@ static void free_runtime(struct runtime *rt)
     pthread_mutex_destroy(&rt->idle.lock);
     pthread_mutex_destroy(&rt->reg_lock);
     pthread_mutex_destroy(&rt->done_lock);
+    pthread_mutex_destroy(&rt->launch_lock);
     pthread_cond_destroy(&rt->done_cond);
 }
 
@@ -605,6 +606,7 @@ static int init_runtime(struct runtime *rt, const weft_config_t *cfg)
     pthread_mutex_init(&rt->idle.lock, NULL);
     pthread_mutex_init(&rt->reg_lock, NULL);
     pthread_mutex_init(&rt->done_lock, NULL);
+    pthread_mutex_init(&rt->launch_lock, NULL);
     pthread_cond_init(&rt->done_cond, NULL);
     ret = weft__inject_init(&rt->inject);
     ret = ret ?: weft__stack_pool_init(&rt->stacks, rt->cfg.stack_size);
@@ -618,28 +620,30 @@ static int init_runtime(struct runtime *rt, const weft_config_t *cfg)
     return init_workers(rt);
 }
 
-/* Starts the threads; on failure the ones started are stopped again. */
+/*
+ * Starts the threads; on failure (a thread that could not be created, a
+ * backend that could not be set up) returns the error, and stop_workers()
+ * stops the ones that started. The barriers count the threads that really
+ * started, which is known only once every creation was tried: launch_lock,
+ * held meanwhile, keeps the new threads from reaching them before.
+ */
 static int start_workers(struct runtime *rt)
 {
-    unsigned started = 0;
     int ret = 0;
 
-    pthread_barrier_init(&rt->start_barrier, NULL, rt->nworkers + 1);
-    pthread_barrier_init(&rt->stop_barrier, NULL, rt->nworkers + 1);
-    for (; started < rt->nworkers; started++) {
-        struct worker *w = rt->workers[started];
+    pthread_mutex_lock(&rt->launch_lock);
+    for (rt->nstarted = 0; rt->nstarted < rt->nworkers; rt->nstarted++) {
+        struct worker *w = rt->workers[rt->nstarted];
 
         ret = weft__signal_create_thread(&w->thread, weft__worker_main, w);
         if (ret)
             break;
     }
-    if (started < rt->nworkers) {
-        /* Threads that started wait at the barrier for a full count: they
-         * cannot be released; this is fatal for the process. */
-        weft__panic("start_workers: pthread_create failed (%d)", ret);
-    }
+    pthread_barrier_init(&rt->start_barrier, NULL, rt->nstarted + 1);
+    pthread_barrier_init(&rt->stop_barrier, NULL, rt->nstarted + 1);
+    pthread_mutex_unlock(&rt->launch_lock);
     pthread_barrier_wait(&rt->start_barrier);
-    for (unsigned i = 0; i < rt->nworkers; i++)
+    for (unsigned i = 0; i < rt->nstarted; i++)
         ret = ret ?: rt->workers[i]->start_error;
     return ret;
 }
@@ -649,7 +653,7 @@ static void stop_workers(struct runtime *rt)
     atomic_store_explicit(&rt->stopping, true, memory_order_release);
     weft__worker_wake_all(rt);
     pthread_barrier_wait(&rt->stop_barrier);
-    for (unsigned i = 0; i < rt->nworkers; i++)
+    for (unsigned i = 0; i < rt->nstarted; i++)
         pthread_join(rt->workers[i]->thread, NULL);
     pthread_barrier_destroy(&rt->start_barrier);
     pthread_barrier_destroy(&rt->stop_barrier);

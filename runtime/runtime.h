@@ -70,6 +70,9 @@ struct runtime {
     struct idle idle;
     struct weft__stack_pool stacks;
     atomic_bool stopping;            /* workers exit their loop */
+    pthread_mutex_t launch_lock;     /* held while the threads are created */
+    unsigned nstarted;               /* worker threads created; set under
+                                        launch_lock */
     pthread_barrier_t start_barrier; /* workers' backends are ready */
     pthread_barrier_t stop_barrier;  /* no more wake() calls */
 

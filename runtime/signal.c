@@ -60,6 +60,10 @@
 #include "task.h"
 #include "wait.h"
 
+#ifdef WEFT_FAULT_HOOKS
+atomic_int weft__fault_thread_create;
+#endif
+
 /* Start and stop; also rt->uses_signals of every runtime. */
 static pthread_mutex_t life = PTHREAD_MUTEX_INITIALIZER;
 static unsigned users;                 /* under life */
@@ -174,6 +178,8 @@ int weft__signal_create_thread(pthread_t *th, void *(*fn)(void *), void *arg)
     pthread_once(&atfork_once, register_atfork);
     if (atfork_error)
         return -atfork_error;
+    if (WEFT__FAULT_NTH(thread_create))
+        return -EAGAIN;
     start = weft__alloc(sizeof(*start));
     if (!start)
         return -ENOMEM;

@@ -792,6 +792,9 @@ void *weft__worker_main(void *arg)
     w->start_error = weft__overflow_thread_init();
     if (!w->start_error)
         w->start_error = rt->io_ops->init(&w->io, &rt->cfg);
+    /* The barriers are set up once every thread was tried (runtime.c). */
+    pthread_mutex_lock(&rt->launch_lock);
+    pthread_mutex_unlock(&rt->launch_lock);
     pthread_barrier_wait(&rt->start_barrier);
     if (!w->start_error)
         run_loop(w);

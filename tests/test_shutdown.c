@@ -358,3 +358,32 @@ Test(shutdown, threads_blocking_on_one_runtime_at_once_get_their_own_status,
     cr_assert_eq(weft_barrier_destroy(&all_in), 0);
     cr_assert_eq(weft_runtime_free(rt), 0);
 }
+
+/* ---- a worker thread that cannot be created ------------------------------ */
+
+static int return_7(void *arg)
+{
+    (void)arg;
+    return 7;
+}
+
+/* The second worker's thread fails to start (as pthread_create does at
+ * RLIMIT_NPROC): the runtime is not started, the first worker's thread is
+ * stopped and joined, and nothing is left behind; the next start works. */
+Test(shutdown, worker_thread_that_cannot_start_fails_the_start_cleanly,
+     .timeout = 30)
+{
+    weft_config_t cfg;
+    weft_runtime_t *rt = NULL;
+    int threads = t_threads(), fds = t_fds();
+
+    weft_config_init(&cfg);
+    cfg.workers = 3;
+    atomic_store(&weft__fault_thread_create, 2);
+    cr_assert_eq(weft_runtime_new(&cfg, &rt), -EAGAIN);
+    cr_assert_null(rt);
+    cr_assert_eq(atomic_load(&weft__fault_thread_create), 0);
+    cr_assert_eq(t_threads(), threads);
+    cr_assert_eq(t_fds(), fds);
+    cr_assert_eq(weft_run_with(&cfg, return_7, NULL), 7);
+}
