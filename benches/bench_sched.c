@@ -1,5 +1,5 @@
 /*
- * bench_sched: the scheduler workloads S1-S6 of WORKLOADS.md.
+ * bench_sched: the scheduler workloads S1-S7 of WORKLOADS.md.
  *
  *   WEFT_WORKERS=2 ./bench_sched S1
  *
@@ -219,6 +219,231 @@ static long s6_parked_memory(void)
     return B.target;
 }
 
+/* ---- S7 fork-join -------------------------------------------------------- */
+
+#define FIB_N 32
+#define FIB_CUTOFF 5
+#define SORT_N 10000000
+#define SORT_CUTOFF 10000
+
+struct fib {
+    int n;
+    long value;
+};
+
+static long fib_serial(int n)
+{
+    return n < 2 ? n : fib_serial(n - 1) + fib_serial(n - 2);
+}
+
+static int fib_task(void *arg)
+{
+    struct fib *f = arg, a = { f->n - 1, 0 }, b = { f->n - 2, 0 };
+    weft_task_t *ha, *hb;
+
+    if (f->n <= FIB_CUTOFF) {
+        f->value = fib_serial(f->n);
+        return 0;
+    }
+    if (weft_spawn(&ha, fib_task, &a) < 0 || weft_spawn(&hb, fib_task, &b) < 0)
+        abort();
+    if (weft_join(ha) != 0 || weft_join(hb) != 0)
+        abort();
+    f->value = a.value + b.value;
+    return 0;
+}
+
+/* Tasks in fib_task's tree for n. */
+static long fib_tasks(int n)
+{
+    return n <= FIB_CUTOFF ? 1 : 1 + fib_tasks(n - 1) + fib_tasks(n - 2);
+}
+
+static long s7_tasks; /* tasks of the last S7 run */
+static int64_t s7_end; /* when the root was joined: checks are not timed */
+
+static void s7_check(bool ok, const char *what)
+{
+    if (!ok) {
+        fprintf(stderr, "bench_sched: %s: wrong result\n", what);
+        exit(1);
+    }
+}
+
+/* Joins the root task h and signals the driver. */
+static void s7_finish(weft_task_t *h)
+{
+    if (weft_join(h) != 0)
+        abort();
+    s7_end = weft_now_ns();
+    weft_event_set(&B.done);
+}
+
+static long s7a_fib(void)
+{
+    struct fib f = { FIB_N, 0 };
+    weft_task_t *h;
+
+    s7_tasks = fib_tasks(FIB_N);
+    if (weft_spawn(&h, fib_task, &f) < 0)
+        abort();
+    s7_finish(h);
+    s7_check(f.value == fib_serial(FIB_N), "S7a fib");
+    return s7_tasks;
+}
+
+struct sort {
+    int *a;
+    long n;
+};
+
+static atomic_long sort_ntasks;
+
+static void insertion_sort(int *a, long n)
+{
+    for (long i = 1; i < n; i++) {
+        int v = a[i];
+        long j = i;
+
+        for (; j > 0 && a[j - 1] > v; j--)
+            a[j] = a[j - 1];
+        a[j] = v;
+    }
+}
+
+static int cmp_int(const void *x, const void *y)
+{
+    int a = *(const int *)x, b = *(const int *)y;
+
+    return (a > b) - (a < b);
+}
+
+static int sort_task(void *arg)
+{
+    struct sort *s = arg, l, r;
+    weft_task_t *hl, *hr;
+    int *a = s->a, pivot, tmp;
+    long i, j;
+
+    atomic_fetch_add_explicit(&sort_ntasks, 1, memory_order_relaxed);
+    if (s->n <= SORT_CUTOFF) {
+        if (s->n < 32)
+            insertion_sort(a, s->n);
+        else
+            qsort(a, s->n, sizeof(int), cmp_int);
+        return 0;
+    }
+    /* Hoare partition around the median of three. */
+    {
+        int x = a[0], y = a[s->n / 2], z = a[s->n - 1];
+
+        pivot = x < y ? (y < z ? y : (x < z ? z : x)) :
+                        (x < z ? x : (y < z ? z : y));
+    }
+    for (i = -1, j = s->n;;) {
+        do
+            i++;
+        while (a[i] < pivot);
+        do
+            j--;
+        while (a[j] > pivot);
+        if (i >= j)
+            break;
+        tmp = a[i];
+        a[i] = a[j];
+        a[j] = tmp;
+    }
+    l = (struct sort){ a, j + 1 };
+    r = (struct sort){ a + j + 1, s->n - j - 1 };
+    if (weft_spawn(&hl, sort_task, &l) < 0 ||
+        weft_spawn(&hr, sort_task, &r) < 0)
+        abort();
+    if (weft_join(hl) != 0 || weft_join(hr) != 0)
+        abort();
+    return 0;
+}
+
+static int *sort_data;
+static uint64_t sort_sum; /* of the unsorted elements */
+
+static long s7b_sort(void)
+{
+    struct sort s = { sort_data, SORT_N };
+    weft_task_t *h;
+    uint64_t sum1 = 0;
+
+    atomic_store(&sort_ntasks, 0);
+    if (weft_spawn(&h, sort_task, &s) < 0)
+        abort();
+    s7_finish(h);
+    for (long i = 0; i < SORT_N; i++) {
+        sum1 += (uint32_t)sort_data[i];
+        s7_check(i == 0 || sort_data[i - 1] <= sort_data[i], "S7b sort");
+    }
+    s7_check(sort_sum == sum1, "S7b sort (elements lost)");
+    s7_tasks = atomic_load(&sort_ntasks);
+    return SORT_N;
+}
+
+/* A node of S7c's tree: the leaves numbered first..first + k^depth - 1. */
+struct node {
+    long first;
+    long sum;
+    int depth;
+};
+
+static int tree_k;
+
+static int tree_task(void *arg)
+{
+    struct node *nd = arg, kids[16];
+    weft_task_t *h[16];
+    long span = 1;
+
+    if (nd->depth == 0) {
+        nd->sum = nd->first;
+        return 0;
+    }
+    for (int d = 1; d < nd->depth; d++)
+        span *= tree_k;
+    for (int i = 0; i < tree_k; i++) {
+        kids[i] = (struct node){ nd->first + i * span, 0, nd->depth - 1 };
+        if (weft_spawn(&h[i], tree_task, &kids[i]) < 0)
+            abort();
+    }
+    nd->sum = 0;
+    for (int i = 0; i < tree_k; i++) {
+        if (weft_join(h[i]) != 0)
+            abort();
+        nd->sum += kids[i].sum;
+    }
+    return 0;
+}
+
+static long s7c_tree(int k, int depth)
+{
+    struct node root = { 0, 0, depth };
+    weft_task_t *h;
+    long leaves = 1, tasks = 1;
+
+    tree_k = k;
+    for (int d = 0; d < depth; d++) {
+        leaves *= k;
+        tasks += leaves;
+    }
+    s7_tasks = tasks;
+    if (weft_spawn(&h, tree_task, &root) < 0)
+        abort();
+    s7_finish(h);
+    s7_check(root.sum == leaves * (leaves - 1) / 2, "S7c tree");
+    return tasks;
+}
+
+static long s7c_k2(void) { return s7c_tree(2, 19); }     /* 1,048,575 */
+static long s7c_k10(void) { return s7c_tree(10, 6); }    /* 1,111,111 */
+static long s7c_k16(void) { return s7c_tree(16, 5); }    /* 1,118,481 */
+static long s7c_k10_11m(void) { return s7c_tree(10, 7); } /* 11,111,111 */
+
 /* ---- driver -------------------------------------------------------------- */
 
 struct workload {
@@ -230,7 +455,32 @@ static const struct workload workloads[] = {
     { "S1", s1_spawn_many },  { "S2", s2_yield_many },
     { "S3", s3_ping_pong },   { "S4", s4_chained_spawn },
     { "S5", s5_timers },      { "S6", s6_parked_memory },
+    { "S7a", s7a_fib },       { "S7b", s7b_sort },
+    { "S7c-k2", s7c_k2 },     { "S7c-k10", s7c_k10 },
+    { "S7c-k16", s7c_k16 },   { "S7c-k10-11M", s7c_k10_11m },
 };
+
+static bool is_s7(const struct workload *w)
+{
+    return !strncmp(w->id, "S7", 2);
+}
+
+static int setup_sort(void)
+{
+    uint32_t x = 2463534242u;
+
+    sort_data = malloc(SORT_N * sizeof(int));
+    if (!sort_data)
+        return -1;
+    for (long i = 0; i < SORT_N; i++) {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        sort_data[i] = (int)(x >> 1);
+        sort_sum += (uint32_t)sort_data[i];
+    }
+    return 0;
+}
 
 static int setup_pairs(void)
 {
@@ -256,7 +506,7 @@ static double timed_run(const struct workload *w, long *ops)
     t0 = weft_now_ns();
     *ops = w->run();
     weft_event_wait(&B.done, WEFT_NO_DEADLINE);
-    t1 = weft_now_ns();
+    t1 = s7_end ? s7_end : weft_now_ns();
     return (t1 - t0) / 1e9;
 }
 
@@ -299,6 +549,8 @@ static int driver(void *arg)
            ops, secs, ops / secs, base_kb, parked_kb, per_task);
     if (w->run == s5_timers)
         s5_after(w);
+    if (is_s7(w))
+        printf(" tasks=%ld rss_peak_kb=%ld", s7_tasks, status_kb("VmHWM"));
     printf("\n");
     return 0;
 }
@@ -311,12 +563,14 @@ int main(int argc, char **argv)
         if (!strcmp(argv[1], workloads[i].id))
             w = &workloads[i];
     if (!w) {
-        fprintf(stderr, "usage: bench_sched S1|S2|S3|S4|S5|S6\n");
+        fprintf(stderr, "usage: bench_sched S1|S2|S3|S4|S5|S6|S7a|S7b|"
+                        "S7c-k2|S7c-k10|S7c-k16|S7c-k10-11M\n");
         return 2;
     }
     if (weft_event_init(&B.done) < 0 || weft_event_init(&B.release) < 0 ||
         weft_event_init(&B.started) < 0 ||
-        (w->run == s3_ping_pong && setup_pairs() < 0)) {
+        (w->run == s3_ping_pong && setup_pairs() < 0) ||
+        (w->run == s7b_sort && setup_sort() < 0)) {
         fprintf(stderr, "bench_sched: set-up failed\n");
         return 1;
     }

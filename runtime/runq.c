@@ -38,12 +38,11 @@ bool weft__runq_push(struct weft__runq *q, struct weft_task *t)
 }
 
 uint32_t weft__runq_spill(struct weft__runq *q, struct weft_task *t,
-                          struct weft_task **first, struct weft_task **last)
+                          struct weft_task **out)
 {
     uint32_t h = atomic_load_explicit(&q->head, memory_order_acquire);
     uint32_t tl = atomic_load_explicit(&q->tail, memory_order_relaxed);
     uint32_t n = (tl - h) / 2;
-    struct weft_task *prev = NULL;
 
     if (n == 0)
         return 0;
@@ -54,19 +53,10 @@ uint32_t weft__runq_spill(struct weft__runq *q, struct weft_task *t,
                                                  memory_order_acq_rel,
                                                  memory_order_acquire))
         return 0;
-    for (uint32_t i = 0; i < n; i++) {
-        struct weft_task *u = atomic_load_explicit(&q->buf[(h + i) & MASK],
-                                                   memory_order_relaxed);
-
-        if (prev)
-            prev->next = u;
-        else
-            *first = u;
-        prev = u;
-    }
-    prev->next = t;
-    t->next = NULL;
-    *last = t;
+    for (uint32_t i = 0; i < n; i++)
+        out[i] = atomic_load_explicit(&q->buf[(h + i) & MASK],
+                                      memory_order_relaxed);
+    out[n] = t;
     return n + 1;
 }
 

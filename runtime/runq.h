@@ -37,13 +37,17 @@ void weft__runq_init(struct weft__runq *q);
 /* Owner only. False when full: the caller spills with weft__runq_spill. */
 bool weft__runq_push(struct weft__runq *q, struct weft_task *t);
 
+/* The most weft__runq_spill() writes to its array. */
+#define WEFT_RUNQ_SPILL_MAX (WEFT_RUNQ_CAP / 2 + 1)
+
 /*
- * Owner only, when push failed: takes half of the queue plus t and links them
- * through task->next into a batch for the injection queue. Returns the
- * count, or 0 if a stealer emptied the queue meanwhile (then push again).
+ * Owner only, when push failed: takes the older half of the queue plus t,
+ * oldest first, into out[] (room for WEFT_RUNQ_SPILL_MAX), a batch for the
+ * injection queue. Reads no task struct. Returns the count, or 0 if a
+ * stealer emptied the queue meanwhile (then push again).
  */
 uint32_t weft__runq_spill(struct weft__runq *q, struct weft_task *t,
-                          struct weft_task **first, struct weft_task **last);
+                          struct weft_task **out);
 
 /* Owner only. */
 struct weft_task *weft__runq_pop(struct weft__runq *q);

@@ -169,7 +169,7 @@ struct weft_task {
     void (*on_finish)(struct weft_task *t);
     char *name;              /* a heap copy of the spawn option, or NULL */
 
-    /* Queue link: run queue spill batches, injection queue, free caches. */
+    /* Link of the free caches (and of the injection queue's fallback). */
     struct weft_task *next;
 
     /* Any thread, atomic. */

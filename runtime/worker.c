@@ -175,13 +175,12 @@ static void back_off(struct worker *w, int64_t timeout)
 
 static void push_local(struct worker *w, struct weft_task *t)
 {
-    struct weft_task *first, *last;
     uint32_t n;
 
     while (!weft__runq_push(&w->runq, t)) {
-        n = weft__runq_spill(&w->runq, t, &first, &last);
+        n = weft__runq_spill(&w->runq, t, w->batch);
         if (n) {
-            weft__inject_push(&w->rt->inject, first, last, n);
+            weft__inject_push(&w->rt->inject, w->batch, n);
             break;
         }
     }
@@ -199,7 +198,7 @@ void weft__worker_enqueue(struct worker *w, struct weft_task *t, bool lifo)
 
         /* Not t->rt after the push: t may run, finish and be recycled
          * before we get to notify. */
-        weft__inject_push(&rt->inject, t, t, 1);
+        weft__inject_push(&rt->inject, &t, 1);
         weft__runtime_notify_work(rt);
         return;
     }
@@ -234,7 +233,6 @@ static struct weft_task *take_injected(struct worker *w)
     struct runtime *rt = w->rt;
     uint32_t len = weft__inject_len(&rt->inject);
     uint32_t max = len / rt->nworkers + 1;
-    struct weft_task *first, *t;
     uint32_t n, room;
 
     if (len == 0)
@@ -246,20 +244,16 @@ static struct weft_task *take_injected(struct worker *w)
         max = WEFT_RUNQ_CAP / 2;
     if (max > room + 1)
         max = room + 1;
-    n = weft__inject_pop(&rt->inject, max, &first);
+    n = weft__inject_pop(&rt->inject, max, w->batch);
     if (n == 0)
         return NULL;
-    for (t = first->next; t;) {
-        struct weft_task *next = t->next;
-
+    for (uint32_t i = 1; i < n; i++)
         /* Only stealers change the length meanwhile, and only down. */
-        if (!weft__runq_push(&w->runq, t))
+        if (!weft__runq_push(&w->runq, w->batch[i]))
             weft__panic("take_injected: local queue overflow");
-        t = next;
-    }
     if (n > 1)
         weft__runtime_notify_work(rt);
-    return first;
+    return w->batch[0];
 }
 
 /* Due timers and ready I/O, without blocking. */

@@ -60,6 +60,9 @@ struct worker {
     bool searching;                /* counted in rt->idle.nsearching */
     struct weft__stack_cache stacks;
     struct weft_task *free_tasks;  /* task struct cache */
+    /* Batches between the local queue and the injection queue (a spill,
+     * a take): on the worker, not on the stack of the task that spills. */
+    struct weft_task *batch[WEFT_RUNQ_SPILL_MAX];
     int64_t release_at;            /* when idle memory goes back (idle()
                                     * in worker.c), 0: nothing to give */
     struct weft__io *io;
