@@ -1,5 +1,5 @@
 /*
- * bench_sched: the scheduler workloads S1-S7 of WORKLOADS.md.
+ * bench_sched: the scheduler workloads S1-S7 of benches/README.md.
  *
  *   WEFT_WORKERS=2 ./bench_sched S1
  *
