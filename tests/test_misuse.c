@@ -358,46 +358,41 @@ Test(misuse, join_or_detach_after_detach_is_einval, .timeout = 10)
     t_run(detach_then_join, NULL);
 }
 
-static int stale_cancel(void *arg)
+/* A stale handle's cancel or detach: refused, and the task that reuses its
+ * struct is neither cancelled nor released. */
+struct stale_call {
+    int (*call)(weft_task_t *t);
+};
+
+static int stale_release(void *arg)
 {
+    const struct stale_call *c = arg;
     weft_event_t go;
     weft_task_t *old, *t;
 
-    (void)arg;
     cr_assert_eq(weft_event_init(&go), 0);
     old = t_joined();
     t = t_spawn_reusing(old, wait_event, &go);
-    cr_assert_eq(weft_cancel(old), -EINVAL);
+    cr_assert_eq(c->call(old), -EINVAL);
     cr_assert_eq(weft_event_set(&go), 0);
-    cr_assert_eq(weft_join(t), 0, "the stale cancel reached the new task");
+    cr_assert_eq(weft_join(t), 0, "the stale call reached the new task");
     return 0;
 }
 
 Test(misuse, cancel_of_a_stale_handle_spares_the_task_in_its_struct,
      .timeout = 10)
 {
-    t_run_one_worker(stale_cancel, NULL);
-}
+    struct stale_call c = { weft_cancel };
 
-static int stale_detach(void *arg)
-{
-    weft_event_t go;
-    weft_task_t *old, *t;
-
-    (void)arg;
-    cr_assert_eq(weft_event_init(&go), 0);
-    old = t_joined();
-    t = t_spawn_reusing(old, wait_event, &go);
-    cr_assert_eq(weft_detach(old), -EINVAL);
-    cr_assert_eq(weft_event_set(&go), 0);
-    cr_assert_eq(weft_join(t), 0, "the stale detach released t's handle");
-    return 0;
+    t_run_one_worker(stale_release, &c);
 }
 
 Test(misuse, detach_of_a_stale_handle_leaves_the_new_handle_held,
      .timeout = 10)
 {
-    t_run_one_worker(stale_detach, NULL);
+    struct stale_call c = { weft_detach };
+
+    t_run_one_worker(stale_release, &c);
 }
 
 static int stale_name_wait_for_shield(void *arg)
