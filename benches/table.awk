@@ -35,12 +35,16 @@ function headline(g, wl, m) {
     }
     v[row, $6] = $8; vr[row, $6] = $13
 }
+function unit_of(wl) {
+    if (wl in unit) return unit[wl]
+    if (wl ~ /^S7b/) return "elements/s"
+    return wl ~ /^S7/ ? "tasks/s" : ""
+}
 function sched_line(r, k) {
-    printf "%-4s %-3s %-40s %d/%d%s\n", k[2], substr(k[3], 3),
-           med[r] " " ((k[2] in unit) ? unit[k[2]] : ""), errs[r], runs[r],
-           errs[r] ? " ERRORS" : ""
+    printf "%-11s %-3s %-40s %d/%d%s\n", k[2], substr(k[3], 3),
+           med[r] " " unit_of(k[2]), errs[r], runs[r], errs[r] ? " ERRORS" : ""
     if ((r, "peak_rss_kb") in v)
-        printf "         peak RSS %s", mib(v[r, "peak_rss_kb"])
+        printf "                peak RSS %s", mib(v[r, "peak_rss_kb"])
     if ((r, "idle_rss_kb") in v)
         printf "; idle %s (start %s); 2nd burst %s ms", mib(v[r, "idle_rss_kb"]),
                mib(v[r, "base_rss_kb"]), human(v[r, "wall2_ms"])
@@ -63,7 +67,7 @@ END {
         if (!(r in med)) continue
         if (k[1] == "sched") {
             if (!s++)
-                printf "%-4s %-3s %-40s %s\n", "load", "wkr",
+                printf "%-11s %-3s %-40s %s\n", "load", "wkr",
                        "median (slowest-fastest run)", "errors/runs"
             sched_line(r, k)
         } else {
