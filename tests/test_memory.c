@@ -251,8 +251,17 @@ Test(memory, wake_of_a_struct_handed_back_does_nothing, .timeout = 60)
     b.rt = t_rt(h);
     cr_assert_eq(weft_runtime_block_on(h, run_burst, &b), 0);
     t_until_released_outside(b.rt, &after);
-    pthread_mutex_lock(&b.rt->reg_lock);
-    cr_assert_neq(b.rt->tasks.released, 0);
+    /* A block goes on the released list once its pages are discarded,
+     * which the worker does outside reg_lock: wait for the first. */
+    for (;;) {
+        const struct timespec ms = { 0, 1000 * 1000 };
+
+        pthread_mutex_lock(&b.rt->reg_lock);
+        if (b.rt->tasks.released)
+            break;
+        pthread_mutex_unlock(&b.rt->reg_lock);
+        nanosleep(&ms, NULL);
+    }
     t = b.rt->tasks.blocks[b.rt->tasks.released - 1].first + 1;
     pthread_mutex_unlock(&b.rt->reg_lock);
     cr_assert_eq(atomic_load(&t->state), TASK_FREE);
