@@ -225,6 +225,9 @@ static struct weft_task *lay_out(struct weft_task *b, uint32_t i,
 {
     uint32_t n = weft__task_block_len();
 
+    /* The tag of a handle takes the address's top bits (task.h): checked
+     * once per block, where the address is decided, not per spawn. */
+    WEFT__ASSERT(((uintptr_t)(b + n) & ~HANDLE_ADDR_MASK) == 0);
     for (uint32_t k = 0; k < n; k++) {
         atomic_store_explicit(&b[k].handle,
                               (uint32_t)gen_floor << HANDLE_GEN_SHIFT,
@@ -545,8 +548,6 @@ int weft__task_init(struct weft_task *t, struct runtime *rt, weft_fn_t fn,
     const char *name = opts ? opts->name : NULL;
     uint32_t gen = weft__task_gen(t) + 1;
 
-    /* The tag of a handle takes the address's top bits (task.h). */
-    WEFT__ASSERT(((uintptr_t)t & ~HANDLE_ADDR_MASK) == 0);
     t->fn = fn;
     t->arg = arg;
     t->rt = rt;
