@@ -1573,3 +1573,19 @@ Test(misuse, runtime_calls_with_null_arguments_are_einval, .timeout = 20)
     cr_assert_eq(weft_runtime_block_on(rt, current_is_the_handle, &rt), 0);
     cr_assert_eq(weft_runtime_free(rt), 0);
 }
+
+/* ---- deadlines ----------------------------------------------------------- */
+
+/* weft_deadline_in_ms saturates: a huge duration is no deadline at all
+ * (never a wrapped one in the past), and one of zero or less is now. */
+Test(misuse, deadline_in_ms_saturates_at_both_ends, .timeout = 10)
+{
+    int64_t before = weft_now_ns();
+
+    cr_assert_eq(weft_deadline_in_ms(INT64_MAX), WEFT_NO_DEADLINE);
+    cr_assert_eq(weft_deadline_in_ms(INT64_MAX / 1000), WEFT_NO_DEADLINE);
+    cr_assert_geq(weft_deadline_in_ms(INT64_MIN), before);
+    cr_assert_leq(weft_deadline_in_ms(INT64_MIN), weft_now_ns());
+    cr_assert_leq(weft_deadline_in_ms(0), weft_now_ns());
+    cr_assert_gt(weft_deadline_in_ms(1), before);
+}
