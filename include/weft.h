@@ -96,7 +96,19 @@ typedef struct weft_config {
                                        10000, at most INT32_MAX (the
                                        variable also accepts 0: exit as
                                        soon as idle) */
+    int stall_ms;          /* WEFT_STALL_MS: a worker that runs one task
+                              this long without a suspension point is
+                              stuck: other workers take over its ready work
+                              (its LIFO task, due timers, completed I/O)
+                              until it comes back, and debug mode reports
+                              the task and its function. Default 10, at
+                              most 60000; WEFT_STALL_OFF (or the variable
+                              set to 0) turns detection off. Uses SIGURG on
+                              worker threads (see weft_block_in_place) */
 } weft_config_t;
+
+/* weft_config_t.stall_ms: no stall detection. */
+#define WEFT_STALL_OFF (-1)
 
 /* Marks every field of cfg unset. */
 WEFT_API void weft_config_init(weft_config_t *cfg);
@@ -1062,6 +1074,28 @@ WEFT_API weft_runtime_t *weft_runtime_current(void);
  *   -EAGAIN     the pool has no thread and could not create one
  */
 WEFT_API int weft_blocking(int (*fn)(void *arg), void *arg);
+
+/*
+ * Tokio's block_in_place: runs fn(arg) right here, on the calling task's
+ * worker thread, after handing that worker's duties to the others: the
+ * task it was to run next and its queue go to other workers at once, and
+ * the stall monitor serves its timers and completed I/O while fn runs
+ * (within a tick, a quarter of WEFT_STALL_MS). When fn returns, the worker
+ * takes its duties back. For code that must run on this thread (a legacy
+ * library keeping thread-local state, a call holding a lock taken here);
+ * otherwise prefer weft_blocking, which keeps the worker free. fn may call
+ * weft functions, suspending ones included (its task is then a task like
+ * any other until it returns). Cancellation is not delivered during fn.
+ * With stall detection off (WEFT_STALL_MS=0) only the queued tasks move.
+ * The runtime interrupts the worker thread with SIGURG (SA_RESTART) to
+ * have the kernel post its completions: a blocking call in fn that is not
+ * restarted after a signal (nanosleep, poll, ...) may return early with
+ * EINTR, as under Go's preemption.
+ * Called from a task. Returns fn's status, or:
+ *   -EINVAL  fn is NULL
+ *   -EPERM   not called from a task
+ */
+WEFT_API int weft_block_in_place(int (*fn)(void *arg), void *arg);
 
 /* ---- futures -------------------------------------------------------------- */
 

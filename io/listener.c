@@ -200,15 +200,13 @@ static bool lwait_woken(void *arg)
 /* Under lock: starts the multishot on the calling worker. */
 static int arm(struct weft_listener *l)
 {
-    const struct weft__io_ops *ops;
-    struct weft__io *io = weft__io_current(&ops);
     int ret;
 
     l->op = (struct weft__io_op){ .opcode = IOP_ACCEPT_MULTI, .fd = l->fd,
                                   .flags = l->flags,
                                   .deadline = WEFT_NO_DEADLINE };
     weft__io_fd_mark(l->fd, weft_worker_id());
-    ret = ops->submit(io, &l->op);
+    ret = weft__io_submit(&l->op);
     if (ret == 0)
         l->armed = true;
     return ret;
@@ -335,7 +333,7 @@ int weft_listener_close(weft_listener_t *l)
     l->op.task = t; /* a remote cancel's ack wakes us */
     weft__spin_unlock(&l->lock);
     if (armed) {
-        ops->cancel(io, &l->op);
+        weft__io_cancel(&l->op);
         while (weft__task_block(t, multishot_gone, l, WEFT_NO_DEADLINE, WHY_IO,
                                 WEFT__WHERE) == -ECANCELED)
             cancelled = true;

@@ -143,11 +143,8 @@ static void mark_defined(const struct weft__io_op *op)
 static int withdraw(struct weft_task *t, struct weft__io_op *op, int why,
                     const void *where)
 {
-    const struct weft__io_ops *ops;
-    struct weft__io *io = weft__io_current(&ops);
-
     if (!atomic_load_explicit(&op->done, memory_order_relaxed))
-        ops->cancel(io, op);
+        weft__io_cancel(op);
     /* Further cancels stay pending: this wait must not be cut short. */
     while (!op_is_done(op))
         weft__task_park(t, WHY_IO, where);
@@ -195,7 +192,7 @@ int weft__io_run(struct weft__io_op *op, int64_t deadline, const void *where)
     op->deadline = deadline;
     if (weft__io_def(op->opcode)->on_fd)
         weft__io_fd_mark(op->fd, weft_worker_id());
-    ret = ops->submit(io, op);
+    ret = weft__io_submit(op);
     if (ret < 0)
         return ret;
     ret = weft__task_block(t, op_is_done, op,
@@ -231,15 +228,15 @@ static bool wait_uncut(struct weft_task *t, bool (*done)(void *), void *arg,
 /* Has worker i end its ops on fd, and waits until it has, whatever cancels
  * arrive (the notice lives on this stack); returns whether one did. The
  * task may come back on another worker. */
-static bool notify_close(struct weft_task *t, const struct weft__io_ops *ops,
-                         unsigned i, int fd, const void *where)
+static bool notify_close(struct weft_task *t, unsigned i, int fd,
+                         const void *where)
 {
     struct weft__io_op note = { .opcode = IOP_CLOSE, .fd = fd, .task = t };
 
     note.io = weft__io_of(i);
     if (!note.io)
         return false;
-    ops->cancel(weft__io_current(&ops), &note);
+    weft__io_cancel(&note);
     return wait_uncut(t, notice_acked, &note, where);
 }
 
@@ -273,12 +270,11 @@ int weft__io_close(int fd, const void *where)
     if (marks & ~(1ull << (self % 64)))
         for (unsigned i = 0; weft__io_of(i); i++)
             if (marks & (1ull << (i % 64)))
-                cancelled |= notify_close(t, ops, i, fd, where);
+                cancelled |= notify_close(t, i, fd, where);
     /* The notices may have moved us: submit on the worker we are on. */
-    io = weft__io_current(&ops);
     op.task = t;
     op.deadline = WEFT_NO_DEADLINE;
-    ret = ops->submit(io, &op);
+    ret = weft__io_submit(&op);
     if (ret == 0) {
         cancelled |= wait_uncut(t, op_is_done, &op, where);
         ret = finished(&op);

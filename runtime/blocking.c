@@ -31,6 +31,7 @@
 #include "runtime.h"
 #include "signal.h"
 #include "task.h"
+#include "worker.h"
 
 int weft__blocking_init(struct weft__blocking *p, unsigned max_threads,
                         unsigned keepalive_ms)
@@ -325,4 +326,23 @@ int weft__blocking_call(int (*fn)(void *), void *arg, unsigned flags,
     if (weft__blocking_withdraw(p, &job))
         return ret;
     return finish_job(t, &job, ret == -ECANCELED, where);
+}
+
+int weft_block_in_place(int (*fn)(void *), void *arg)
+{
+    struct worker *w;
+    int ret;
+
+    if (!weft__task_current())
+        return -EPERM;
+    if (!fn)
+        return -EINVAL;
+    weft__worker_hand_off(weft__worker_current());
+    ret = fn(arg);
+    /* fn may have suspended and moved the task: the worker it is on now
+     * takes its duties back if they were handed over (enter reclaims). */
+    w = weft__worker_current();
+    weft__worker_enter(w);
+    weft__worker_leave(w);
+    return ret;
 }

@@ -132,6 +132,7 @@ static void set_defaults(struct weft__config *c)
         .ring_entries = 256,
         .blocking_threads = 64,
         .blocking_keepalive_ms = 10000,
+        .stall_ms = 10,
     };
 }
 
@@ -162,6 +163,9 @@ static int read_env(struct weft__config *c)
     ret = ret ?: env_uint("WEFT_BLOCKING_KEEPALIVE_MS", 0, MAX_KEEPALIVE_MS,
                           false, &v);
     c->blocking_keepalive_ms = (unsigned)v;
+    v = c->stall_ms;
+    ret = ret ?: env_uint("WEFT_STALL_MS", 0, WEFT__MAX_STALL_MS, false, &v);
+    c->stall_ms = (unsigned)v;
     ret = ret ?: env_bool("WEFT_PIN", &c->pin);
     ret = ret ?: env_bool("WEFT_DEBUG", &c->debug);
     ret = ret ?: env_bool("WEFT_SQPOLL", &c->sqpoll);
@@ -220,6 +224,9 @@ static int apply_user(struct weft__config *c, const weft_config_t *u)
         ret = ret ?: check_field("config.blocking_keepalive_ms",
                                  u->blocking_keepalive_ms, 0,
                                  MAX_KEEPALIVE_MS);
+    if (u->stall_ms && u->stall_ms != WEFT_STALL_OFF)
+        ret = ret ?: check_field("config.stall_ms", (uint64_t)u->stall_ms, 1,
+                                 WEFT__MAX_STALL_MS);
     if (u->io)
         ret = ret ?: parse_io("config.io", u->io, &c->io);
     ret = ret ?: check_flag("config.pin", u->pin);
@@ -233,6 +240,8 @@ static int apply_user(struct weft__config *c, const weft_config_t *u)
     c->blocking_threads = u->blocking_threads ?: c->blocking_threads;
     c->blocking_keepalive_ms = u->blocking_keepalive_ms ?:
                                c->blocking_keepalive_ms;
+    if (u->stall_ms)
+        c->stall_ms = u->stall_ms == WEFT_STALL_OFF ? 0 : (unsigned)u->stall_ms;
     c->pin = flag_of(u->pin, c->pin);
     c->debug = flag_of(u->debug, c->debug);
     c->sqpoll = flag_of(u->sqpoll, c->sqpoll);

@@ -25,7 +25,10 @@ struct weft__config {
     bool sqpoll;
     unsigned blocking_threads;
     unsigned blocking_keepalive_ms;
+    unsigned stall_ms;             /* 0: no stall detection */
 };
+
+#define WEFT__MAX_STALL_MS 60000u
 
 #define WEFT__MIN_STACK (16u * 1024)
 #define WEFT__MAX_STACK (UINT64_C(1) << 30)

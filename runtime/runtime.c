@@ -71,6 +71,28 @@ struct weft__io *weft__io_current(const struct weft__io_ops **ops)
     return w->io;
 }
 
+/* The backend is a duty a rescuer may hold: a task enters the runtime to
+ * use it (see "Stalls" in worker.c). */
+int weft__io_submit(struct weft__io_op *op)
+{
+    struct worker *w = weft__worker_current();
+    int ret;
+
+    weft__worker_enter(w);
+    ret = w->rt->io_ops->submit(w->io, op);
+    weft__worker_leave(w);
+    return ret;
+}
+
+void weft__io_cancel(struct weft__io_op *op)
+{
+    struct worker *w = weft__worker_current();
+
+    weft__worker_enter(w);
+    w->rt->io_ops->cancel(w->io, op);
+    weft__worker_leave(w);
+}
+
 struct weft__io *weft__io_of(unsigned index)
 {
     struct worker *w = weft__worker_current();
@@ -572,6 +594,8 @@ static void free_runtime(struct runtime *rt)
 
 static int init_workers(struct runtime *rt)
 {
+    /* Without a monitor there is no rescuer to fence against. */
+    bool light = !rt->cfg.stall_ms || weft__worker_stalls_init();
     int ret;
 
     rt->workers = weft__zalloc(rt->nworkers * sizeof(*rt->workers));
@@ -587,6 +611,8 @@ static int init_workers(struct runtime *rt)
         w->rt = rt;
         w->index = i;
         w->rng = 0x9E3779B9u * (i + 1);
+        w->light_fence = light;
+        weft__spin_init(&w->handoff);
         weft__runq_init(&w->runq);
         ret = weft__timers_init(&w->timers);
         if (ret)
@@ -650,6 +676,8 @@ static int start_workers(struct runtime *rt)
 
 static void stop_workers(struct runtime *rt)
 {
+    /* The monitor drives workers' backends: it goes first. */
+    weft__monitor_stop(rt);
     atomic_store_explicit(&rt->stopping, true, memory_order_release);
     weft__worker_wake_all(rt);
     pthread_barrier_wait(&rt->stop_barrier);
@@ -676,6 +704,7 @@ int weft_runtime_new(const weft_config_t *cfg, weft_runtime_t **out)
     if (ret)
         goto out_free;
     ret = start_workers(&s->h.rt);
+    ret = ret ?: weft__monitor_start(&s->h.rt);
     if (ret)
         goto out_stop;
     *out = handle_of(s);

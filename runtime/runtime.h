@@ -14,6 +14,7 @@
 #include "blocking.h"
 #include "config.h"
 #include "inject.h"
+#include "monitor.h"
 #include "stack.h"
 
 struct worker;
@@ -96,6 +97,7 @@ struct runtime {
                                         fail for want of memory */
 
     struct weft__blocking pool;
+    struct weft__monitor monitor;
     bool uses_signals;               /* under signal.c's lock */
 };
 

@@ -60,6 +60,13 @@ static inline void weft__spin_lock(struct weft__spin *s)
             weft__backoff(&spins);
 }
 
+/* Takes s only if nobody holds it. */
+static inline bool weft__spin_trylock(struct weft__spin *s)
+{
+    return !atomic_load_explicit(&s->held, memory_order_relaxed) &&
+           !atomic_exchange_explicit(&s->held, true, memory_order_acquire);
+}
+
 static inline void weft__spin_unlock(struct weft__spin *s)
 {
     atomic_store_explicit(&s->held, false, memory_order_release);

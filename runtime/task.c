@@ -583,7 +583,7 @@ void weft__task_entry(void *arg)
     struct weft_task *t = arg;
 
     weft__fiber_entered(&t->fiber);
-    weft__worker_settle(weft__worker_current());
+    weft__worker_resume(weft__worker_current());
     do
         t->result = t->fn(t->arg);
     while ((t = weft__worker_task_done(weft__worker_current())));

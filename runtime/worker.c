@@ -50,18 +50,58 @@
  * next timer, or once after a burst the time its idle memory is due to go
  * back (see "Idle memory"), so a lost wakeup shows up as a hang, not as
  * latency.
+ *
+ * Stalls: workers are interchangeable. A task that keeps its worker for
+ * long (a loop without a suspension point, a blocking syscall) must not
+ * strand what only that worker would otherwise serve: its LIFO slot, its
+ * due timers, its backend's completions. (Its run queue is stealable
+ * anyway.) The monitor (monitor.c) notices a worker whose beat has not
+ * moved for WEFT_STALL_MS while it runs a task, and a rescuer (the
+ * monitor's thread) takes those duties over until the owner comes back.
+ * The two must never drive the LIFO slot or the backend at once, and the
+ * owner's side must stay as cheap as a store and a load:
+ *
+ *   owner, entering the runtime from a task (weft__worker_enter):
+ *       beat = odd ; compiler barrier ; if (stalled) reclaim
+ *   owner, returning to a task (weft__worker_leave):
+ *       beat = even (release)
+ *   rescuer, under handoff, having seen beat == b (even) for a while:
+ *       stalled = true ; heavy fence ; if (beat != b) undo, give up
+ *
+ * The heavy fence is membarrier(PRIVATE_EXPEDITED): it runs a full barrier
+ * on every thread of the process that is on a CPU, which puts one between
+ * the owner's store and load wherever they are, so the pair is Dekker's:
+ * either the rescuer sees the owner's new beat and gives up, or the
+ * owner's next enter sees stalled and waits for handoff (reclaim) before it
+ * touches anything, then clears stalled. Between its last leave and that
+ * enter the owner runs task code only, which touches neither the LIFO slot
+ * nor the backend (puts and I/O enter first), so while stalled is set the
+ * rescuer alone drives them. Where membarrier is refused (an old kernel, a
+ * seccomp filter), the owner's barrier is a real fence instead
+ * (weft__light_fence_only false). What the owner did before its last leave
+ * is visible to the rescuer through the release/acquire pair on beat; what
+ * the rescuer did, to the owner through handoff.
+ *
+ * A task that is about to block on purpose says so (weft_block_in_place):
+ * its worker hands its duties over at once, setting stalled itself, and
+ * takes them back through the same enter when the call returns.
  */
 #include "worker.h"
 
 #include <errno.h>
+#include <linux/membarrier.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "driver/backend.h"
 #include "mem.h"
+#include "monitor.h"
 #include "overflow.h"
 #include "runtime.h"
 #include "task.h"
@@ -192,6 +232,7 @@ static void push_local(struct worker *w, struct weft_task *t)
 void weft__worker_enqueue(struct worker *w, struct weft_task *t, bool lifo)
 {
     struct weft_task *prev;
+    bool outer;
 
     if (!w || w->rt != t->rt) {
         struct runtime *rt = t->rt;
@@ -206,10 +247,17 @@ void weft__worker_enqueue(struct worker *w, struct weft_task *t, bool lifo)
         push_local(w, t);
         return;
     }
+    /* A put from task code enters the runtime: the slot is a duty a
+     * rescuer may hold. */
+    outer = !weft__worker_in_runtime(w);
+    if (outer)
+        weft__worker_enter(w);
     prev = w->lifo;
     w->lifo = t;
     if (prev)
         push_local(w, prev);
+    if (outer)
+        weft__worker_leave(w);
 }
 
 static struct weft_task *take_lifo(struct worker *w)
@@ -449,6 +497,7 @@ static void begin_run(struct worker *w, struct weft_task *t)
     if (w->until_poll)
         w->until_poll--;
     w->current = t;
+    atomic_store_explicit(&w->running, t, memory_order_relaxed);
     start_run_clock(w);
 }
 
@@ -516,9 +565,16 @@ void weft__worker_switch_out(struct worker *w, enum switch_reason why)
 {
     struct weft_task *t = w->current;
 
+    weft__worker_enter(w);
     weft__fiber_switch_to(&t->fiber, switch_target(w, why));
     /* Resumed, maybe on another worker. */
-    weft__worker_settle(weft__worker_current());
+    weft__worker_resume(weft__worker_current());
+}
+
+void weft__worker_resume(struct worker *w)
+{
+    weft__worker_settle(w);
+    weft__worker_leave(w);
 }
 
 /*
@@ -554,11 +610,14 @@ struct weft_task *weft__worker_task_done(struct worker *w)
 {
     struct weft_task *t = w->current, *next;
 
+    weft__worker_enter(w);
     check_run_length(w);
     while ((next = take_direct(w))) {
         if (can_adopt(next, t)) {
-            if (adopt(w, next, t))
+            if (adopt(w, next, t)) {
+                weft__worker_leave(w);
                 return next;
+            }
         } else if (leave_to_scheduler(w, next)) {
             break;
         } else if (prepare(w, next)) {
@@ -571,6 +630,174 @@ struct weft_task *weft__worker_task_done(struct worker *w)
     w->reason = SWITCH_EXIT;
     w->current = NULL;
     weft__fiber_exit_to(&t->fiber, &w->sched);
+}
+
+/* ---- stalls: the hand-off protocol (see "Stalls" above) ------------------ */
+
+/* membarrier(PRIVATE_EXPEDITED) is registered: the rescuer's barrier
+ * reaches the owners'. Written once, in weft__worker_stalls_init. */
+static bool membarrier_ok;
+
+/* The rescuer's half of the pair of barriers. */
+static void heavy_fence(void)
+{
+    if (!membarrier_ok ||
+        syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) != 0)
+        atomic_thread_fence(memory_order_seq_cst);
+}
+
+/* The owner found stalled set on entering: it waits for a pass in progress
+ * to end, then takes its duties back. */
+void weft__worker_reclaim(struct worker *w)
+{
+    weft__spin_lock(&w->handoff);
+    atomic_store_explicit(&w->stalled, false, memory_order_relaxed);
+    weft__spin_unlock(&w->handoff);
+}
+
+/* The signal handler of a kick (weft__worker_kick): on the owner's thread,
+ * whatever it runs, it only has the backend enter the kernel; it reads no
+ * state but the worker's fixed fields and the request counter. */
+static void on_kick(int signo)
+{
+    struct worker *w = tls_worker;
+    int saved_errno = errno;
+    uint32_t req;
+
+    (void)signo;
+    if (w) {
+        /* acquire: pairs with the release in kick(), so what the rescuer
+         * prepared for this entry (SQEs) is visible to it. */
+        req = atomic_load_explicit(&w->kick_req, memory_order_acquire);
+        if (req != atomic_load_explicit(&w->kick_ack, memory_order_relaxed)) {
+            w->rt->io_ops->kicked(w->io);
+            atomic_store_explicit(&w->kick_ack, req, memory_order_release);
+        }
+    }
+    errno = saved_errno;
+}
+
+/*
+ * The kick signal is SIGURG, as in Go: ignored by default and rarely used.
+ * It is taken only if its disposition is still the default (the runtime
+ * does not replace a program's handler; weft_signal_wait refuses it), and
+ * only worker threads unblock it. Without it, the backends that need the
+ * owner's thread to post completions (io_uring with deferred or
+ * cooperative task work) are reaped only when their owner comes back.
+ */
+#define KICK_SIGNAL SIGURG
+static atomic_bool kick_installed;
+
+static void install_kick(void)
+{
+    struct sigaction sa = { .sa_handler = on_kick, .sa_flags = SA_RESTART };
+    struct sigaction old;
+
+    if (sigaction(KICK_SIGNAL, NULL, &old) != 0 || old.sa_handler != SIG_DFL ||
+        (old.sa_flags & SA_SIGINFO))
+        return;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(KICK_SIGNAL, &sa, NULL) == 0)
+        atomic_store(&kick_installed, true);
+}
+
+static void stalls_init_once(void)
+{
+    membarrier_ok = syscall(__NR_membarrier,
+                            MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0,
+                            0) == 0;
+    install_kick();
+}
+
+bool weft__worker_stalls_init(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+    pthread_once(&once, stalls_init_once);
+    return membarrier_ok;
+}
+
+/* Makes w's thread enter its backend (the driver's kicked()) and waits for
+ * it, up to KICK_WAIT_NS: a thread blocked where signals wait (under some
+ * sanitizers) is served at the next pass instead. */
+#define KICK_WAIT_NS (2 * WEFT__NS_PER_MS)
+
+static bool kick(void *arg)
+{
+    struct worker *w = arg;
+    uint32_t req = atomic_load_explicit(&w->kick_req, memory_order_relaxed) + 1;
+    int64_t until;
+    unsigned spins = 0;
+
+    if (!atomic_load(&kick_installed))
+        return false;
+    atomic_store_explicit(&w->kick_req, req, memory_order_release);
+    if (pthread_kill(w->thread, KICK_SIGNAL) != 0)
+        return false;
+    until = weft__now() + KICK_WAIT_NS;
+    /* acquire: pairs with the handler's release; the entry is done. */
+    while (atomic_load_explicit(&w->kick_ack, memory_order_acquire) != req) {
+        if (weft__now() > until)
+            return false;
+        weft__backoff(&spins);
+    }
+    return true;
+}
+
+bool weft__worker_rescue(struct worker *w, uint64_t b,
+                         void (*report)(struct worker *w,
+                                        struct weft_task *t))
+{
+    struct runtime *rt = w->rt;
+    struct weft_task *t;
+    bool froze = false;
+
+    if (!weft__spin_trylock(&w->handoff))
+        return false; /* the owner is taking its duties back */
+    if (!atomic_load_explicit(&w->stalled, memory_order_relaxed)) {
+        atomic_store_explicit(&w->stalled, true, memory_order_relaxed);
+        heavy_fence();
+        /* acquire: pairs with the owner's release in leave. */
+        if (atomic_load_explicit(&w->beat, memory_order_acquire) != b) {
+            atomic_store_explicit(&w->stalled, false, memory_order_relaxed);
+            weft__spin_unlock(&w->handoff);
+            return false;
+        }
+        froze = true;
+    }
+    if (froze && report)
+        report(w, atomic_load_explicit(&w->running, memory_order_relaxed));
+    t = w->lifo;
+    w->lifo = NULL;
+    if (t)
+        weft__inject_push(&rt->inject, &t, 1);
+    weft__timers_fire(&w->timers, weft__now());
+    if (w->io)
+        rt->io_ops->rescue(w->io, kick, w);
+    weft__spin_unlock(&w->handoff);
+    if (t || weft__runq_len(&w->runq))
+        weft__runtime_notify_work(rt);
+    return true;
+}
+
+void weft__worker_hand_off(struct worker *w)
+{
+    struct weft_task *t;
+
+    weft__worker_enter(w);
+    t = w->lifo;
+    w->lifo = NULL;
+    weft__spin_lock(&w->handoff);
+    atomic_store_explicit(&w->stalled, true, memory_order_relaxed);
+    weft__spin_unlock(&w->handoff);
+    if (t)
+        weft__inject_push(&w->rt->inject, &t, 1);
+    if (t || weft__runq_len(&w->runq))
+        weft__runtime_notify_work(w->rt);
+    weft__monitor_poke(w->rt);
+    /* Back to the task, whose call may block: the rescuer serves w from
+     * here on, stalled being set, until the next enter takes it back. */
+    weft__worker_leave(w);
 }
 
 /* ---- parking ------------------------------------------------------------- */
@@ -699,14 +926,17 @@ static int64_t park_timeout(struct worker *w)
  * sleeps instead if the backend fails. */
 static void park(struct worker *w, int64_t timeout)
 {
-    int ret = w->rt->io_ops->wait(w->io, timeout);
+    int ret;
 
+    atomic_store_explicit(&w->parked, true, memory_order_relaxed);
+    ret = w->rt->io_ops->wait(w->io, timeout);
     if (likely(ret >= 0)) {
         w->io_backoff_ns = 0;
-        return;
+    } else {
+        wait_failed(w, ret);
+        back_off(w, timeout);
     }
-    wait_failed(w, ret);
-    back_off(w, timeout);
+    weft__monitor_unparked(w);
 }
 
 static void idle(struct worker *w)
@@ -778,8 +1008,11 @@ void *weft__worker_main(void *arg)
 {
     struct worker *w = arg;
     struct runtime *rt = w->rt;
+    sigset_t kick_set;
 
     tls_worker = w;
+    sigemptyset(&kick_set);
+    sigaddset(&kick_set, KICK_SIGNAL);
     if (rt->cfg.pin)
         pin(w);
     weft__fiber_init_thread(&w->sched);
@@ -790,8 +1023,12 @@ void *weft__worker_main(void *arg)
     pthread_mutex_lock(&rt->launch_lock);
     pthread_mutex_unlock(&rt->launch_lock);
     pthread_barrier_wait(&rt->start_barrier);
-    if (!w->start_error)
+    if (!w->start_error) {
+        atomic_store_explicit(&w->beat, 1, memory_order_relaxed);
+        if (atomic_load(&kick_installed))
+            pthread_sigmask(SIG_UNBLOCK, &kick_set, NULL);
         run_loop(w);
+    }
     /* The stopping thread may still be calling wake() on our backend. */
     pthread_barrier_wait(&rt->stop_barrier);
     if (w->io)

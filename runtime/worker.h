@@ -43,6 +43,18 @@ struct worker {
     struct worker_stats stats;
     bool woken_as_searcher;       /* under rt->idle.lock */
 
+    /* Progress and hand-off: see "Stalls" in worker.c. */
+    _Atomic uint64_t beat WEFT__ALIGNED; /* owner stores; odd: in the
+                                           runtime, even: in a task */
+    atomic_bool stalled;          /* a rescuer holds its duties (set under
+                                     handoff); the owner takes them back */
+    atomic_bool parked;           /* blocked in the backend's wait() */
+    struct weft__spin handoff;    /* held by a rescuer for a pass, and by
+                                     the owner to take its duties back */
+    _Atomic uint32_t kick_req, kick_ack; /* driver kicks (monitor.c) */
+    _Atomic(struct weft_task *) running; /* the task on its CPU, for
+                                           the stall report */
+
     /* Owner thread only. */
     struct runtime *rt WEFT__ALIGNED;
     unsigned index;
@@ -66,11 +78,48 @@ struct worker {
     int64_t release_at;            /* when idle memory goes back (idle()
                                     * in worker.c), 0: nothing to give */
     struct weft__io *io;
+    bool light_fence;              /* enter's barrier may be a compiler
+                                    * barrier (no rescuer, or membarrier) */
     pthread_t thread;
     int start_error;               /* set before the start barrier */
     bool io_failed;                /* a wait() failed; reported once */
     int64_t io_backoff_ns;         /* next sleep while wait() fails */
 };
+
+/*
+ * The owner's side of the hand-off protocol ("Stalls" in worker.c): enter
+ * before touching what a rescuer may take over (the LIFO slot, the
+ * backend), leave before returning to a task's code. No RMW and no fence:
+ * a store, a compiler barrier and a load, the rescuer paying for the rest.
+ */
+void weft__worker_reclaim(struct worker *w);
+
+static inline bool weft__worker_in_runtime(const struct worker *w)
+{
+    return atomic_load_explicit(&w->beat, memory_order_relaxed) & 1;
+}
+
+static inline void weft__worker_enter(struct worker *w)
+{
+    uint64_t b = atomic_load_explicit(&w->beat, memory_order_relaxed);
+
+    atomic_store_explicit(&w->beat, b + 1, memory_order_relaxed);
+    if (w->light_fence)
+        atomic_signal_fence(memory_order_seq_cst);
+    else
+        atomic_thread_fence(memory_order_seq_cst);
+    if (unlikely(atomic_load_explicit(&w->stalled, memory_order_relaxed)))
+        weft__worker_reclaim(w);
+}
+
+static inline void weft__worker_leave(struct worker *w)
+{
+    uint64_t b = atomic_load_explicit(&w->beat, memory_order_relaxed);
+
+    /* release: what the owner did in the runtime happens before a
+     * rescuer's acquire load of this value (TSan sees the edge too). */
+    atomic_store_explicit(&w->beat, b + 1, memory_order_release);
+}
 
 /* The worker running the calling thread, or NULL. Not inlined: a fiber may
  * resume on another thread, so a cached TLS address would be stale. */
@@ -94,6 +143,31 @@ struct weft_task *weft__worker_task_done(struct worker *w);
 /* Completes the switch that brought the caller onto this worker; the first
  * call of a new task. */
 void weft__worker_settle(struct worker *w);
+
+/* weft__worker_settle, then back to the task's code (leave). */
+void weft__worker_resume(struct worker *w);
+
+/*
+ * The rescuer's pass over w, which has run one task since its beat was b
+ * (even): freezes w if it is not yet (see "Stalls" in worker.c) and serves
+ * what is ready there: the LIFO slot's task goes to the injection queue,
+ * due timers fire, the backend is reaped (kick() makes w's thread enter the
+ * kernel where the backend needs it). report(w, task) runs, still under
+ * the freeze, when this pass froze w. Returns false if w was not frozen
+ * (it moved on, or is taking its duties back).
+ */
+bool weft__worker_rescue(struct worker *w, uint64_t b,
+                         void (*report)(struct worker *w,
+                                        struct weft_task *t));
+
+/* Once per process, before a runtime with a monitor starts its workers:
+ * registers membarrier and installs the kick signal's handler. Returns
+ * whether the owner's barrier may be a compiler barrier. */
+bool weft__worker_stalls_init(void);
+
+/* The calling task's worker hands its duties over before a blocking call
+ * (weft_block_in_place); the next enter takes them back. */
+void weft__worker_hand_off(struct worker *w);
 
 /* Backend wait() calls that failed, all workers (tests: a failing backend
  * must not turn into a busy loop). */

@@ -183,6 +183,21 @@ struct weft__io_ops {
 
     /* Makes a concurrent or later wait() return. Any thread. */
     void (*wake)(struct weft__io *io);
+
+    /*
+     * A rescuer's turn for a worker stuck in a task (see "Stalls" in
+     * worker.c), from another thread while the owner is frozen: takes
+     * remote cancels, hands what the owner prepared to the kernel and
+     * reaps what completed, never blocking. Where only the owner's thread
+     * can enter the kernel for this ring, kick(arg) has it call kicked()
+     * and returns whether it did. Returns the completions handled.
+     */
+    int (*rescue)(struct weft__io *io, bool (*kick)(void *arg), void *arg);
+
+    /* On the owner's thread, in a signal handler: the kernel entry a
+     * rescuer asked for. Async-signal-safe; touches no state but io's
+     * fixed fields and its request. NULL if rescue() never kicks. */
+    void (*kicked)(struct weft__io *io);
 };
 
 extern const struct weft__io_ops weft__io_uring_ops;
@@ -200,6 +215,14 @@ int weft__io_uring_probe(const struct weft__config *cfg, const char **step);
  * the runtime's table, or NULL (ops untouched) outside a worker.
  */
 struct weft__io *weft__io_current(const struct weft__io_ops **ops);
+
+/*
+ * Provided by the runtime: submit() and cancel() on the calling worker's
+ * instance (a task on a worker only), inside the worker's runtime section,
+ * so that a rescuer never drives the instance at the same time.
+ */
+int weft__io_submit(struct weft__io_op *op);
+void weft__io_cancel(struct weft__io_op *op);
 
 /*
  * Provided by the runtime: worker i's instance (NULL if there is no such

@@ -609,6 +609,15 @@ static int ep_wait(struct weft__io *io, int64_t timeout_ns)
     return n + done;
 }
 
+/* A rescuer's turn (backend.h): an epoll set may be waited on from any
+ * thread, so it is one turn of wait() that does not block. */
+static int ep_rescue(struct weft__io *io, bool (*kick)(void *), void *arg)
+{
+    (void)kick;
+    (void)arg;
+    return ep_wait(io, 0);
+}
+
 static void ep_wake(struct weft__io *io)
 {
     uint64_t one = 1;
@@ -626,4 +635,5 @@ const struct weft__io_ops weft__io_epoll_ops = {
     .cancel = ep_cancel,
     .wait = ep_wait,
     .wake = ep_wake,
+    .rescue = ep_rescue,
 };

@@ -40,6 +40,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "../common.h"
@@ -83,12 +84,18 @@ struct weft__io {
 
     /* Any thread. */
     struct weft__io_cancelq remote;
+    _Atomic unsigned kick_submit;   /* SQEs a kick hands to the kernel */
 };
 
 static int setup_ring(struct io_uring *ring, unsigned entries, bool sqpoll)
 {
+    /* TASKRUN_FLAG: the kernel says in the SQ flags when completions wait
+     * for this thread to enter, so a rescuer kicks only then. */
     static const unsigned fast[] = {
+        IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
+            IORING_SETUP_TASKRUN_FLAG,
         IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
+        IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
         IORING_SETUP_COOP_TASKRUN,
         0,
     };
@@ -98,9 +105,10 @@ static int setup_ring(struct io_uring *ring, unsigned entries, bool sqpoll)
         0,
     };
     const unsigned *tries = sqpoll ? polled : fast;
+    unsigned ntries = sqpoll ? 3 : 5;
     int ret = -EINVAL;
 
-    for (unsigned i = 0; i < 3; i++) {
+    for (unsigned i = 0; i < ntries; i++) {
         /* A deep CQ: linked timeouts and cancels add CQEs beyond the SQ. */
         struct io_uring_params p = {
             .flags = tries[i] | IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP,
@@ -473,13 +481,22 @@ static void uring_cancel(struct weft__io *io, struct weft__io_op *op)
  * are acked only once the cancel went into the kernel (ack_closes), which
  * then holds the file, so the closer may drop the fd.
  */
-static void take_remote_cancels(struct weft__io *io)
+static void take_remote_cancels(struct weft__io *io, bool may_flush)
 {
     struct weft__io_op *op = weft__io_cancelq_take(&io->remote);
 
     while (op) {
         struct weft__io_op *next = op->cancel_next;
         uint32_t slot;
+
+        if (!may_flush && io_uring_sq_space_left(&io->ring) == 0) {
+            /* A rescuer cannot make room: the rest waits its next turn. */
+            for (; op; op = next) {
+                next = op->cancel_next;
+                weft__io_cancelq_push(&io->remote, op);
+            }
+            return;
+        }
 
         if (op->opcode == IOP_CLOSE && !fd_busy(io, op->fd)) {
             weft__io_cancelq_ack(op); /* nothing of ours on it */
@@ -555,18 +572,26 @@ static void complete(struct weft__io *io, const struct io_uring_cqe *cqe)
     weft__io_complete(op, cqe->res);
 }
 
-static unsigned reap(struct weft__io *io)
+/* Handles the CQEs posted so far. */
+static unsigned reap_posted(struct weft__io *io)
 {
     struct io_uring_cqe *cqe;
-    unsigned head, n = 0, total = 0;
+    unsigned head, n = 0;
+
+    io_uring_for_each_cqe(&io->ring, head, cqe) {
+        complete(io, cqe);
+        n++;
+    }
+    io_uring_cq_advance(&io->ring, n);
+    return n;
+}
+
+static unsigned reap(struct weft__io *io)
+{
+    unsigned n, total = 0;
 
     do {
-        n = 0;
-        io_uring_for_each_cqe(&io->ring, head, cqe) {
-            complete(io, cqe);
-            n++;
-        }
-        io_uring_cq_advance(&io->ring, n);
+        n = reap_posted(io);
         total += n;
         /* CQEs the kernel kept back while the CQ was full (NODROP). */
         if (n == 0 && io_uring_cq_has_overflow(&io->ring))
@@ -621,7 +646,7 @@ static int uring_wait(struct weft__io *io, int64_t timeout_ns)
 {
     int ret, n;
 
-    take_remote_cancels(io);
+    take_remote_cancels(io, true);
     if (timeout_ns == 0 && !io->inflight && !io_uring_sq_ready(&io->ring)) {
         n = (int)reap(io);
         goto out;
@@ -649,6 +674,53 @@ out:
     return n;
 }
 
+/*
+ * A rescuer's turn (backend.h): the owner is frozen, so its ring is ours,
+ * except that only its thread may enter the kernel for it (SINGLE_ISSUER;
+ * with deferred task work, also the only one whose entry posts
+ * completions). So the rescuer prepares (remote cancels), publishes the SQ
+ * tail as io_uring_submit would, and kicks the owner's thread into
+ * kicked(), which submits and runs the task work; then it reaps the CQ.
+ * It kicks only when that entry has work: SQEs to submit, or completions
+ * waiting for it (the TASKRUN flag; without the flag, while ops are in
+ * flight on a ring whose task work waits for its thread). A ring without
+ * deferred or cooperative task work posts completions by itself.
+ */
+static int uring_rescue(struct weft__io *io, bool (*kick)(void *), void *arg)
+{
+    struct io_uring_sq *sq = &io->ring.sq;
+    unsigned flags = io->ring.flags, pending;
+    bool waits_for_owner, need;
+
+    take_remote_cancels(io, false);
+    if (sq->sqe_tail != sq->sqe_head) {
+        sq->sqe_head = sq->sqe_tail;
+        io_uring_smp_store_release(sq->ktail, sq->sqe_tail);
+    }
+    pending = *sq->ktail - io_uring_smp_load_acquire(sq->khead);
+    waits_for_owner =
+        flags & (IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_COOP_TASKRUN);
+    if (flags & IORING_SETUP_TASKRUN_FLAG)
+        need = IO_URING_READ_ONCE(*sq->kflags) & IORING_SQ_TASKRUN;
+    else
+        need = waits_for_owner && io->inflight;
+    need = (need || pending) && !io->sqpoll;
+    if (need) {
+        atomic_store_explicit(&io->kick_submit, pending, memory_order_relaxed);
+        if (kick(arg) && io->close_acks)
+            ack_closes(io);
+    }
+    return (int)reap_posted(io);
+}
+
+static void uring_kicked(struct weft__io *io)
+{
+    unsigned n = atomic_load_explicit(&io->kick_submit, memory_order_relaxed);
+
+    syscall(__NR_io_uring_enter, io->ring.ring_fd, n, 0,
+            IORING_ENTER_GETEVENTS, NULL, (size_t)0);
+}
+
 static void uring_wake(struct weft__io *io)
 {
     uint64_t one = 1;
@@ -667,4 +739,6 @@ const struct weft__io_ops weft__io_uring_ops = {
     .cancel = uring_cancel,
     .wait = uring_wait,
     .wake = uring_wake,
+    .rescue = uring_rescue,
+    .kicked = uring_kicked,
 };
