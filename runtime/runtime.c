@@ -612,6 +612,9 @@ static int init_workers(struct runtime *rt)
         w->index = i;
         w->rng = 0x9E3779B9u * (i + 1);
         w->light_fence = light;
+        /* Born in the runtime (odd): a thread slow to start is not a
+         * worker stuck in a task. */
+        atomic_init(&w->beat, 1);
         weft__spin_init(&w->handoff);
         weft__runq_init(&w->runq);
         ret = weft__timers_init(&w->timers);

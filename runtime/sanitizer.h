@@ -25,6 +25,13 @@
 #define WEFT__TSAN 1
 #endif
 
+/* For plain `if`s in code that must differ under ThreadSanitizer. */
+#ifdef WEFT__TSAN
+#define WEFT__UNDER_TSAN 1
+#else
+#define WEFT__UNDER_TSAN 0
+#endif
+
 /*
  * What a fiber keeps for the sanitizers, and the hooks around a switch.
  * ASan keeps per-stack shadow and fake stacks: every switch is bracketed by

@@ -1024,7 +1024,6 @@ void *weft__worker_main(void *arg)
     pthread_mutex_unlock(&rt->launch_lock);
     pthread_barrier_wait(&rt->start_barrier);
     if (!w->start_error) {
-        atomic_store_explicit(&w->beat, 1, memory_order_relaxed);
         if (atomic_load(&kick_installed))
             pthread_sigmask(SIG_UNBLOCK, &kick_set, NULL);
         run_loop(w);

@@ -223,12 +223,26 @@ static int64_t t_spin_ns(struct pp_side *s)
     }
 }
 
+/* Whether t is in the calling worker's LIFO slot. The slot is a duty a
+ * rescuer may hold (see "Stalls" in runtime/worker.c): read inside the
+ * runtime, as the worker's own code does. */
+static bool t_lifo_holds(struct weft_task *t)
+{
+    struct worker *w = weft__worker_current();
+    bool held;
+
+    weft__worker_enter(w);
+    held = w->lifo == t;
+    weft__worker_leave(w);
+    return held;
+}
+
 static void t_wait_turn(struct pp_side *s, struct weft_task *self)
 {
     int64_t spin_ns = t_spin_ns(s);
 
     /* A peer in our LIFO slot runs only once we park: spinning is futile. */
-    if (weft__worker_current()->lifo == atomic_load(&s->pp->side[!s->me]))
+    if (t_lifo_holds(atomic_load(&s->pp->side[!s->me])))
         spin_ns = 0;
     if (spin_ns) {
         int64_t end = weft_now_ns() + spin_ns;
@@ -253,7 +267,7 @@ static bool t_wake_peer(struct pp_side *s)
     if (!peer)
         return false;
     weft__task_wake(peer);
-    return weft__worker_current()->lifo == peer;
+    return t_lifo_holds(peer);
 }
 
 static int play(void *arg)
