@@ -130,6 +130,31 @@ struct weft_task *weft__runq_steal(struct weft__runq *src,
     return t;
 }
 
+uint32_t weft__runq_take(struct weft__runq *src, struct weft_task **out,
+                         uint32_t max)
+{
+    for (;;) {
+        uint32_t h = atomic_load_explicit(&src->head, memory_order_acquire);
+        /* acquire: pairs with the release store of tail in push. */
+        uint32_t tl = atomic_load_explicit(&src->tail, memory_order_acquire);
+        uint32_t n = tl - h;
+
+        if (n > WEFT_RUNQ_CAP)
+            continue; /* h and tl read at different times; retry */
+        if (n > max)
+            n = max;
+        if (n == 0)
+            return 0;
+        for (uint32_t i = 0; i < n; i++)
+            out[i] = atomic_load_explicit(&src->buf[(h + i) & MASK],
+                                          memory_order_relaxed);
+        if (atomic_compare_exchange_strong_explicit(&src->head, &h, h + n,
+                                                    memory_order_acq_rel,
+                                                    memory_order_acquire))
+            return n;
+    }
+}
+
 uint32_t weft__runq_len(const struct weft__runq *q)
 {
     uint32_t h = atomic_load_explicit(&q->head, memory_order_acquire);

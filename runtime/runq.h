@@ -59,6 +59,15 @@ struct weft_task *weft__runq_pop(struct weft__runq *q);
 struct weft_task *weft__runq_steal(struct weft__runq *src,
                                    struct weft__runq *dst);
 
+/*
+ * Any thread, as a stealer: takes up to max tasks from src's head into
+ * out[], oldest first. For a worker that cannot run its own queue (a
+ * stuck one, see "Stalls" in worker.c): a busy thief would reach it only
+ * when its own queue runs dry. Returns the count.
+ */
+uint32_t weft__runq_take(struct weft__runq *src, struct weft_task **out,
+                         uint32_t max);
+
 /* Any thread; a snapshot. */
 uint32_t weft__runq_len(const struct weft__runq *q);
 

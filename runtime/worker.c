@@ -744,13 +744,16 @@ static bool kick(void *arg)
     return true;
 }
 
+#define RESCUE_BATCH 64
+
 bool weft__worker_rescue(struct worker *w, uint64_t b,
                          void (*report)(struct worker *w,
                                         struct weft_task *t))
 {
     struct runtime *rt = w->rt;
-    struct weft_task *t;
+    struct weft_task *t, *batch[RESCUE_BATCH];
     bool froze = false;
+    uint32_t n;
 
     if (!weft__spin_trylock(&w->handoff))
         return false; /* the owner is taking its duties back */
@@ -771,12 +774,16 @@ bool weft__worker_rescue(struct worker *w, uint64_t b,
     w->lifo = NULL;
     if (t)
         weft__inject_push(&rt->inject, &t, 1);
+    /* Its queue too: other workers steal only once their own runs dry,
+     * which busy ones may not do for as long as w is stuck; the injection
+     * queue they look at every POLL_INTERVAL runs. */
+    while ((n = weft__runq_take(&w->runq, batch, RESCUE_BATCH)))
+        weft__inject_push(&rt->inject, batch, n);
     weft__timers_fire(&w->timers, weft__now());
     if (w->io)
         rt->io_ops->rescue(w->io, kick, w);
     weft__spin_unlock(&w->handoff);
-    if (t || weft__runq_len(&w->runq))
-        weft__runtime_notify_work(rt);
+    weft__runtime_notify_work(rt);
     return true;
 }
 
