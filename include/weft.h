@@ -1204,7 +1204,8 @@ WEFT_API void weft_resolve_free(struct addrinfo *res);
  *   -ECANCELED  the task was cancelled while waiting
  *   -EINVAL     signo cannot be waited for: SIGKILL, SIGSTOP, the
  *               synchronous SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP and
- *               SIGSYS, and the C library's reserved real-time signals
+ *               SIGSYS, the C library's reserved real-time signals, and
+ *               SIGURG (the runtime's, see weft_config_t.stall_ms)
  *   -EPERM      not called from a task
  *   other       negative errno from sigaction, eventfd or pthread_create
  */

@@ -216,6 +216,7 @@ static bool is_waitable(int signo)
     switch (signo) {
     case SIGKILL: case SIGSTOP: case SIGSEGV: case SIGBUS: case SIGILL:
     case SIGFPE: case SIGTRAP: case SIGSYS:
+    case SIGURG: /* the runtime's kick of a stuck worker (worker.c) */
         return false;
     }
     return true;

@@ -57,7 +57,8 @@ int weft__timer_arm(struct weft__timers *h, struct weft_task *t,
 /* Takes t's timer out of whatever heap holds it. Task context only. */
 void weft__timer_disarm(struct weft_task *t);
 
-/* Owner worker: wakes the tasks whose deadline is <= now. */
+/* Owner worker, or a rescuer serving it while it is stuck (see "Stalls" in
+ * worker.c): wakes the tasks whose deadline is <= now. */
 void weft__timers_fire(struct weft__timers *h, int64_t now);
 
 /* Owner worker: the earliest deadline, or WEFT_NO_DEADLINE. */

@@ -124,6 +124,8 @@ Test(config, bad_blocking_pool_settings_rejected_naming_variable_and_value,
     t_rejects("WEFT_BLOCKING_THREADS", "many");
     t_rejects("WEFT_BLOCKING_KEEPALIVE_MS", "soon");
     t_rejects("WEFT_BLOCKING_KEEPALIVE_MS", "99999999999");
+    t_rejects("WEFT_STALL_MS", "60001");
+    t_rejects("WEFT_STALL_MS", "-1");
 }
 
 /* ---- good values --------------------------------------------------------- */
@@ -253,6 +255,10 @@ Test(config, good_switches_backend_and_pool_values_accepted, .timeout = 10)
     cr_assert_eq(t_seen.blocking_threads, 4);
     t_accepts("WEFT_BLOCKING_KEEPALIVE_MS", "250");
     cr_assert_eq(t_seen.blocking_keepalive_ms, 250);
+    t_accepts("WEFT_STALL_MS", "0");
+    cr_assert_eq(t_seen.stall_ms, 0);
+    t_accepts("WEFT_STALL_MS", "60000");
+    cr_assert_eq(t_seen.stall_ms, 60000);
 }
 
 /* ---- the config struct --------------------------------------------------- */

@@ -80,6 +80,7 @@ static int timeouts_and_bad_numbers(void *arg)
     cr_assert_eq(weft__signal_waiters(SIGUSR2), 0);
     cr_assert_eq(weft_signal_wait(SIGKILL, 0), -EINVAL);
     cr_assert_eq(weft_signal_wait(SIGSEGV, 0), -EINVAL);
+    cr_assert_eq(weft_signal_wait(SIGURG, 0), -EINVAL);
     cr_assert_eq(weft_signal_wait(0, 0), -EINVAL);
     cr_assert_eq(weft_signal_wait(1000, 0), -EINVAL);
     return 0;

@@ -7,8 +7,10 @@
  * listener (weft__io_accept_event), whose op lives in heap memory.
  *
  * Each worker owns one driver instance, created on the worker's thread and
- * used only by it, except wake() (any thread) and cancel() (the task that
- * issued the operation, on whichever worker it now runs). A driver keeps
+ * used only by it, except wake() (any thread), cancel() (the task that
+ * issued the operation, on whichever worker it now runs) and rescue() (a
+ * rescuer's thread while the owner is stuck in a task and frozen, see
+ * "Stalls" in worker.c: then the rescuer alone drives the instance). A driver keeps
  * its state private to its own file (uring.c, epoll.c); the runtime picks
  * one at start (probing io_uring, honouring WEFT_IO) and reaches I/O only
  * through struct weft__io_ops.

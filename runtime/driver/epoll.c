@@ -2,7 +2,8 @@
  * The epoll driver: readiness instead of completion, for kernels or
  * sandboxes without io_uring, and as the baseline io_uring is measured
  * against. One epoll instance per worker, touched only by it (cancel() from
- * another worker goes through the owner's cancel queue, see backend.h).
+ * another worker goes through the owner's cancel queue, see backend.h), or
+ * by a rescuer while the owner is stuck and frozen (ep_rescue).
  *
  * An op is first tried at once, non-blocking (MSG_DONTWAIT, RWF_NOWAIT, or
  * O_NONBLOCK set on listeners and connecting sockets, which the readiness

@@ -1,13 +1,15 @@
 /*
  * The io_uring driver: one ring per worker, created on that worker and
  * touched only by it (cancel() from another worker goes through the
- * owner's cancel queue, see backend.h).
+ * owner's cancel queue, see backend.h), or by a rescuer while the owner is
+ * stuck and frozen (uring_rescue).
  *
  * Set-up probes the strongest flags first: SINGLE_ISSUER | DEFER_TASKRUN
  * (completions are processed only when this worker enters the kernel, in a
- * batch), then COOP_TASKRUN, then none, so older kernels still work. With
- * WEFT_SQPOLL a kernel thread polls the SQ (DEFER_TASKRUN cannot be combined
- * with it).
+ * batch), then COOP_TASKRUN, then none, so older kernels still work, each
+ * first with TASKRUN_FLAG (the kernel flags pending task work, which tells
+ * a rescuer whether to kick). With WEFT_SQPOLL a kernel thread polls the SQ
+ * (DEFER_TASKRUN cannot be combined with it).
  *
  * Submission: submit() only prepares SQEs; they reach the kernel in the
  * worker's next wait(), one io_uring_enter per scheduler turn (with SQPOLL,
