@@ -1,8 +1,9 @@
-# Prints benches/run's summary CSV as two tables that fit 100 columns: the
+# Prints benches/run's summary CSV as tables that fit 100 columns: the
 # scheduler workloads (median and min-max over runs, in the workload's own
 # unit; S5 adds its memory on a second line) and the network workloads
 # (headline figure, ratio to the epoll baseline of the same run, latency,
-# server CPU use and throughput per server CPU-second). POSIX awk.
+# server CPU use and throughput per server CPU-second), then the stall
+# workload T1. POSIX awk.
 BEGIN {
     FS = ","
     unit["S1"] = "tasks/s"; unit["S2"] = "yields/s"
@@ -20,6 +21,8 @@ function human(x) {
 }
 function mib(kib) { return sprintf("%.1f MiB", kib / 1024) }
 function headline(g, wl, m) {
+    if (g == "stall")
+        return m == "timer_late_max_ms"
     if (g == "sched")
         return m == "rate" || m == "wall_ms" || m == "bytes_per_task"
     return m == "rtt_per_s" && wl != "N2" || m == "req_per_s" ||
@@ -65,6 +68,10 @@ END {
     for (i = 1; i <= nrows; i++) {
         r = rows[i]; split(r, k, "|")
         if (!(r in med)) continue
+        if (k[1] == "stall") {
+            stalls[++nstall] = r
+            continue
+        }
         if (k[1] == "sched") {
             if (!s++)
                 printf "%-11s %-3s %-40s %s\n", "load", "wkr",
@@ -85,5 +92,18 @@ END {
             }
             net_line(r, k)
         }
+    }
+    for (i = 1; i <= nstall; i++) {
+        r = stalls[i]; split(r, k, "|")
+        if (i == 1) {
+            printf "\nT1: worst added delay (ms, median of runs) behind a" \
+                   " worker stuck for 2 s\n"
+            printf "%-12s %-14s %-10s %-12s %-12s %s\n", "server",
+                   "WEFT_STALL_MS", "sleep", "round trip", "spawn",
+                   "errors/runs"
+        }
+        printf "%-12s %-14s %-10.1f %-12.1f %-12.1f %d/%d\n", k[4],
+               substr(k[3], 10), v[r, "timer_late_max_ms"],
+               v[r, "rtt_max_ms"], v[r, "spawn_delay_ms"], errs[r], runs[r]
     }
 }

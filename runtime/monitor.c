@@ -6,7 +6,8 @@
  * runtime. The monitor samples every beat once a tick (a quarter of
  * WEFT_STALL_MS); a worker whose beat is even (in a task) and has not moved
  * for WEFT_STALL_MS is stuck, and the monitor's thread becomes its rescuer:
- * one pass per tick serves what is ready there until the beat moves again.
+ * one pass per millisecond serves what is ready there until the beat moves
+ * again.
  * A beat that is odd and still is a worker in the runtime (parked, or
  * releasing memory): nothing to take over.
  *
@@ -33,6 +34,9 @@
 #include "worker.h"
 
 #define TICK_MIN_NS WEFT__NS_PER_MS
+/* Between passes over a frozen worker: what is ready there waits at most
+ * this long once the stall is known. */
+#define FROZEN_TICK_NS WEFT__NS_PER_MS
 
 static bool any_unparked(struct runtime *rt)
 {
@@ -62,10 +66,13 @@ static void report(struct worker *w, struct weft_task *t)
             (long long)(w->rt->cfg.stall_ms));
 }
 
-static void check(struct runtime *rt)
+/* Returns whether some worker is frozen: its ready work is served a pass
+ * at a time, so passes then come every FROZEN_TICK_NS. */
+static bool check(struct runtime *rt)
 {
     struct weft__monitor *m = &rt->monitor;
     int64_t now = weft__now();
+    bool frozen = false;
 
     for (unsigned i = 0; i < rt->nworkers; i++) {
         struct worker *w = rt->workers[i];
@@ -83,9 +90,11 @@ static void check(struct runtime *rt)
         if (!atomic_load_explicit(&w->stalled, memory_order_relaxed) &&
             now - s->since < m->stall_ns)
             continue;
-        weft__worker_rescue(w, b, s->frozen ? NULL : report);
-        s->frozen = true;
+        s->frozen = weft__worker_rescue(w, b, s->frozen ? NULL : report) ||
+                    s->frozen;
+        frozen |= s->frozen;
     }
+    return frozen;
 }
 
 static void restart_clocks(struct runtime *rt)
@@ -96,12 +105,13 @@ static void restart_clocks(struct runtime *rt)
         rt->monitor.seen[i].since = now;
 }
 
-static void tick_wait(struct weft__monitor *m)
+static void tick_wait(struct weft__monitor *m, bool frozen)
 {
     struct timespec ts;
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_nsec += m->tick_ns;
+    ts.tv_nsec += frozen && FROZEN_TICK_NS < m->tick_ns ? FROZEN_TICK_NS
+                                                        : m->tick_ns;
     ts.tv_sec += ts.tv_nsec / WEFT__NS_PER_SEC;
     ts.tv_nsec %= WEFT__NS_PER_SEC;
     pthread_cond_timedwait(&m->cond, &m->lock, &ts);
@@ -111,6 +121,7 @@ static void *monitor_main(void *arg)
 {
     struct runtime *rt = arg;
     struct weft__monitor *m = &rt->monitor;
+    bool frozen = false;
 
     pthread_mutex_lock(&m->lock);
     while (!m->stop) {
@@ -124,12 +135,12 @@ static void *monitor_main(void *arg)
             continue;
         }
         if (!m->poked)
-            tick_wait(m);
+            tick_wait(m, frozen);
         m->poked = false;
         if (m->stop)
             break;
         pthread_mutex_unlock(&m->lock);
-        check(rt);
+        frozen = check(rt);
         pthread_mutex_lock(&m->lock);
     }
     pthread_mutex_unlock(&m->lock);
