@@ -1334,6 +1334,47 @@ WEFT_API int weft_process_kill(weft_process_t *p, int signo);
  */
 WEFT_API int weft_process_close(weft_process_t *p);
 
+/* ---- Unix sockets --------------------------------------------------------- */
+
+/*
+ * Unix-domain stream sockets by path, as asyncio's create_unix_server and
+ * open_unix_connection. A path starting with '@' names a socket in Linux's
+ * abstract namespace (the rest of the string is the name; nothing on disk,
+ * gone with its last descriptor); any other path is a file. The sockets
+ * are non-blocking and close-on-exec, and work with every socket call
+ * (weft_accept, weft_listener_new, weft_recv, ...).
+ */
+
+/*
+ * Binds a stream socket to path and listens on it. As asyncio does, a
+ * socket file left at path (by a server that is gone) is removed first;
+ * any other kind of file there is -EADDRINUSE. flags must be 0. Does not
+ * suspend (bind creates the file on the calling thread); any thread.
+ * Returns the listening fd, or:
+ *   -EINVAL        path NULL, "" or "@", flags not 0, or backlog negative
+ *   -ENAMETOOLONG  path does not fit a sockaddr_un: a file path of 108
+ *                  bytes or more, an abstract one of 109 with the '@'
+ *   -EADDRINUSE    a file that is not a socket is at path, or the abstract
+ *                  name is taken
+ *   other          the errors of socket, unlink, bind and listen (-EACCES,
+ *                  -ENOENT for a missing directory, -EMFILE, ...)
+ */
+WEFT_API int weft_listen_unix(const char *path, int backlog, int flags);
+
+/*
+ * Connects a stream socket to the listener at path (see weft_listen_unix
+ * for '@'). Suspends until connected, the deadline passes or the task is
+ * cancelled. Called from a task. Returns the connected fd, or:
+ *   -EINVAL        path NULL, "" or "@"
+ *   -ENAMETOOLONG  path does not fit (as for weft_listen_unix)
+ *   -ENOENT        no file at path
+ *   -ECONNREFUSED  nothing listens there (a stale file, an unbound name)
+ *   -ETIMEDOUT, -ECANCELED, -EPERM  as for every I/O call
+ *   other          the errors of socket and connect (-EACCES,
+ *                  -ENOTDIR, -EMFILE, ...)
+ */
+WEFT_API int weft_connect_unix(const char *path, int64_t deadline);
+
 #ifdef __cplusplus
 }
 #endif
