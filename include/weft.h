@@ -1176,6 +1176,21 @@ WEFT_API void weft_resolve_free(struct addrinfo *res);
  */
 WEFT_API int weft_signal_wait(int signo, int64_t deadline);
 
+/*
+ * weft_signal_wait for any signal of set (sigemptyset, sigaddset), "SIGINT
+ * or SIGTERM" in one call: returns the signal that came. If several of the
+ * set come at once (before the task is woken), the lowest-numbered is
+ * returned and the others are swallowed, as deliveries while no task waits
+ * are. Suspends. Called from a task. Returns the signal number (> 0), or:
+ *   -ETIMEDOUT  the deadline (or an enclosing timeout scope) passed first
+ *   -ECANCELED  the task was cancelled while waiting
+ *   -EINVAL     set NULL or empty, or it holds a signal weft_signal_wait
+ *               refuses (so sigfillset's set is refused: it holds SIGKILL)
+ *   -EPERM      not called from a task
+ *   other       negative errno from sigaction, eventfd or pthread_create
+ */
+WEFT_API int weft_signal_wait_set(const sigset_t *set, int64_t deadline);
+
 /* ---- child processes ------------------------------------------------------ */
 
 /*
