@@ -1390,6 +1390,45 @@ WEFT_API int weft_listen_unix(const char *path, int backlog, int flags);
  */
 WEFT_API int weft_connect_unix(const char *path, int64_t deadline);
 
+/* ---- driving another library's descriptor ------------------------------- */
+
+/*
+ * One step of another library's non-blocking state machine (libpq's
+ * PQconnectPoll or PQconsumeInput, libcurl's multi interface, a TLS
+ * handshake): it does what it can without blocking, stores in *fd the
+ * descriptor it waits on, and returns the events to wait for (POLLIN,
+ * POLLOUT, POLLPRI, POLLRDHUP, as weft_wait_fd takes them), 0 when the
+ * work is done, or a negative errno when it failed.
+ */
+typedef int (*weft_step_fn)(void *arg, int *fd);
+
+/*
+ * Calls step(arg, &fd) until it returns 0 or a negative errno, waiting
+ * after each positive return for fd to be ready for those events, as
+ * weft_wait_fd does (readiness is a hint: the next step may find nothing
+ * to do and ask again). The fd may change between steps (a library that
+ * tries another address). A wait that ends early (deadline, cancel)
+ * leaves the library mid-way; what to do with it is the caller's call
+ * (libpq: PQcancel, or PQfinish). For libpq's query results:
+ *     static int result_step(void *arg, int *fd)
+ *     {
+ *         PGconn *c = arg;
+ *         int unsent = PQflush(c);
+ *
+ *         *fd = PQsocket(c);
+ *         if (unsent < 0 || !PQconsumeInput(c))
+ *             return -EIO;
+ *         return unsent ? POLLIN | POLLOUT : PQisBusy(c) ? POLLIN : 0;
+ *     }
+ *     ret = PQsendQuery(c, sql) ? weft_drive_fd(result_step, c, deadline)
+ *                               : -EIO;
+ * Suspends when step asks to wait. Called from a task. Returns 0, step's
+ * negative errno, or one of weft_wait_fd's: -EINVAL (step NULL, or events
+ * weft_wait_fd refuses), -EBADF (fd negative or not open), -ETIMEDOUT,
+ * -ECANCELED, -EPERM.
+ */
+WEFT_API int weft_drive_fd(weft_step_fn step, void *arg, int64_t deadline);
+
 #ifdef __cplusplus
 }
 #endif
