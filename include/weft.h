@@ -1265,9 +1265,9 @@ typedef struct weft_process_opts {
  * action, whatever the calling thread's mask (weft's threads block every
  * asynchronous signal) and whatever the process ignores (except signals 32
  * and 33, below SIGRTMIN, which glibc keeps for itself and its posix_spawn
- * leaves ignored in every child); it inherits only
- * its standard streams from weft (every descriptor weft makes is
- * close-on-exec; yours follow their own flags).
+ * leaves ignored in every child); it inherits only its standard streams
+ * from weft (every descriptor weft makes is close-on-exec; yours follow
+ * their own flags).
  * The parent's ends of the pipes are non-blocking and close-on-exec, for
  * the ordinary calls (weft_read, weft_write, weft_write_all, ...; the
  * stdin pipe's reader gone, a write there is -EPIPE, and raises SIGPIPE on
@@ -1328,7 +1328,9 @@ WEFT_API int weft_process_wait(weft_process_t *p, int64_t deadline);
  * process that reused its id); signo 0 only checks that it can be
  * signalled. Never suspends; any thread. Returns 0, or:
  *   -EINVAL  p NULL, or signo not a signal number
- *   -ESRCH   the child has ended (or was reaped)
+ *   -ESRCH   the child was reaped (by weft_process_wait, or elsewhere);
+ *            one that has ended but is not reaped yet takes the signal
+ *            to no effect, and this returns 0
  *   -EPERM   the kernel refused (the child changed its credentials)
  */
 WEFT_API int weft_process_kill(weft_process_t *p, int signo);
@@ -1336,11 +1338,11 @@ WEFT_API int weft_process_kill(weft_process_t *p, int signo);
 /*
  * Releases the handle. A child still running is killed (SIGKILL): no
  * child outlives its handle, and none stays a zombie. A child not yet
- * reaped is reaped: at once if it has ended, else, called from a task, by
- * a blocking-pool job that waits the moment SIGKILL takes (the pool runs
- * it before the runtime ends, so no zombie and no descriptor of weft's
- * outlives weft_run); called from any other thread, on the spot. This is
- * what to call on every path out, a cancelled wait included:
+ * reaped is reaped: at once if it has ended; else, called from a task, by
+ * a blocking-pool job that waits the short while SIGKILL takes (the pool
+ * runs it before the runtime ends, so no zombie and no descriptor of
+ * weft's outlives weft_run); called from any other thread, on the spot.
+ * This is what to call on every path out, a cancelled wait included:
  *     ret = weft_process_wait(p, deadline);
  *     weft_process_close(p);
  * No other call on p may be in progress or follow, and the pipes stay
