@@ -1211,6 +1211,21 @@ WEFT_API void weft_resolve_free(struct addrinfo *res);
  */
 WEFT_API int weft_signal_wait(int signo, int64_t deadline);
 
+/*
+ * weft_signal_wait for any signal of set (sigemptyset, sigaddset), "SIGINT
+ * or SIGTERM" in one call: returns the signal that came. If several of the
+ * set come at once (before the task is woken), the lowest-numbered is
+ * returned and the others are swallowed, as deliveries while no task waits
+ * are. Suspends. Called from a task. Returns the signal number (> 0), or:
+ *   -ETIMEDOUT  the deadline (or an enclosing timeout scope) passed first
+ *   -ECANCELED  the task was cancelled while waiting
+ *   -EINVAL     set NULL or empty, or it holds a signal weft_signal_wait
+ *               refuses (so sigfillset's set is refused: it holds SIGKILL)
+ *   -EPERM      not called from a task
+ *   other       negative errno from sigaction, eventfd or pthread_create
+ */
+WEFT_API int weft_signal_wait_set(const sigset_t *set, int64_t deadline);
+
 /* ---- child processes ------------------------------------------------------ */
 
 /*
@@ -1251,6 +1266,205 @@ WEFT_API int weft_signal_wait(int signo, int64_t deadline);
  * Returns 0, or -EINVAL (mask NULL).
  */
 WEFT_API int weft_child_sigmask(sigset_t *mask);
+
+/* ---- subprocesses --------------------------------------------------------- */
+
+/*
+ * asyncio's create_subprocess_exec: a child process started from a task,
+ * its standard streams each a pipe, the parent's, or /dev/null, waited for
+ * by a task without a thread (the kernel's pidfd, polled as any fd).
+ */
+typedef struct weft_process weft_process_t;
+
+/* What each of the child's standard streams is (weft_process_opts.stdio). */
+enum weft_stdio {
+    WEFT_STDIO_INHERIT = 0, /* the parent's descriptor of the same number */
+    WEFT_STDIO_PIPE = 1,    /* a pipe to the parent: weft_process_fd */
+    WEFT_STDIO_NULL = 2,    /* /dev/null */
+};
+
+/* Options of weft_process_spawn. Zero-initialise and set what you need. */
+typedef struct weft_process_opts {
+    char *const *env; /* the child's environment ("NAME=value" strings, NULL
+                         terminated); NULL: the caller's (environ) */
+    const char *cwd;  /* the child's working directory; NULL: the caller's */
+    int stdio[3];     /* stdin, stdout, stderr: an enum weft_stdio each */
+} weft_process_opts_t;
+
+/*
+ * Starts file with argv (argv[0] first, NULL terminated) and stores the
+ * handle in *out, to release with weft_process_close. A file without a
+ * '/' is searched for in the caller's PATH, as execvp does. opts may be
+ * NULL (every stream inherited, the caller's environment and directory).
+ * The child starts with no signal blocked and every signal at its default
+ * action, whatever the calling thread's mask (weft's threads block every
+ * asynchronous signal) and whatever the process ignores (except signals 32
+ * and 33, below SIGRTMIN, which glibc keeps for itself and its posix_spawn
+ * leaves ignored in every child); it inherits only its standard streams
+ * from weft (every descriptor weft makes is close-on-exec; yours follow
+ * their own flags).
+ * The parent's ends of the pipes are non-blocking and close-on-exec, for
+ * the ordinary calls (weft_read, weft_write, weft_write_all, ...; the
+ * stdin pipe's reader gone, a write there is -EPIPE, and raises SIGPIPE on
+ * the thread as write() does, which weft's threads block). They are the
+ * caller's from here on: weft_process_fd gives them, and the caller
+ * closes each (weft_close) when done; weft_process_close does not touch
+ * them. Closing the stdin pipe is how the child sees the end of its input.
+ * The child is a child of the process: SIGCHLD must not be ignored
+ * (SIG_IGN makes the kernel reap children itself), and nothing else may
+ * reap it (waitpid(-1, ...) in another thread would steal its status).
+ * Does not suspend (the calling worker waits while the child is cloned
+ * and execs, as vfork does). Called from a task. Returns 0, or:
+ *   -EINVAL   out, file or argv NULL, argv[0] NULL, or a stdio value not
+ *             in enum weft_stdio
+ *   -EPERM    not called from a task
+ *   -ENOMEM   no memory for the handle
+ *   -EMFILE, -ENFILE  no descriptor for a pipe or the pidfd
+ *   -ENOSYS   the kernel has no pidfd_open (before Linux 5.3)
+ *   other     the errors of posix_spawn, so of execve and of opening
+ *             /dev/null or changing to cwd: -ENOENT (no such file, or no
+ *             such cwd), -EACCES, -ENOEXEC, -E2BIG, -ENOTDIR, ...
+ */
+WEFT_API int weft_process_spawn(weft_process_t **out, const char *file,
+                                char *const argv[],
+                                const weft_process_opts_t *opts);
+
+/* The child's process id, or -EINVAL (p NULL). Never suspends. */
+WEFT_API int weft_process_pid(const weft_process_t *p);
+
+/*
+ * The parent's end of the pipe to the child's stream (0: stdin, for
+ * writing; 1: stdout, 2: stderr, for reading). Never suspends. Returns
+ * the fd, or -EINVAL (p NULL, stream not 0, 1 or 2), -EBADF (that stream
+ * is not a pipe).
+ */
+WEFT_API int weft_process_fd(const weft_process_t *p, int stream);
+
+/*
+ * Waits until the child has ended or the deadline passes, and reaps it.
+ * Returns its wait status (>= 0), which the macros of <sys/wait.h> read:
+ * WIFEXITED and WEXITSTATUS, or WIFSIGNALED and WTERMSIG (and WCOREDUMP).
+ * Once the child is reaped every later call returns that status at once;
+ * several tasks may wait at the same time. A wait that is cancelled or
+ * times out leaves the child running and the handle as it was: wait again,
+ * kill it, or close the handle (which kills it).
+ * Suspends. Called from a task. Returns the status, or:
+ *   -ETIMEDOUT  the deadline (or an enclosing timeout scope) passed first
+ *   -ECANCELED  the task was cancelled while waiting
+ *   -EINVAL     p NULL
+ *   -EPERM      not called from a task
+ *   -ECHILD     the child was reaped by someone else (SIGCHLD ignored,
+ *               or a waitpid(-1, ...) elsewhere)
+ */
+WEFT_API int weft_process_wait(weft_process_t *p, int64_t deadline);
+
+/*
+ * Sends signo to the child (through its pidfd, so never to another
+ * process that reused its id); signo 0 only checks that it can be
+ * signalled. Never suspends; any thread. Returns 0, or:
+ *   -EINVAL  p NULL, or signo not a signal number
+ *   -ESRCH   the child was reaped (by weft_process_wait, or elsewhere);
+ *            one that has ended but is not reaped yet takes the signal
+ *            to no effect, and this returns 0
+ *   -EPERM   the kernel refused (the child changed its credentials)
+ */
+WEFT_API int weft_process_kill(weft_process_t *p, int signo);
+
+/*
+ * Releases the handle. A child still running is killed (SIGKILL): no
+ * child outlives its handle, and none stays a zombie. A child not yet
+ * reaped is reaped: at once if it has ended; else, called from a task, by
+ * a blocking-pool job that waits the short while SIGKILL takes (the pool
+ * runs it before the runtime ends, so no zombie and no descriptor of
+ * weft's outlives weft_run); called from any other thread, on the spot.
+ * This is what to call on every path out, a cancelled wait included:
+ *     ret = weft_process_wait(p, deadline);
+ *     weft_process_close(p);
+ * No other call on p may be in progress or follow, and the pipes stay
+ * open (they are the caller's). Does not suspend. Returns 0, or -EINVAL
+ * (p NULL).
+ */
+WEFT_API int weft_process_close(weft_process_t *p);
+
+/* ---- Unix sockets --------------------------------------------------------- */
+
+/*
+ * Unix-domain stream sockets by path, as asyncio's create_unix_server and
+ * open_unix_connection. A path starting with '@' names a socket in Linux's
+ * abstract namespace (the rest of the string is the name; nothing on disk,
+ * gone with its last descriptor); any other path is a file. The sockets
+ * are non-blocking and close-on-exec, and work with every socket call
+ * (weft_accept, weft_listener_new, weft_recv, ...).
+ */
+
+/*
+ * Binds a stream socket to path and listens on it. As asyncio does, a
+ * socket file left at path (by a server that is gone) is removed first;
+ * any other kind of file there is -EADDRINUSE. flags must be 0. Does not
+ * suspend (bind creates the file on the calling thread); any thread.
+ * Returns the listening fd, or:
+ *   -EINVAL        path NULL, "" or "@", flags not 0, or backlog negative
+ *   -ENAMETOOLONG  path does not fit a sockaddr_un: a file path of 108
+ *                  bytes or more, an abstract one of 109 with the '@'
+ *   -EADDRINUSE    a file that is not a socket is at path, or the abstract
+ *                  name is taken
+ *   other          the errors of socket, unlink, bind and listen (-EACCES,
+ *                  -ENOENT for a missing directory, -EMFILE, ...)
+ */
+WEFT_API int weft_listen_unix(const char *path, int backlog, int flags);
+
+/*
+ * Connects a stream socket to the listener at path (see weft_listen_unix
+ * for '@'). Suspends until connected, the deadline passes or the task is
+ * cancelled. Called from a task. Returns the connected fd, or:
+ *   -EINVAL        path NULL, "" or "@"
+ *   -ENAMETOOLONG  path does not fit (as for weft_listen_unix)
+ *   -ENOENT        no file at path
+ *   -ECONNREFUSED  nothing listens there (a stale file, an unbound name)
+ *   -ETIMEDOUT, -ECANCELED, -EPERM  as for every I/O call
+ *   other          the errors of socket and connect (-EACCES,
+ *                  -ENOTDIR, -EMFILE, ...)
+ */
+WEFT_API int weft_connect_unix(const char *path, int64_t deadline);
+
+/* ---- driving another library's descriptor ------------------------------- */
+
+/*
+ * One step of another library's non-blocking state machine (libpq's
+ * PQconnectPoll or PQconsumeInput, libcurl's multi interface, a TLS
+ * handshake): it does what it can without blocking, stores in *fd the
+ * descriptor it waits on, and returns the events to wait for (POLLIN,
+ * POLLOUT, POLLPRI, POLLRDHUP, as weft_wait_fd takes them), 0 when the
+ * work is done, or a negative errno when it failed.
+ */
+typedef int (*weft_step_fn)(void *arg, int *fd);
+
+/*
+ * Calls step(arg, &fd) until it returns 0 or a negative errno, waiting
+ * after each positive return for fd to be ready for those events, as
+ * weft_wait_fd does (readiness is a hint: the next step may find nothing
+ * to do and ask again). The fd may change between steps (a library that
+ * tries another address). A wait that ends early (deadline, cancel)
+ * leaves the library mid-way; what to do with it is the caller's call
+ * (libpq: PQcancel, or PQfinish). For libpq's query results:
+ *     static int result_step(void *arg, int *fd)
+ *     {
+ *         PGconn *c = arg;
+ *         int unsent = PQflush(c);
+ *
+ *         *fd = PQsocket(c);
+ *         if (unsent < 0 || !PQconsumeInput(c))
+ *             return -EIO;
+ *         return unsent ? POLLIN | POLLOUT : PQisBusy(c) ? POLLIN : 0;
+ *     }
+ *     ret = PQsendQuery(c, sql) ? weft_drive_fd(result_step, c, deadline)
+ *                               : -EIO;
+ * Suspends when step asks to wait. Called from a task. Returns 0, step's
+ * negative errno, or one of weft_wait_fd's: -EINVAL (step NULL, or events
+ * weft_wait_fd refuses), -EBADF (fd negative or not open), -ETIMEDOUT,
+ * -ECANCELED, -EPERM.
+ */
+WEFT_API int weft_drive_fd(weft_step_fn step, void *arg, int64_t deadline);
 
 #ifdef __cplusplus
 }

@@ -104,3 +104,17 @@ int weft_wait_fd(int fd, unsigned events, int64_t deadline)
         return -EINVAL;
     return weft__io_run(&op, deadline, WEFT__WHERE);
 }
+
+/* The loop every "drive another library's fd" needs, written once: the
+ * library's step decides what to wait for, weft_wait_fd waits for it. */
+int weft_drive_fd(weft_step_fn step, void *arg, int64_t deadline)
+{
+    int fd = -1, events, ret;
+
+    if (!step)
+        return -EINVAL;
+    while ((events = step(arg, &fd)) > 0)
+        if ((ret = weft_wait_fd(fd, (unsigned)events, deadline)) < 0)
+            return ret;
+    return events;
+}

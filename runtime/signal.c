@@ -13,9 +13,15 @@
  * blocks all asynchronous signals (weft__signal_create_thread), so the
  * handler runs on a user thread, typically the one waiting in weft_run. It
  * is async-signal-safe: it bumps the signal's count and writes the eventfd.
- * The signal thread reads the eventfd and wakes the tasks waiting for each
- * signal whose count moved, through the shared wait lists (wait.h);
+ * The signal thread reads the eventfd and wakes the tasks waiting for a
+ * signal whose count moved, through the shared wait list (wait.h);
  * weft__task_wake takes locks, so it cannot run in the handler itself.
+ * One list holds every waiting task, each node's payload the set of
+ * signals it waits for (weft_signal_wait is the set of one): a delivery
+ * walks it and hands each node whose set holds a signal that came the
+ * lowest such signal. Signals are rare and so are their waiters, so the
+ * walk costs nothing that matters, and a task waiting for a set sits in
+ * one list, so it has one fate under one lock (wait.h's hand-off).
  *
  * Rejected: sigwaitinfo or signalfd in the signal thread. Both see only a
  * signal that every thread of the process blocks, and weft cannot block
@@ -71,9 +77,10 @@ static pthread_t thread;               /* under life */
 static int efd = -1;                   /* under life */
 static struct sigaction saved[NSIG];   /* under life */
 
-/* The waiting tasks, per signal (zeroed: empty lists). */
+/* The waiting tasks; each node's item is its uint64_t set of signals
+ * (bit signo-1). Zeroed: empty. */
 static struct weft__spin lock;
-static struct weft__waitq waiters[NSIG]; /* under lock */
+static struct weft__waitq waiters; /* under lock */
 
 /* The signal thread only (set before it starts). */
 static uint64_t seen[NSIG];
@@ -224,19 +231,38 @@ static bool is_waitable(int signo)
 
 /* ---- the signal thread --------------------------------------------------- */
 
-static void fire(int signo)
+static uint64_t set_of(const struct weft__waiter *w)
 {
-    struct weft__waiter *chain;
+    return *(const uint64_t *)w->item;
+}
+
+/* Hands every waiter whose set meets fired the lowest signal of the two.
+ * The chain goes through `next`, which the removal leaves free. */
+static void fire(uint64_t fired)
+{
+    struct weft__waiter *chain = NULL, *w, *next;
 
     weft__spin_lock(&lock);
-    chain = weft__waitq_pop_all(&waiters[signo]);
+    for (w = waiters.head; w; w = next) {
+        next = w->next;
+        if (set_of(w) & fired) {
+            weft__waitq_remove(&waiters, w);
+            w->next = chain;
+            chain = w;
+        }
+    }
     weft__spin_unlock(&lock);
-    weft__waiter_release_all(chain, 0);
+    for (w = chain; w; w = next) {
+        next = w->next;
+        /* The set lives on the waiter's stack until the release. */
+        weft__waiter_release(w, __builtin_ctzll(set_of(w) & fired) + 1);
+    }
 }
 
 static void deliver(void)
 {
     uint64_t mask = atomic_load_explicit(&caught, memory_order_relaxed);
+    uint64_t fired = 0;
 
     for (int signo = 1; signo < NSIG && signo <= 64; signo++) {
         uint64_t h;
@@ -247,9 +273,11 @@ static void deliver(void)
         h = atomic_load_explicit(&hits[signo], memory_order_acquire);
         if (h != seen[signo]) {
             seen[signo] = h;
-            fire(signo);
+            fired |= bit(signo);
         }
     }
+    if (fired)
+        fire(fired);
 }
 
 static void *signal_main(void *arg)
@@ -371,34 +399,66 @@ void weft__signal_release(struct runtime *rt)
 
 unsigned weft__signal_waiters(int signo)
 {
-    size_t n;
+    unsigned n = 0;
 
     if (!is_waitable(signo))
         return 0;
     weft__spin_lock(&lock);
-    n = waiters[signo].n;
+    for (struct weft__waiter *w = waiters.head; w; w = w->next)
+        n += (set_of(w) & bit(signo)) != 0;
     weft__spin_unlock(&lock);
-    return (unsigned)n;
+    return n;
 }
 
 /* ---- weft_signal_wait ---------------------------------------------------- */
 
-int weft_signal_wait(int signo, int64_t deadline)
+/* Waits for any signal of set (bits signo-1, every one waitable); returns
+ * the one that came, or an error. */
+static int wait_set(uint64_t set, int64_t deadline, const void *where)
 {
     struct weft_task *t = weft__task_current();
     struct weft__waiter w;
+    int ret = 0;
+
+    for (int signo = 1; signo <= 64 && !ret; signo++)
+        if (set & bit(signo))
+            ret = watch(t->rt, signo);
+    if (ret)
+        return ret;
+    weft__waiter_init(&w, t, &set);
+    weft__spin_lock(&lock);
+    return weft__wait(&lock, &waiters, &w, weft__wait_deadline(t, deadline),
+                      WHY_SIGNAL, where);
+}
+
+int weft_signal_wait(int signo, int64_t deadline)
+{
     int ret;
 
-    if (!t)
+    if (!weft__task_current())
         return -EPERM;
     if (!is_waitable(signo))
         return -EINVAL;
-    ret = watch(t->rt, signo);
-    if (ret)
-        return ret;
-    weft__waiter_init(&w, t, NULL);
-    weft__spin_lock(&lock);
-    return weft__wait(&lock, &waiters[signo], &w,
-                      weft__wait_deadline(t, deadline), WHY_SIGNAL,
-                      WEFT__WHERE);
+    ret = wait_set(bit(signo), deadline, WEFT__WHERE);
+    return ret > 0 ? 0 : ret;
+}
+
+int weft_signal_wait_set(const sigset_t *set, int64_t deadline)
+{
+    uint64_t mask = 0;
+
+    if (!weft__task_current())
+        return -EPERM;
+    if (!set)
+        return -EINVAL;
+    for (int signo = 1; signo < NSIG; signo++) {
+        if (sigismember(set, signo) != 1)
+            continue;
+        if (!is_waitable(signo))
+            return -EINVAL;
+        mask |= bit(signo);
+    }
+    if (!mask)
+        return -EINVAL;
+    return wait_set(mask, deadline, WEFT__WHERE);
 }

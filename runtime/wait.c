@@ -44,6 +44,11 @@ static void unlink_waiter(struct weft__waitq *q, struct weft__waiter *w)
     w->queued = false;
 }
 
+void weft__waitq_remove(struct weft__waitq *q, struct weft__waiter *w)
+{
+    unlink_waiter(q, w);
+}
+
 struct weft__waiter *weft__waitq_pop(struct weft__waitq *q)
 {
     struct weft__waiter *w = q->head;

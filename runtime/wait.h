@@ -84,6 +84,11 @@ void weft__waitq_push(struct weft__waitq *q, struct weft__waiter *w);
  * caller must weft__waiter_release() it after unlocking. */
 struct weft__waiter *weft__waitq_pop(struct weft__waitq *q);
 
+/* Under the lock: takes w, which is queued in q, out of it, for a hander
+ * that picks its waiters by their payload rather than by age. The caller
+ * must weft__waiter_release() it after unlocking. */
+void weft__waitq_remove(struct weft__waitq *q, struct weft__waiter *w);
+
 /* Under the lock: empties q and returns its nodes as a chain through
  * `next`, for weft__waiter_release_all() after unlocking. */
 struct weft__waiter *weft__waitq_pop_all(struct weft__waitq *q);

@@ -133,3 +133,107 @@ Test(signal, dispositions_mask_fds_and_threads_are_restored, .timeout = 10)
     cr_assert_eq(t_fds(), fds);
     cr_assert_eq(t_threads(), threads);
 }
+
+/* ---- sets of signals ----------------------------------------------------- */
+
+static int wait_int_or_term(void *arg)
+{
+    sigset_t set;
+
+    (void)arg;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    return weft_signal_wait_set(&set, WEFT_NO_DEADLINE);
+}
+
+static int wait_usr1_or_usr2(void *arg)
+{
+    sigset_t set;
+
+    (void)arg;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    sigaddset(&set, SIGUSR2);
+    return weft_signal_wait_set(&set, WEFT_NO_DEADLINE);
+}
+
+static int sets_of_two(void *arg)
+{
+    weft_task_t *either, *term, *usr;
+
+    (void)arg;
+    cr_assert_eq(weft_spawn(&either, wait_int_or_term, NULL), 0);
+    cr_assert_eq(weft_spawn(&term, wait_signal, (void *)(intptr_t)SIGTERM),
+                 0);
+    cr_assert_eq(weft_spawn(&usr, wait_usr1_or_usr2, NULL), 0);
+    while (weft__signal_waiters(SIGTERM) < 2 ||
+           weft__signal_waiters(SIGUSR2) < 1)
+        weft_sleep_ms(1);
+    cr_assert_eq(weft__signal_waiters(SIGINT), 1);
+    /* SIGTERM wakes the set that holds it and the single wait for it... */
+    cr_assert_eq(kill(getpid(), SIGTERM), 0);
+    cr_assert_eq(weft_join(either), SIGTERM);
+    cr_assert_eq(weft_join(term), 0);
+    cr_assert_eq(weft__signal_waiters(SIGINT), 0);
+    cr_assert_eq(weft__signal_waiters(SIGTERM), 0);
+    /* ...and not the set without it, which the second of its signals
+     * wakes. */
+    cr_assert_eq(weft__signal_waiters(SIGUSR1), 1);
+    cr_assert_eq(kill(getpid(), SIGUSR2), 0);
+    cr_assert_eq(weft_join(usr), SIGUSR2);
+    cr_assert_eq(weft__signal_waiters(SIGUSR1), 0);
+    /* The first signal of the set works too. */
+    cr_assert_eq(weft_spawn(&either, wait_int_or_term, NULL), 0);
+    while (weft__signal_waiters(SIGINT) < 1)
+        weft_sleep_ms(1);
+    cr_assert_eq(kill(getpid(), SIGINT), 0);
+    cr_assert_eq(weft_join(either), SIGINT);
+    return 0;
+}
+
+Test(signal, a_set_of_two_returns_the_one_that_came, .timeout = 10)
+{
+    t_run(sets_of_two, NULL);
+}
+
+static int set_errors(void *arg)
+{
+    sigset_t set;
+    weft_task_t *t;
+
+    (void)arg;
+    cr_assert_eq(weft_signal_wait_set(NULL, 0), -EINVAL);
+    sigemptyset(&set);
+    cr_assert_eq(weft_signal_wait_set(&set, 0), -EINVAL);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGKILL);
+    cr_assert_eq(weft_signal_wait_set(&set, 0), -EINVAL);
+    sigfillset(&set);
+    cr_assert_eq(weft_signal_wait_set(&set, 0), -EINVAL);
+    sigemptyset(&set);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGUSR1);
+    cr_assert_eq(weft_signal_wait_set(&set, weft_now_ns() + 2000000),
+                 -ETIMEDOUT);
+    cr_assert_eq(weft__signal_waiters(SIGHUP), 0);
+    /* A cancelled set wait leaves no waiter behind for either signal. */
+    cr_assert_eq(weft_spawn(&t, wait_usr1_or_usr2, NULL), 0);
+    while (weft__signal_waiters(SIGUSR2) < 1)
+        weft_sleep_ms(1);
+    cr_assert_eq(weft_cancel(t), 0);
+    cr_assert_eq(weft_join(t), -ECANCELED);
+    cr_assert_eq(weft__signal_waiters(SIGUSR1), 0);
+    cr_assert_eq(weft__signal_waiters(SIGUSR2), 0);
+    return 0;
+}
+
+Test(signal, set_deadline_cancel_and_bad_sets, .timeout = 10)
+{
+    sigset_t set;
+
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    cr_assert_eq(weft_signal_wait_set(&set, 0), -EPERM);
+    t_run(set_errors, NULL);
+}
