@@ -78,7 +78,7 @@
  * nor the backend (puts and I/O enter first), so while stalled is set the
  * rescuer alone drives them. Where membarrier is refused (an old kernel, a
  * seccomp filter), the owner's barrier is a real fence instead
- * (weft__light_fence_only false). What the owner did before its last leave
+ * (w->light_fence false). What the owner did before its last leave
  * is visible to the rescuer through the release/acquire pair on beat; what
  * the rescuer did, to the owner through handoff.
  *
@@ -655,7 +655,7 @@ void weft__worker_reclaim(struct worker *w)
     weft__spin_unlock(&w->handoff);
 }
 
-/* The signal handler of a kick (weft__worker_kick): on the owner's thread,
+/* The signal handler of a kick (kick() below): on the owner's thread,
  * whatever it runs, it only has the backend enter the kernel; it reads no
  * state but the worker's fixed fields and the request counter. */
 static void on_kick(int signo)
@@ -718,8 +718,11 @@ bool weft__worker_stalls_init(void)
 }
 
 /* Makes w's thread enter its backend (the driver's kicked()) and waits for
- * it, up to KICK_WAIT_NS: a thread blocked where signals wait (under some
- * sanitizers) is served at the next pass instead. */
+ * it, up to KICK_WAIT_NS: a thread that has not run the handler by then is
+ * served at the next pass. A request left outstanding may still be run
+ * later, once the owner is back: an extra kernel entry for its own ring,
+ * which submits only SQEs it had published and posts only completions it
+ * would reap anyway. */
 #define KICK_WAIT_NS (2 * WEFT__NS_PER_MS)
 
 static bool kick(void *arg)

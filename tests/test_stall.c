@@ -524,3 +524,21 @@ Test(stall, detection_off_starts_no_monitor, .timeout = 60)
     cfg.stall_ms = 60001;
     cr_assert_eq(weft_run_with(&cfg, off_main, NULL), -EINVAL);
 }
+
+/* ---- an idle runtime --------------------------------------------------------------- */
+
+Test(stall, the_monitor_sleeps_while_every_worker_is_parked, .timeout = 60)
+{
+    weft_runtime_t *h;
+    struct runtime *rt;
+
+    cr_assert_eq(weft_runtime_new(NULL, &h), 0);
+    rt = weft__runtime_of(h);
+    cr_assert(rt->monitor.started);
+    /* No task: the workers park, and the monitor stops ticking until one
+     * of them wakes. */
+    while (!atomic_load(&rt->monitor.sleeping))
+        usleep(1000);
+    cr_assert_eq(weft_runtime_block_on(h, returns_seven, NULL), 7);
+    cr_assert_eq(weft_runtime_free(h), 0);
+}
