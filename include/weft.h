@@ -958,6 +958,147 @@ WEFT_API ssize_t weft_read_exact(int fd, void *buf, size_t len,
 WEFT_API ssize_t weft_write_all(int fd, const void *buf, size_t len,
                                 int64_t deadline);
 
+/* ---- streams ---------------------------------------------------------------
+ *
+ * asyncio's StreamReader and StreamWriter (Tokio's BufReader and BufWriter)
+ * over one fd: a socket, a pipe, any fd the I/O calls above take. A stream
+ * owns its fd from weft_stream_new to weft_stream_close.
+ *
+ * Reads come from a buffer the stream fills from the fd; a read that finds
+ * its bytes buffered returns them without entering the kernel. Writes are
+ * copied into a buffer that is sent when full and by weft_stream_flush, so
+ * a reply written in several pieces leaves in one send. TLS (below) is a
+ * layer of the same stream.
+ *
+ * Every call that may wait takes an absolute deadline and is cancel-safe:
+ * bytes the stream has received stay buffered when a call is cancelled or
+ * times out, and the next call returns them; bytes buffered for writing
+ * stay buffered until a flush sends them. One task may read while another
+ * writes (on any workers), but two tasks must not read (or write) at once.
+ *
+ * Every call that may suspend is called from a task and returns the errors
+ * of the I/O calls above besides its own: -ECANCELED, -ETIMEDOUT (nothing
+ * lost, see above), -EPERM outside a task, and those of recv/send (or
+ * read/write on fds that are not sockets): -ECONNRESET, -EPIPE, ...
+ * A stream argument that is NULL is -EINVAL in every call.
+ */
+typedef struct weft_stream weft_stream_t;
+
+/*
+ * Wraps fd (a socket, pipe or other fd; weft_connect_tcp's, an accepted
+ * one) in a new stream, which owns fd from then on. Allocates nothing
+ * else until the first read or write (16 KiB per direction then). Does not
+ * suspend. Returns 0, or -EINVAL (out NULL), -EBADF (fd negative or not
+ * open), -ENOMEM.
+ */
+WEFT_API int weft_stream_new(weft_stream_t **out, int fd);
+
+/* The stream's fd, for socket options and getpeername (do not read, write
+ * or close it). -EINVAL if s is NULL. */
+WEFT_API int weft_stream_fd(const weft_stream_t *s);
+
+/* Bytes received and not yet read: what the next read can return without
+ * waiting. Does not suspend. -EINVAL if s is NULL. */
+WEFT_API ssize_t weft_stream_buffered(const weft_stream_t *s);
+
+/*
+ * asyncio's read(n): returns up to len bytes, those buffered if any, else
+ * waits for one read of the fd (a len of 16 KiB or more into an empty
+ * buffer reads into buf directly). Returns the count (> 0; 0 at end of
+ * stream, or for len 0), -EFAULT (buf NULL with len > 0), -EINVAL (len
+ * above SSIZE_MAX), or an error of the fd.
+ */
+WEFT_API ssize_t weft_stream_read(weft_stream_t *s, void *buf, size_t len,
+                                  int64_t deadline);
+
+/*
+ * asyncio's readexactly(n): reads until len bytes arrived or the stream
+ * ended. Returns len, fewer only at end of stream (they are all there
+ * was), or -EFAULT (buf NULL with len > 0), -EINVAL (len above SSIZE_MAX),
+ * or an error of the fd, -ECANCELED or -ETIMEDOUT: then the bytes this
+ * call read stay buffered for the next call, and buf's content is
+ * unspecified; -ENOMEM if they could not be kept (they are lost).
+ */
+WEFT_API ssize_t weft_stream_read_exact(weft_stream_t *s, void *buf,
+                                        size_t len, int64_t deadline);
+
+/*
+ * asyncio's readuntil(separator) with a limit: reads up to and including
+ * the first occurrence of the dlen bytes at delim, at most len bytes in
+ * all, into buf (not NUL-terminated). The stream buffers no more than
+ * about len bytes while it looks, whatever the peer sends. Returns:
+ *   > 0          the count, delimiter included, or at end of stream the
+ *                bytes that came before it without a delimiter
+ *   0            end of stream, nothing buffered
+ *   -EMSGSIZE    the delimiter does not end within len bytes; nothing is
+ *                consumed (read what is buffered with weft_stream_read,
+ *                or give up on the peer)
+ *   -EINVAL      delim NULL, dlen 0, len below dlen or above SSIZE_MAX
+ *   -EFAULT      buf NULL
+ *   -ENOMEM      no memory to grow the buffer
+ *   or an error of the fd, -ECANCELED, -ETIMEDOUT (nothing consumed)
+ */
+WEFT_API ssize_t weft_stream_read_until(weft_stream_t *s, const void *delim,
+                                        size_t dlen, void *buf, size_t len,
+                                        int64_t deadline);
+
+/* asyncio's readline(): weft_stream_read_until with delimiter "\n".
+ * Same returns. */
+WEFT_API ssize_t weft_stream_read_line(weft_stream_t *s, void *buf,
+                                       size_t len, int64_t deadline);
+
+/*
+ * Copies up to len buffered bytes into buf without consuming them; with
+ * nothing buffered, first waits for one read of the fd. Returns the count
+ * (0 at end of stream, or for len 0), -EFAULT (buf NULL with len > 0),
+ * -EINVAL (len above SSIZE_MAX), -ENOMEM, or an error of the fd.
+ */
+WEFT_API ssize_t weft_stream_peek(weft_stream_t *s, void *buf, size_t len,
+                                  int64_t deadline);
+
+/*
+ * asyncio's write(): copies len bytes of buf into the write buffer (which
+ * is sent when full; 16 KiB or more with an empty buffer go out from buf
+ * directly), so buf may be reused at once. Suspends only while the buffer
+ * is sent. Returns len, or -EFAULT (buf NULL with len > 0), -EINVAL (len
+ * above SSIZE_MAX), -EPIPE (after weft_stream_shutdown), -ENOMEM, or an
+ * error of the fd, -ECANCELED, -ETIMEDOUT: then a prefix of buf may have
+ * been sent or buffered, while bytes of earlier writes not sent stay
+ * buffered.
+ */
+WEFT_API ssize_t weft_stream_write(weft_stream_t *s, const void *buf,
+                                   size_t len, int64_t deadline);
+
+/* Gather write: weft_stream_write of each iovec in turn, as one call.
+ * Returns the total, or as weft_stream_write, and -EINVAL (iovcnt
+ * negative, or a total above SSIZE_MAX), -EFAULT (iov NULL with iovcnt >
+ * 0, or an iovec with a NULL base and a length), before writing any. */
+WEFT_API ssize_t weft_stream_writev(weft_stream_t *s, const struct iovec *iov,
+                                    int iovcnt, int64_t deadline);
+
+/*
+ * asyncio's drain(): sends everything buffered for writing. Returns 0, or
+ * an error of the fd, -ECANCELED, -ETIMEDOUT: what was not sent stays
+ * buffered, and another flush resumes it.
+ */
+WEFT_API int weft_stream_flush(weft_stream_t *s, int64_t deadline);
+
+/*
+ * asyncio's write_eof(): flushes, then ends the sending direction
+ * (shutdown(SHUT_WR); on TLS, a close_notify first) while reading goes on.
+ * Writes after it return -EPIPE; a second call returns 0. Returns 0, or
+ * -ENOTSOCK (not a socket), or as weft_stream_flush.
+ */
+WEFT_API int weft_stream_shutdown(weft_stream_t *s, int64_t deadline);
+
+/*
+ * Closes the fd (as weft_close) and frees s; bytes still buffered for
+ * writing are dropped (flush or shut down first). Called from a task once
+ * no other call on s is in progress. Returns the result of closing the
+ * fd: 0, -EIO; or -EPERM outside a task (nothing done).
+ */
+WEFT_API int weft_stream_close(weft_stream_t *s);
+
 /* ---- runtime handle and foreign threads --------------------------------- */
 
 /*
