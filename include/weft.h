@@ -1099,6 +1099,55 @@ WEFT_API int weft_stream_shutdown(weft_stream_t *s, int64_t deadline);
  */
 WEFT_API int weft_stream_close(weft_stream_t *s);
 
+/*
+ * asyncio's open_connection: resolves host (a name on the blocking pool,
+ * as weft_connect_tcp), connects to the first of its addresses that
+ * accepts, with TCP_NODELAY set, and wraps the socket in a new stream.
+ * The deadline bounds the whole call, the name lookup included (a lookup
+ * already running on a pool thread is left to finish there).
+ * Called from a task. Returns 0, or -EINVAL (out or host NULL), or the
+ * errors of weft_connect_tcp (-ENOENT no such host, -ECONNREFUSED,
+ * -ETIMEDOUT, -ECANCELED, ...), -ENOMEM.
+ */
+WEFT_API int weft_open_connection(weft_stream_t **out, const char *host,
+                                  uint16_t port, int64_t deadline);
+
+/*
+ * asyncio's start_server: a listening socket and a task per connection.
+ * Each connection's task runs fn(stream, arg) on the accepted connection
+ * (TCP_NODELAY set), and closes the stream when fn returns (fn must not
+ * close it; its return value is ignored). fn runs in parallel with other
+ * connections, on any worker.
+ */
+typedef struct weft_server weft_server_t;
+typedef int (*weft_conn_fn_t)(weft_stream_t *s, void *arg);
+
+/*
+ * Listens on host:port as weft_listen does (host NULL: every address; port
+ * 0: an ephemeral one, see weft_server_port) and starts accepting.
+ * Suspends only to resolve a name. Called from a task. Returns 0, or
+ * -EINVAL (out or fn NULL), -ENOMEM, or an error of weft_listen
+ * (-EADDRINUSE, -ENOENT, ...).
+ */
+WEFT_API int weft_start_server(weft_server_t **out, const char *host,
+                               uint16_t port, weft_conn_fn_t fn, void *arg);
+
+/* The port the server listens on. Does not suspend. -EINVAL if srv is
+ * NULL. */
+WEFT_API int weft_server_port(const weft_server_t *srv);
+
+/*
+ * Stops srv gracefully and frees it: stops accepting (the listening socket
+ * is closed), waits until deadline for the connections' tasks to return,
+ * then cancels those still running and waits for them to end. Waits for
+ * all that even if the caller is cancelled meanwhile (the cancellation
+ * stays pending; connections are then cancelled at once). Called from a
+ * task, once. Returns the number of connections that were cancelled (0:
+ * all ended by themselves), or -EINVAL (srv NULL), -EPERM (outside a
+ * task; nothing done).
+ */
+WEFT_API int weft_server_stop(weft_server_t *srv, int64_t deadline);
+
 /* ---- runtime handle and foreign threads --------------------------------- */
 
 /*

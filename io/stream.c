@@ -276,7 +276,7 @@ ssize_t weft_stream_read_until(weft_stream_t *s, const void *delim,
         return -EINVAL;
     for (;;) {
         avail = s->rend - s->rpos;
-        at = s->rbuf + s->rpos;
+        at = avail ? s->rbuf + s->rpos : NULL;
         hit = avail >= dlen ? memmem(at + from, avail - from, delim, dlen)
                             : NULL;
         if (hit) {
