@@ -76,7 +76,7 @@ static int get(void *arg)
     if (sscanf(arg, "http://%255[^:/]:%d%1023s", host, &port, path) < 2 &&
         sscanf(arg, "http://%255[^/]%1023s", host, path) < 1)
         return -EINVAL;
-    if ((ret = weft_open_connection(&s, host, (uint16_t)port, deadline)) < 0)
+    if ((ret = weft_open_connection(&s, host, (uint16_t)port, NULL, deadline)) < 0)
         return ret;
     n = snprintf(line, sizeof(line), "GET %s HTTP/1.1\r\nHost: %s\r\n"
                  "Connection: close\r\n\r\n", path, host);
@@ -119,7 +119,7 @@ static int main_task(void *arg)
     for (; urls[n] && n < 64; n++)
         list[n] = urls[n];
     if (n == 0) {
-        int ret = weft_start_server(&srv, "127.0.0.1", 0, serve, NULL);
+        int ret = weft_start_server(&srv, "127.0.0.1", 0, NULL, serve, NULL);
 
         if (ret < 0)
             return ret;

@@ -1100,17 +1100,135 @@ WEFT_API int weft_stream_shutdown(weft_stream_t *s, int64_t deadline);
 WEFT_API int weft_stream_close(weft_stream_t *s);
 
 /*
+ * TLS (OpenSSL) as a layer of a stream: after weft_stream_start_tls, the
+ * stream's reads and writes carry TLS records, with the same calls,
+ * deadlines and cancel safety. The socket is never put in blocking mode
+ * and no TLS call blocks a worker. Failures say why twice: an errno that
+ * a program can act on, and a sentence for people (weft_stream_tls_error):
+ *   -EKEYREJECTED  the peer's certificate did not verify (untrusted issuer,
+ *                  wrong host name, expired, ...): the reason names which
+ *   -EPROTO        another TLS failure: an alert from the peer (it
+ *                  rejected our certificate, no protocol in common), a
+ *                  malformed record
+ *   -ECONNRESET    the peer closed the connection in a handshake, or
+ *                  without a TLS close_notify (the data may be truncated)
+ *
+ * A weft_tls_t holds the settings many connections share (an SSL_CTX):
+ * make one at start-up, set it up, then use it from any number of tasks at
+ * once. Its setup calls read files and block for that long; they do not
+ * suspend and may be called from any thread.
+ */
+typedef struct weft_tls weft_tls_t;
+
+/* weft_tls_new modes. */
+#define WEFT_TLS_CLIENT 0
+#define WEFT_TLS_SERVER 1
+
+/*
+ * New TLS settings for clients or servers (TLS 1.2 and later). A client
+ * verifies the server's certificate against the system's trusted
+ * certificates (Debian: /etc/ssl/certs) and the host name given to
+ * weft_stream_start_tls; a server needs weft_tls_set_cert. Returns 0, or
+ * -EINVAL (out NULL, mode not one of the two), -ENOMEM, or an error of
+ * loading the system's store (weft_tls_error says which).
+ */
+WEFT_API int weft_tls_new(weft_tls_t **out, int mode);
+
+/*
+ * Drops the caller's hold on tls; it is freed once the streams using it
+ * are closed as well. Returns 0 or -EINVAL (NULL).
+ */
+WEFT_API int weft_tls_free(weft_tls_t *tls);
+
+/*
+ * The certificate chain (PEM, leaf first) and private key (PEM) to show
+ * peers: needed by a server, optional for a client. Returns 0, or -EINVAL
+ * (an argument NULL, a file that is not PEM, a key that does not match),
+ * -ENOENT (no such file), -EACCES, or another errno of opening the files;
+ * weft_tls_error says which.
+ */
+WEFT_API int weft_tls_set_cert(weft_tls_t *tls, const char *cert_file,
+                               const char *key_file);
+
+/*
+ * Trusts the certificates in ca_file (PEM) as well as the system's. Returns
+ * 0, or -EINVAL (an argument NULL, not PEM), -ENOENT, or another errno of
+ * opening the file; weft_tls_error says which.
+ */
+WEFT_API int weft_tls_set_ca(weft_tls_t *tls, const char *ca_file);
+
+/*
+ * Whether to verify the peer's certificate: on by default for clients
+ * (false is for tests against self-signed servers: it accepts anyone);
+ * on a server, true asks every client for a certificate and refuses those
+ * without a valid one. Returns 0 or -EINVAL (tls NULL).
+ */
+WEFT_API int weft_tls_set_verify(weft_tls_t *tls, bool verify);
+
+/*
+ * ALPN: protocols is a comma-separated list in order of preference
+ * ("h2,http/1.1"). A client offers them; a server picks the first of its
+ * own that the client offers, and fails a handshake with none in common.
+ * Returns 0, or -EINVAL (an argument NULL, an empty list or name, a name
+ * above 255 bytes, all names above 255 bytes together), -ENOMEM.
+ */
+WEFT_API int weft_tls_set_alpn(weft_tls_t *tls, const char *protocols);
+
+/* Why the last failed setup call on tls failed ("" if none did). */
+WEFT_API const char *weft_tls_error(const weft_tls_t *tls);
+
+/*
+ * asyncio's start_tls: runs a TLS handshake on s (a connected socket; a
+ * client with tls of WEFT_TLS_CLIENT, a server with WEFT_TLS_SERVER),
+ * after flushing what was written before, and makes every later read and
+ * write on s go through TLS. server_name (clients only; NULL on servers)
+ * is sent as SNI and is the name, or IP address, the certificate must be
+ * valid for; NULL only when verification is off.
+ * Suspends for the handshake. Called from a task. Returns 0, or:
+ *   -EINVAL        s or tls NULL, or a client that verifies without a
+ *                  server_name
+ *   -EBUSY         s is TLS already, or bytes received before the call are
+ *                  still unread (the protocol above is out of step)
+ *   -ENOTSOCK      s is not on a socket
+ *   -EKEYREJECTED, -EPROTO, -ECONNRESET  as above (weft_stream_tls_error
+ *                  says why)
+ *   -ETIMEDOUT, -ECANCELED, -ENOMEM, or an error of the socket
+ * After a failure s can only be closed: its reads, and its writes once
+ * they reach the socket (flush), return -ENOTCONN.
+ */
+WEFT_API int weft_stream_start_tls(weft_stream_t *s, weft_tls_t *tls,
+                                   const char *server_name, int64_t deadline);
+
+/* Why the last failed call on TLS stream s failed, as a sentence ("" if
+ * none did, or s is not TLS), such as "certificate verify failed:
+ * Hostname mismatch". Read it from the task that saw the failure, before
+ * its next call on s. */
+WEFT_API const char *weft_stream_tls_error(const weft_stream_t *s);
+
+/* The protocol ALPN chose on s ("h2"), or NULL (none, not TLS). */
+WEFT_API const char *weft_stream_tls_alpn(const weft_stream_t *s);
+
+/* On a server's TLS stream, the host name the client asked for (SNI), or
+ * NULL (none sent, not TLS). */
+WEFT_API const char *weft_stream_tls_server_name(const weft_stream_t *s);
+
+/*
  * asyncio's open_connection: resolves host (a name on the blocking pool,
  * as weft_connect_tcp), connects to the first of its addresses that
- * accepts, with TCP_NODELAY set, and wraps the socket in a new stream.
- * The deadline bounds the whole call, the name lookup included (a lookup
- * already running on a pool thread is left to finish there).
- * Called from a task. Returns 0, or -EINVAL (out or host NULL), or the
- * errors of weft_connect_tcp (-ENOENT no such host, -ECONNREFUSED,
- * -ETIMEDOUT, -ECANCELED, ...), -ENOMEM.
+ * accepts, with TCP_NODELAY set, and wraps the socket in a new stream;
+ * with tls (a WEFT_TLS_CLIENT; NULL: plain TCP), then runs a TLS handshake
+ * with host as the server name (weft_stream_start_tls). The deadline
+ * bounds the whole call, the name lookup included (a lookup already
+ * running on a pool thread is left to finish there).
+ * Called from a task. Returns 0, or -EINVAL (out or host NULL, tls a
+ * server's), or the errors of weft_connect_tcp (-ENOENT no such host,
+ * -ECONNREFUSED, -ETIMEDOUT, -ECANCELED, ...) and of weft_stream_start_tls
+ * (-EKEYREJECTED, -EPROTO, ...: nothing is left open, so the reason is
+ * lost; connect and start TLS in two calls to read it), -ENOMEM.
  */
 WEFT_API int weft_open_connection(weft_stream_t **out, const char *host,
-                                  uint16_t port, int64_t deadline);
+                                  uint16_t port, weft_tls_t *tls,
+                                  int64_t deadline);
 
 /*
  * asyncio's start_server: a listening socket and a task per connection.
@@ -1124,13 +1242,17 @@ typedef int (*weft_conn_fn_t)(weft_stream_t *s, void *arg);
 
 /*
  * Listens on host:port as weft_listen does (host NULL: every address; port
- * 0: an ephemeral one, see weft_server_port) and starts accepting.
+ * 0: an ephemeral one, see weft_server_port) and starts accepting. With
+ * tls (a WEFT_TLS_SERVER; NULL: plain TCP) each connection's task first
+ * runs the TLS handshake, within 10 seconds, and closes connections whose
+ * handshake fails without calling fn. The server holds tls until stopped.
  * Suspends only to resolve a name. Called from a task. Returns 0, or
- * -EINVAL (out or fn NULL), -ENOMEM, or an error of weft_listen
- * (-EADDRINUSE, -ENOENT, ...).
+ * -EINVAL (out or fn NULL, tls a client's), -ENOMEM, or an error of
+ * weft_listen (-EADDRINUSE, -ENOENT, ...).
  */
 WEFT_API int weft_start_server(weft_server_t **out, const char *host,
-                               uint16_t port, weft_conn_fn_t fn, void *arg);
+                               uint16_t port, weft_tls_t *tls,
+                               weft_conn_fn_t fn, void *arg);
 
 /* The port the server listens on. Does not suspend. -EINVAL if srv is
  * NULL. */

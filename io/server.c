@@ -30,6 +30,9 @@
 #include "stream.h"
 #include "weft.h"
 
+/* How long a connection has to complete its TLS handshake. */
+#define HANDSHAKE_MS 10000
+
 struct conn {
     struct conn *prev, *next; /* in live (doubly linked) or done (next) */
     struct weft_server *srv;
@@ -40,6 +43,7 @@ struct conn {
 struct weft_server {
     weft_listener_t *l;
     weft_task_t *acceptor;
+    weft_tls_t *tls; /* held until the stop; NULL: plain TCP */
     weft_conn_fn_t fn;
     void *arg;
     uint16_t port;
@@ -60,12 +64,12 @@ static void set_nodelay(int fd)
 }
 
 int weft_open_connection(weft_stream_t **out, const char *host,
-                         uint16_t port, int64_t deadline)
+                         uint16_t port, weft_tls_t *tls, int64_t deadline)
 {
     weft_scope_t scope;
     int fd, ret;
 
-    if (!out || !host)
+    if (!out || !host || (tls && weft__tls_is_server(tls)))
         return -EINVAL;
     /* The scope bounds the name lookup by the deadline as well. */
     if ((ret = weft_scope_enter(&scope, deadline)) < 0)
@@ -74,8 +78,14 @@ int weft_open_connection(weft_stream_t **out, const char *host,
     weft_scope_exit(&scope);
     if (fd < 0)
         return fd;
-    if ((ret = weft_stream_new(out, fd)) < 0)
+    if ((ret = weft_stream_new(out, fd)) < 0) {
         weft_close(fd);
+        return ret;
+    }
+    if (tls && (ret = weft_stream_start_tls(*out, tls, host, deadline)) < 0) {
+        weft_stream_close(*out);
+        *out = NULL;
+    }
     return ret;
 }
 
@@ -89,7 +99,10 @@ static int conn_main(void *arg)
 
     set_nodelay(c->fd);
     if (weft_stream_new(&s, c->fd) == 0) {
-        srv->fn(s, srv->arg);
+        if (!srv->tls ||
+            weft_stream_start_tls(s, srv->tls, NULL,
+                                  weft_deadline_in_ms(HANDSHAKE_MS)) == 0)
+            srv->fn(s, srv->arg);
         weft_stream_close(s);
     } else {
         weft_close(c->fd);
@@ -189,12 +202,12 @@ static int local_port(int fd)
 }
 
 int weft_start_server(weft_server_t **out, const char *host, uint16_t port,
-                      weft_conn_fn_t fn, void *arg)
+                      weft_tls_t *tls, weft_conn_fn_t fn, void *arg)
 {
     struct weft_server *srv;
     int fd, ret;
 
-    if (!out || !fn)
+    if (!out || !fn || (tls && !weft__tls_is_server(tls)))
         return -EINVAL;
     if (!(srv = weft__zalloc(sizeof(*srv))))
         return -ENOMEM;
@@ -216,6 +229,8 @@ int weft_start_server(weft_server_t **out, const char *host, uint16_t port,
     }
     if ((ret = weft_spawn(&srv->acceptor, accept_loop, srv)) < 0)
         goto out_close;
+    if ((srv->tls = tls))
+        weft__tls_hold(tls);
     *out = srv;
     return 0;
 
@@ -283,6 +298,8 @@ int weft_server_stop(weft_server_t *srv, int64_t deadline)
         join_live(srv);
     }
     reap(srv);
+    if (srv->tls)
+        weft_tls_free(srv->tls);
     weft_waitgroup_destroy(&srv->conns);
     weft__free(srv, sizeof(*srv));
     /* The stop is complete; a cancellation of the caller that cut its

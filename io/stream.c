@@ -329,7 +329,9 @@ static int put(struct weft_stream *s, const char *p, size_t len,
     size_t c;
 
     while (len) {
-        if (s->wlen == 0 && len >= STREAM_BUF) {
+        /* Not on TLS: a write OpenSSL must retry needs the same bytes,
+         * which the caller's buffer may no longer hold after a cancel. */
+        if (s->wlen == 0 && len >= STREAM_BUF && !s->tls) {
             if ((n = s->tp->send(s, p, len, deadline)) < 0)
                 return (int)n;
             p += n;

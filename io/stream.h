@@ -49,6 +49,12 @@ struct weft_stream {
     bool wshut; /* weft_stream_shutdown ended the sending direction */
 };
 
+/* tls.c: a hold on tls that keeps it alive until weft_tls_free drops it
+ * (a server's, while it runs), and whether it is a server's. */
+struct weft_tls;
+void weft__tls_hold(struct weft_tls *tls);
+bool weft__tls_is_server(const struct weft_tls *tls);
+
 /* The transport of plain streams (stream.c). */
 extern const struct weft__stream_transport weft__stream_plain;
 
