@@ -998,7 +998,8 @@ WEFT_API int weft_stream_new(weft_stream_t **out, int fd);
 WEFT_API int weft_stream_fd(const weft_stream_t *s);
 
 /* Bytes received and not yet read: what the next read can return without
- * waiting. Does not suspend. -EINVAL if s is NULL. */
+ * waiting (on TLS, those decrypted so far). Does not suspend. -EINVAL if s
+ * is NULL. */
 WEFT_API ssize_t weft_stream_buffered(const weft_stream_t *s);
 
 /*

@@ -2,17 +2,21 @@
  * TLS over OpenSSL, as a transport of a stream (stream.h).
  *
  * Never blocking a worker. OpenSSL talks to the socket through a BIO of
- * ours that calls recv and send with MSG_DONTWAIT (and MSG_NOSIGNAL: a
+ * ours that never waits: it reads from `cin`, the ciphertext received and
+ * not yet consumed, and sends with MSG_DONTWAIT (and MSG_NOSIGNAL: a
  * closed peer is EPIPE, never SIGPIPE), whatever O_NONBLOCK says, so no
- * SSL call can block its thread. When OpenSSL wants to read or write and
- * the socket is not ready, the task waits with weft_wait_fd and calls
- * again; the worker runs other tasks meanwhile.
+ * SSL call can block its thread. When OpenSSL wants more input, the task
+ * receives into cin with weft_recv (one io_uring recv, rather than a
+ * failed recv, a poll and a recv again) and calls again; when the socket
+ * cannot take more output, it waits with weft_wait_fd. The worker runs
+ * other tasks meanwhile. A weft_recv that is cancelled returns bytes or an
+ * error, never both, so no ciphertext is lost to a cancellation.
  *
  * The error queue. OpenSSL reports failures in a queue per thread, and a
  * task may resume on another worker after any suspension. So each SSL call
  * runs in one step that never suspends (tls_step): clear the queue, make
- * the call, read SSL_get_error and the queue into the connection, clear
- * the queue again. A task therefore only ever reads errors its own call
+ * the call, read SSL_get_error and the queue into the connection, and
+ * after a failure clear the queue again. A task therefore only ever reads errors its own call
  * left, on the thread where it made it, and leaves nothing behind for the
  * next task on that thread.
  *
@@ -20,7 +24,10 @@
  * allow two threads in it at once, while a stream may have a reader and a
  * writer on two workers. lock (a weft_mutex_t: a task that finds it taken
  * waits without holding its worker) is held for each step only, never
- * while waiting for the socket.
+ * while waiting for the socket. rlock lets one task at a time receive into
+ * cin (a writer may need input too, in a handshake or a key update); the
+ * receive runs outside lock, into cin's free space only, and its result
+ * is published under lock.
  *
  * Writes. With SSL_MODE_ENABLE_PARTIAL_WRITE an SSL_write may send part of
  * its buffer, and a write that must be retried must be retried with the
@@ -46,6 +53,11 @@
 #include "stream.h"
 #include "weft.h"
 
+/* The ciphertext one receive may take: a whole record of the largest size
+ * (16 KiB of plaintext and its overhead), so that one read of the socket
+ * usually gives OpenSSL a record to decrypt. */
+#define CIN_CAP (16384 + 2048)
+
 struct weft_tls {
     SSL_CTX *ctx;
     bool server;
@@ -59,8 +71,14 @@ struct tls_conn {
     SSL *ssl;
     struct weft_tls *tls;
     weft_mutex_t lock;  /* held around each tls_step */
+    weft_mutex_t rlock; /* held by the task receiving into cin */
     int fd;
-    int sys_err;        /* errno of the BIO's last failed recv or send */
+    int sys_err;        /* errno of the BIO's last failed send */
+    /* Ciphertext received, cin[cin_pos, cin_len), under lock; the
+     * receiving task (rlock) fills it when empty. */
+    char *cin;
+    size_t cin_pos, cin_len;
+    bool cin_eof;       /* the peer ended the stream */
     int broken;         /* once the handshake failed: what every call gets */
     char alpn[256];     /* the negotiated protocol, "" if none */
     char reason[256];   /* why the last call failed, "" if none did */
@@ -86,19 +104,24 @@ static int bio_write(BIO *b, const char *buf, int len)
     return -1;
 }
 
+/* What was received, or "retry" (tls_run then receives more). */
 static int bio_read(BIO *b, char *buf, int len)
 {
     struct tls_conn *c = BIO_get_data(b);
-    ssize_t n = recv(c->fd, buf, (size_t)len, MSG_DONTWAIT);
+    size_t n = c->cin_len - c->cin_pos;
 
     BIO_clear_retry_flags(b);
-    if (n >= 0)
-        return (int)n;
-    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+    if (n == 0) {
+        if (c->cin_eof)
+            return 0;
         BIO_set_retry_read(b);
-    else
-        c->sys_err = errno;
-    return -1;
+        return -1;
+    }
+    if (n > (size_t)len)
+        n = (size_t)len;
+    memcpy(buf, c->cin + c->cin_pos, n);
+    c->cin_pos += n;
+    return (int)n;
 }
 
 static long bio_ctrl(BIO *b, int cmd, long num, void *ptr)
@@ -360,11 +383,52 @@ static ssize_t tls_step(struct tls_conn *c, enum step step, void *buf,
         /* fallthrough */
     default: r = note_error(c);
     }
-    ERR_clear_error();
+    /* Success and "want" leave nothing in the queue; a failure's entries
+     * are read now and go, so the next task on this thread finds none. */
+    if (r < 0 && r != -EAGAIN)
+        ERR_clear_error();
     return r;
 }
 
 /* Repeats a step until it completes, waiting for the socket in between. */
+/* Receives ciphertext into cin, unless another task did since this one
+ * found it empty. 0 or a negative errno. */
+static int receive(struct tls_conn *c, int64_t deadline)
+{
+    bool empty;
+    ssize_t n;
+    int ret;
+
+    if ((ret = weft_mutex_lock(&c->rlock, deadline)) < 0)
+        return ret;
+    if (!c->cin && !(c->cin = weft__alloc(CIN_CAP))) {
+        weft_mutex_unlock(&c->rlock);
+        return -ENOMEM;
+    }
+    /* Only the rlock holder adds to cin, so it stays empty if it is. */
+    if ((ret = weft_mutex_lock(&c->lock, deadline)) < 0)
+        goto out;
+    empty = c->cin_pos == c->cin_len && !c->cin_eof;
+    weft_mutex_unlock(&c->lock);
+    if (!empty)
+        goto out;
+    n = weft_recv(c->fd, c->cin, CIN_CAP, 0, deadline);
+    /* lock orders these stores before the BIO's reads of cin. */
+    weft_mutex_lock(&c->lock, WEFT_NO_DEADLINE);
+    if (n >= 0) {
+        c->cin_pos = 0;
+        c->cin_len = (size_t)n;
+        c->cin_eof = n == 0;
+    } else if (n != -ECANCELED && n != -ETIMEDOUT) {
+        snprintf(c->reason, sizeof(c->reason), "%s", strerror((int)-n));
+    }
+    weft_mutex_unlock(&c->lock);
+    ret = n < 0 ? (int)n : 0;
+out:
+    weft_mutex_unlock(&c->rlock);
+    return ret;
+}
+
 static ssize_t tls_run(struct tls_conn *c, enum step step, void *buf,
                        size_t len, int64_t deadline)
 {
@@ -381,7 +445,11 @@ static ssize_t tls_run(struct tls_conn *c, enum step step, void *buf,
         weft_mutex_unlock(&c->lock);
         if (n != -EAGAIN)
             return n;
-        if ((ret = weft_wait_fd(c->fd, (unsigned)events, deadline)) < 0)
+        if (events == POLLIN)
+            ret = receive(c, deadline);
+        else
+            ret = weft_wait_fd(c->fd, POLLOUT, deadline);
+        if (ret < 0)
             return ret;
     }
 }
@@ -417,7 +485,9 @@ static void tls_release(struct weft_stream *s)
 
     SSL_free(c->ssl); /* and the BIO */
     ERR_clear_error();
+    weft__free(c->cin, CIN_CAP);
     weft_mutex_destroy(&c->lock);
+    weft_mutex_destroy(&c->rlock);
     tls_unref(c->tls);
     weft__free(c, sizeof(*c));
 }
@@ -469,6 +539,7 @@ static struct tls_conn *conn_new(struct weft_tls *tls, int fd,
     if (name && !set_peer_name(c->ssl, name))
         goto out_ssl;
     weft_mutex_init(&c->lock);
+    weft_mutex_init(&c->rlock);
     weft__tls_hold(tls);
     c->tls = tls;
     ERR_clear_error();
