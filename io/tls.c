@@ -22,9 +22,10 @@
  *
  * Sharing. One SSL object serves both directions, and OpenSSL does not
  * allow two threads in it at once, while a stream may have a reader and a
- * writer on two workers. lock (a weft_mutex_t: a task that finds it taken
- * waits without holding its worker) is held for each step only, never
- * while waiting for the socket. rlock lets one task at a time receive into
+ * writer on two workers. lock is held for each step only, never while
+ * waiting for the socket. It is a spin lock: a step is CPU work that never
+ * suspends, the two directions rarely meet, and taking it cannot fail, so
+ * no cancellation can leave a received buffer unpublished. rlock lets one task at a time receive into
  * cin (a writer may need input too, in a handshake or a key update); the
  * receive runs outside lock, into cin's free space only, and its result
  * is published under lock.
@@ -50,6 +51,7 @@
 #include <openssl/x509v3.h>
 
 #include "../runtime/mem.h"
+#include "../runtime/spin.h"
 #include "stream.h"
 #include "weft.h"
 
@@ -70,7 +72,7 @@ struct weft_tls {
 struct tls_conn {
     SSL *ssl;
     struct weft_tls *tls;
-    weft_mutex_t lock;  /* held around each tls_step */
+    struct weft__spin lock; /* held around each tls_step */
     weft_mutex_t rlock; /* held by the task receiving into cin */
     int fd;
     int sys_err;        /* errno of the BIO's last failed send */
@@ -406,15 +408,14 @@ static int receive(struct tls_conn *c, int64_t deadline)
         return -ENOMEM;
     }
     /* Only the rlock holder adds to cin, so it stays empty if it is. */
-    if ((ret = weft_mutex_lock(&c->lock, deadline)) < 0)
-        goto out;
+    weft__spin_lock(&c->lock);
     empty = c->cin_pos == c->cin_len && !c->cin_eof;
-    weft_mutex_unlock(&c->lock);
+    weft__spin_unlock(&c->lock);
     if (!empty)
         goto out;
     n = weft_recv(c->fd, c->cin, CIN_CAP, 0, deadline);
     /* lock orders these stores before the BIO's reads of cin. */
-    weft_mutex_lock(&c->lock, WEFT_NO_DEADLINE);
+    weft__spin_lock(&c->lock);
     if (n >= 0) {
         c->cin_pos = 0;
         c->cin_len = (size_t)n;
@@ -422,7 +423,7 @@ static int receive(struct tls_conn *c, int64_t deadline)
     } else if (n != -ECANCELED && n != -ETIMEDOUT) {
         snprintf(c->reason, sizeof(c->reason), "%s", strerror((int)-n));
     }
-    weft_mutex_unlock(&c->lock);
+    weft__spin_unlock(&c->lock);
     ret = n < 0 ? (int)n : 0;
 out:
     weft_mutex_unlock(&c->rlock);
@@ -439,10 +440,9 @@ static ssize_t tls_run(struct tls_conn *c, enum step step, void *buf,
     if (c->broken)
         return c->broken;
     for (;;) {
-        if ((ret = weft_mutex_lock(&c->lock, deadline)) < 0)
-            return ret;
+        weft__spin_lock(&c->lock);
         n = tls_step(c, step, buf, len, &events);
-        weft_mutex_unlock(&c->lock);
+        weft__spin_unlock(&c->lock);
         if (n != -EAGAIN)
             return n;
         if (events == POLLIN)
@@ -486,7 +486,6 @@ static void tls_release(struct weft_stream *s)
     SSL_free(c->ssl); /* and the BIO */
     ERR_clear_error();
     weft__free(c->cin, CIN_CAP);
-    weft_mutex_destroy(&c->lock);
     weft_mutex_destroy(&c->rlock);
     tls_unref(c->tls);
     weft__free(c, sizeof(*c));
@@ -538,7 +537,7 @@ static struct tls_conn *conn_new(struct weft_tls *tls, int fd,
         SSL_set_connect_state(c->ssl);
     if (name && !set_peer_name(c->ssl, name))
         goto out_ssl;
-    weft_mutex_init(&c->lock);
+    weft__spin_init(&c->lock);
     weft_mutex_init(&c->rlock);
     weft__tls_hold(tls);
     c->tls = tls;
