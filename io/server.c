@@ -38,6 +38,7 @@ struct conn {
     struct weft_server *srv;
     weft_task_t *task; /* the held handle; NULL until the spawn returned */
     int fd;
+    bool finished;     /* conn_main moved it to done (under lock) */
 };
 
 struct weft_server {
@@ -112,6 +113,7 @@ static int conn_main(void *arg)
     c->next->prev = c->prev;
     c->next = srv->done;
     srv->done = c;
+    c->finished = true;
     weft__spin_unlock(&srv->lock);
     weft_waitgroup_done(&srv->conns);
     return 0;
@@ -261,23 +263,41 @@ static int cancel_live(struct weft_server *srv)
     return n;
 }
 
-/* Joins the connection tasks still running, one at a time. weft_join, not
+/*
+ * Joins the connection tasks still running, one at a time. weft_join, not
  * the wait group: a join is not cut short by an expired timeout scope of
  * the caller, so this cannot spin. A node whose task was joined here keeps
- * a NULL task, which reap skips. */
+ * a NULL task, which reap skips. A task cancelled before it started never
+ * ran conn_main: its node is still live after the join, and its fd open.
+ */
 static void join_live(struct weft_server *srv)
 {
+    struct conn *c;
     weft_task_t *t;
+    bool ran;
 
     for (;;) {
         weft__spin_lock(&srv->lock);
-        t = srv->live.next != &srv->live ? srv->live.next->task : NULL;
+        for (c = srv->live.next; c != &srv->live && !c->task; c = c->next)
+            ;
+        t = c != &srv->live ? c->task : NULL;
         if (t)
-            srv->live.next->task = NULL;
+            c->task = NULL;
         weft__spin_unlock(&srv->lock);
         if (!t)
             return;
         weft_join(t);
+        weft__spin_lock(&srv->lock);
+        if (!(ran = c->finished)) {
+            c->prev->next = c->next;
+            c->next->prev = c->prev;
+        }
+        weft__spin_unlock(&srv->lock);
+        if (!ran) {
+            weft_close(c->fd);
+            weft_waitgroup_done(&srv->conns);
+            weft__free(c, sizeof(*c));
+        }
     }
 }
 
