@@ -226,3 +226,66 @@ Test(server, errors_of_connecting_and_bad_arguments, .timeout = 60)
 {
     t_run(errors_main, NULL);
 }
+
+/* Clients that keep connecting while the server stops at once: whatever
+ * phase each connection is in (queued in the listener, spawned and not
+ * started, running), the stop ends it and leaves no fd open. */
+struct churn {
+    uint16_t port;
+    atomic_bool stopped;
+};
+
+static int churn_client(void *arg)
+{
+    struct churn *ch = arg;
+    char line[32];
+
+    while (!atomic_load(&ch->stopped)) {
+        weft_stream_t *s;
+        ssize_t n;
+
+        if (weft_open_connection(&s, "127.0.0.1", ch->port, NULL,
+                                 T_SECS(20)) < 0)
+            continue;
+        n = weft_stream_write(s, "ping\n", 5, T_SECS(20));
+        if (n == 5)
+            n = weft_stream_flush(s, T_SECS(20));
+        if (n >= 0)
+            n = weft_stream_read_line(s, line, sizeof(line), T_SECS(20));
+        cr_assert(n >= 0 || n == -ECONNRESET || n == -EPIPE,
+                  "client: %s", strerror((int)-n));
+        cr_assert_eq(weft_stream_close(s), 0);
+    }
+    return 0;
+}
+
+static int churn_main(void *arg)
+{
+    struct srv_state st = { 0 };
+    struct churn ch = { 0 };
+    weft_task_t *t[8];
+    weft_server_t *srv;
+    int fds = t_fds();
+
+    (void)arg;
+    cr_assert_eq(weft_start_server(&srv, "127.0.0.1", 0, NULL, echo_lines,
+                                   &st), 0);
+    ch.port = (uint16_t)weft_server_port(srv);
+    for (int i = 0; i < 8; i++)
+        cr_assert_eq(weft_spawn(&t[i], churn_client, &ch), 0);
+    while (atomic_load(&st.started) < 20)
+        cr_assert_eq(weft_yield(), 0);
+    cr_assert_geq(weft_server_stop(srv, weft_now_ns()), 0);
+    atomic_store(&ch.stopped, true);
+    for (int i = 0; i < 8; i++)
+        cr_assert_eq(weft_join(t[i]), 0);
+    cr_assert_eq(atomic_load(&st.started), atomic_load(&st.finished));
+    cr_assert_eq(t_fds(), fds);
+    return 0;
+}
+
+Test(server, stop_while_clients_keep_connecting_leaks_nothing,
+     .timeout = 60)
+{
+    t_run(churn_main, NULL);
+}
