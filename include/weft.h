@@ -1026,8 +1026,8 @@ WEFT_API ssize_t weft_stream_read_exact(weft_stream_t *s, void *buf,
 /*
  * asyncio's readuntil(separator) with a limit: reads up to and including
  * the first occurrence of the dlen bytes at delim, at most len bytes in
- * all, into buf (not NUL-terminated). The stream buffers no more than
- * about len bytes while it looks, whatever the peer sends. Returns:
+ * all, into buf (not NUL-terminated). The stream buffers at most about
+ * twice len bytes while it looks, whatever the peer sends. Returns:
  *   > 0          the count, delimiter included, or at end of stream the
  *                bytes that came before it without a delimiter
  *   0            end of stream, nothing buffered
@@ -1060,7 +1060,7 @@ WEFT_API ssize_t weft_stream_peek(weft_stream_t *s, void *buf, size_t len,
 /*
  * asyncio's write(): copies len bytes of buf into the write buffer (which
  * is sent when full; 16 KiB or more with an empty buffer go out from buf
- * directly), so buf may be reused at once. Suspends only while the buffer
+ * directly, except on TLS), so buf may be reused at once. Suspends only while the buffer
  * is sent. Returns len, or -EFAULT (buf NULL with len > 0), -EINVAL (len
  * above SSIZE_MAX), -EPIPE (after weft_stream_shutdown), -ENOMEM, or an
  * error of the fd, -ECANCELED, -ETIMEDOUT: then a prefix of buf may have
@@ -1262,10 +1262,9 @@ WEFT_API int weft_server_port(const weft_server_t *srv);
 /*
  * Stops srv gracefully and frees it: stops accepting (the listening socket
  * is closed), waits until deadline for the connections' tasks to return,
- * then cancels those still running and waits for them to end. Waits for
- * all that even if the caller is cancelled meanwhile (the cancellation
- * stays pending; connections are then cancelled at once). Called from a
- * task, once. Returns the number of connections that were cancelled (0:
+ * then cancels those still running and waits for them to end. A
+ * cancellation of the caller meanwhile cancels the connections at once,
+ * and the stop still completes. Called from a task, once. Returns the number of connections that were cancelled (0:
  * all ended by themselves), or -EINVAL (srv NULL), -EPERM (outside a
  * task; nothing done).
  */

@@ -21,6 +21,7 @@
  */
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdatomic.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -49,6 +50,10 @@ struct weft_server {
     void *arg;
     uint16_t port;
     weft_waitgroup_t conns;
+    /* Set by the stop before it cancels the accepting task: a join in
+     * reap passes a cancellation on to the joined task instead of keeping
+     * it, so the accepting task checks this too. */
+    atomic_bool stopping;
 
     struct weft__spin lock;
     struct conn live; /* sentinel of a circular list */
@@ -179,6 +184,11 @@ static int accept_loop(void *arg)
         if (fd == -ECANCELED || fd == -EBADF)
             return 0;
         reap(srv);
+        if (atomic_load_explicit(&srv->stopping, memory_order_relaxed)) {
+            if (fd >= 0)
+                weft_close(fd);
+            return 0;
+        }
         if (fd >= 0) {
             start_conn(srv, fd);
         } else if (weft_sleep_ms(10) == -ECANCELED) {
@@ -309,6 +319,9 @@ int weft_server_stop(weft_server_t *srv, int64_t deadline)
         return -EINVAL;
     if (!weft_self())
         return -EPERM;
+    /* relaxed: the cancel below orders it before whatever the accepting
+     * task does once it sees the cancel. */
+    atomic_store_explicit(&srv->stopping, true, memory_order_relaxed);
     weft_cancel(srv->acceptor);
     weft_join(srv->acceptor);
     weft_listener_close(srv->l);
