@@ -1060,8 +1060,8 @@ WEFT_API ssize_t weft_stream_peek(weft_stream_t *s, void *buf, size_t len,
 /*
  * asyncio's write(): copies len bytes of buf into the write buffer (which
  * is sent when full; 16 KiB or more with an empty buffer go out from buf
- * directly, except on TLS), so buf may be reused at once. Suspends only while the buffer
- * is sent. Returns len, or -EFAULT (buf NULL with len > 0), -EINVAL (len
+ * directly, except on TLS), so buf may be reused at once. Suspends only
+ * while the buffer is sent. Returns len, or -EFAULT (buf NULL with len > 0), -EINVAL (len
  * above SSIZE_MAX), -EPIPE (after weft_stream_shutdown), -ENOMEM, or an
  * error of the fd, -ECANCELED, -ETIMEDOUT: then a prefix of buf may have
  * been sent or buffered, while bytes of earlier writes not sent stay
@@ -1264,9 +1264,9 @@ WEFT_API int weft_server_port(const weft_server_t *srv);
  * is closed), waits until deadline for the connections' tasks to return,
  * then cancels those still running and waits for them to end. A
  * cancellation of the caller meanwhile cancels the connections at once,
- * and the stop still completes. Called from a task, once. Returns the number of connections that were cancelled (0:
- * all ended by themselves), or -EINVAL (srv NULL), -EPERM (outside a
- * task; nothing done).
+ * and the stop still completes. Called from a task, once. Returns the
+ * number of connections that were cancelled (0: all ended by themselves),
+ * or -EINVAL (srv NULL), -EPERM (outside a task; nothing done).
  */
 WEFT_API int weft_server_stop(weft_server_t *srv, int64_t deadline);
 

@@ -95,7 +95,7 @@ int weft_open_connection(weft_stream_t **out, const char *host,
     return ret;
 }
 
-/* ---- connections ---------------------------------------------------------- */
+/* ---- connections --------------------------------------------------------- */
 
 static int conn_main(void *arg)
 {

@@ -16,19 +16,19 @@
  * task may resume on another worker after any suspension. So each SSL call
  * runs in one step that never suspends (tls_step): clear the queue, make
  * the call, read SSL_get_error and the queue into the connection, and
- * after a failure clear the queue again. A task therefore only ever reads errors its own call
- * left, on the thread where it made it, and leaves nothing behind for the
- * next task on that thread.
+ * after a failure clear the queue again. A task therefore only ever reads
+ * errors its own call left, on the thread where it made it, and leaves
+ * nothing behind for the next task on that thread.
  *
  * Sharing. One SSL object serves both directions, and OpenSSL does not
  * allow two threads in it at once, while a stream may have a reader and a
  * writer on two workers. lock is held for each step only, never while
  * waiting for the socket. It is a spin lock: a step is CPU work that never
  * suspends, the two directions rarely meet, and taking it cannot fail, so
- * no cancellation can leave a received buffer unpublished. rlock lets one task at a time receive into
- * cin (a writer may need input too, in a handshake or a key update); the
- * receive runs outside lock, into cin's free space only, and its result
- * is published under lock.
+ * no cancellation can leave a received buffer unpublished. rlock lets one
+ * task at a time receive into cin (a writer may need input too, in a
+ * handshake or a key update); the receive runs outside lock, into cin
+ * while it is empty, and its result is published under lock.
  *
  * Writes. With SSL_MODE_ENABLE_PARTIAL_WRITE an SSL_write may send part of
  * its buffer, and a write that must be retried must be retried with the
@@ -249,7 +249,8 @@ int weft_tls_set_cert(weft_tls_t *tls, const char *cert_file,
         return -EINVAL;
     ERR_clear_error();
     if (SSL_CTX_use_certificate_chain_file(tls->ctx, cert_file) != 1 ||
-        SSL_CTX_use_PrivateKey_file(tls->ctx, key_file, SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_use_PrivateKey_file(tls->ctx, key_file,
+                                    SSL_FILETYPE_PEM) != 1 ||
         SSL_CTX_check_private_key(tls->ctx) != 1)
         return setup_error(tls);
     return 0;
@@ -310,7 +311,7 @@ const char *weft_tls_error(const weft_tls_t *tls)
     return tls ? tls->reason : "";
 }
 
-/* ---- one SSL call ----------------------------------------------------------- */
+/* ---- one SSL call -------------------------------------------------------- */
 
 enum step { STEP_HANDSHAKE, STEP_READ, STEP_WRITE, STEP_SHUTDOWN };
 

@@ -55,8 +55,8 @@ static int client(void *arg)
     int one = 0, n;
     socklen_t len = sizeof(one);
 
-    cr_assert_eq(weft_open_connection(&s, "localhost", c->port, NULL, T_SECS(20)),
-                 0);
+    cr_assert_eq(weft_open_connection(&s, "localhost", c->port, NULL,
+                                      T_SECS(20)), 0);
     getsockopt(weft_stream_fd(s), IPPROTO_TCP, TCP_NODELAY, &one, &len);
     cr_assert_eq(one, 1, "open_connection: no TCP_NODELAY");
     for (int r = 0; r < 20; r++) {
@@ -81,7 +81,8 @@ static int echo_main(void *arg)
     int fds = t_fds();
 
     (void)arg;
-    cr_assert_eq(weft_start_server(&srv, "127.0.0.1", 0, NULL, echo_lines, &st), 0);
+    cr_assert_eq(weft_start_server(&srv, "127.0.0.1", 0, NULL, echo_lines,
+                                   &st), 0);
     cr_assert_gt(weft_server_port(srv), 0);
     for (int i = 0; i < CLIENTS; i++) {
         cl[i] = (struct client){ (uint16_t)weft_server_port(srv), i };
@@ -129,7 +130,8 @@ static int graceful_main(void *arg)
 
     (void)arg;
     cr_assert_eq(weft_event_init(&st.go), 0);
-    cr_assert_eq(weft_start_server(&srv, "127.0.0.1", 0, NULL, echo_lines, &st), 0);
+    cr_assert_eq(weft_start_server(&srv, "127.0.0.1", 0, NULL, echo_lines,
+                                   &st), 0);
     cr_assert_eq(weft_open_connection(&s, "127.0.0.1",
                                       (uint16_t)weft_server_port(srv), NULL,
                                       T_SECS(20)), 0);
@@ -170,7 +172,8 @@ static int cancel_main(void *arg)
     char buf[4];
 
     (void)arg;
-    cr_assert_eq(weft_start_server(&srv, "127.0.0.1", 0, NULL, echo_lines, &st), 0);
+    cr_assert_eq(weft_start_server(&srv, "127.0.0.1", 0, NULL, echo_lines,
+                                   &st), 0);
     for (int i = 0; i < 4; i++)
         cr_assert_eq(weft_open_connection(&s[i], "127.0.0.1",
                                           (uint16_t)weft_server_port(srv),
@@ -208,14 +211,16 @@ static int errors_main(void *arg)
                  -ETIMEDOUT);
     cr_assert_eq(weft_open_connection(NULL, "127.0.0.1", port, NULL, T_SECS(1)),
                  -EINVAL);
-    cr_assert_eq(weft_open_connection(&s, NULL, port, NULL, T_SECS(1)), -EINVAL);
-    cr_assert_eq(weft_start_server(NULL, NULL, 0, NULL, echo_lines, NULL), -EINVAL);
+    cr_assert_eq(weft_open_connection(&s, NULL, port, NULL, T_SECS(1)),
+                 -EINVAL);
+    cr_assert_eq(weft_start_server(NULL, NULL, 0, NULL, echo_lines, NULL),
+                 -EINVAL);
     cr_assert_eq(weft_start_server(&srv, NULL, 0, NULL, NULL, NULL), -EINVAL);
     cr_assert_eq(weft_server_port(NULL), -EINVAL);
     cr_assert_eq(weft_server_stop(NULL, T_SECS(1)), -EINVAL);
     /* The port is taken. */
-    cr_assert_eq(weft_start_server(&srv, "127.0.0.1", 0, NULL, echo_lines, NULL),
-                 0);
+    cr_assert_eq(weft_start_server(&srv, "127.0.0.1", 0, NULL, echo_lines,
+                                   NULL), 0);
     lfd = weft_listen("127.0.0.1", (uint16_t)weft_server_port(srv), 1, 0);
     cr_assert_eq(lfd, -EADDRINUSE);
     cr_assert_eq(weft_server_stop(srv, T_SECS(1)), 0);

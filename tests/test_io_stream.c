@@ -52,7 +52,7 @@ static void t_expect_line(weft_stream_t *s, const char *want)
     cr_assert_eq(memcmp(buf, want, (size_t)n), 0);
 }
 
-/* ---- reading -------------------------------------------------------------- */
+/* ---- reading ------------------------------------------------------------- */
 
 static int lines_main(void *arg)
 {
@@ -185,7 +185,7 @@ Test(stream, peek_does_not_consume, .timeout = 30)
     t_run(peek_main, NULL);
 }
 
-/* ---- deadlines and cancellation -------------------------------------------- */
+/* ---- deadlines and cancellation ------------------------------------------ */
 
 static int deadline_main(void *arg)
 {
@@ -276,7 +276,7 @@ Test(stream, cancel_mid_read_line_keeps_the_bytes, .timeout = 30)
     t_run(cancel_main, (void *)1);
 }
 
-/* ---- writing ---------------------------------------------------------------- */
+/* ---- writing ------------------------------------------------------------- */
 
 static int write_main(void *arg)
 {

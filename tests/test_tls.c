@@ -20,7 +20,7 @@
 
 extern char **environ;
 
-/* ---- certificates and OpenSSL peers --------------------------------------- */
+/* ---- certificates and OpenSSL peers -------------------------------------- */
 
 static char certs[64]; /* the directory tls_certs.sh filled */
 
@@ -165,7 +165,7 @@ static weft_tls_t *server_tls(void)
     return tls;
 }
 
-/* ---- against s_server ------------------------------------------------------ */
+/* ---- against s_server ---------------------------------------------------- */
 
 struct with_port {
     uint16_t port;
@@ -358,7 +358,7 @@ Test(tls, sixty_four_mib_to_s_server_checksummed, .timeout = 300)
     stop_peer(&p);
 }
 
-/* ---- weft's server against s_client ---------------------------------------- */
+/* ---- weft's server against s_client -------------------------------------- */
 
 struct srv_seen {
     char sni[64], alpn[16];
@@ -656,7 +656,7 @@ Test(tls, cancel_and_deadline_during_the_handshake, .timeout = 60)
     t_run(cancel_handshake_main, NULL);
 }
 
-/* ---- bad arguments ------------------------------------------------------------ */
+/* ---- bad arguments ------------------------------------------------------- */
 
 static int misuse_main(void *arg)
 {
