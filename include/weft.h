@@ -1061,11 +1061,11 @@ WEFT_API ssize_t weft_stream_peek(weft_stream_t *s, void *buf, size_t len,
  * asyncio's write(): copies len bytes of buf into the write buffer (which
  * is sent when full; 16 KiB or more with an empty buffer go out from buf
  * directly, except on TLS), so buf may be reused at once. Suspends only
- * while the buffer is sent. Returns len, or -EFAULT (buf NULL with len > 0), -EINVAL (len
- * above SSIZE_MAX), -EPIPE (after weft_stream_shutdown), -ENOMEM, or an
- * error of the fd, -ECANCELED, -ETIMEDOUT: then a prefix of buf may have
- * been sent or buffered, while bytes of earlier writes not sent stay
- * buffered.
+ * while the buffer is sent. Returns len, or -EFAULT (buf NULL with len >
+ * 0), -EINVAL (len above SSIZE_MAX), -EPIPE (after weft_stream_shutdown),
+ * -ENOMEM, or an error of the fd, -ECANCELED, -ETIMEDOUT: then a prefix of
+ * buf may have been sent or buffered, while bytes of earlier writes not
+ * sent stay buffered.
  */
 WEFT_API ssize_t weft_stream_write(weft_stream_t *s, const void *buf,
                                    size_t len, int64_t deadline);
