@@ -60,6 +60,7 @@
 struct worker;
 struct runtime;
 struct stack;
+struct weft__locals;
 
 enum task_state {
     TASK_FREE = 0,
@@ -139,7 +140,7 @@ struct weft__join_waiter {
 
 #define TASK_NAME_MAX 32 /* bytes kept of a name, its NUL included */
 
-/* Fields are ordered to leave little padding: 144 bytes on 64-bit targets
+/* Fields are ordered to leave little padding: 152 bytes on 64-bit targets
  * in plain builds (a fresh task's struct is most of the new memory a burst
  * of spawns touches). */
 struct weft_task {
@@ -168,6 +169,9 @@ struct weft_task {
      * learns the result of a task it waits for. NULL for most tasks. */
     void (*on_finish)(struct weft_task *t);
     char *name;              /* a heap copy of the spawn option, or NULL */
+    /* Task-local values (local.c): the task's own, and its spawner's
+     * before it is runnable. NULL in a struct not in use. */
+    struct weft__locals *locals;
 
     /* Link of the free caches (and of the injection queue's fallback). */
     struct weft_task *next;
@@ -331,6 +335,17 @@ int weft__task_wait_done(struct weft_task *self, struct weft_task *t,
  * is left without one). */
 int weft__task_init(struct weft_task *t, struct runtime *rt, weft_fn_t fn,
                     void *arg, const weft_spawn_opts_t *opts, bool held);
+
+/*
+ * weft_spawn_ex in two steps, for a caller that must record a task before
+ * it can run (a group lists its child, sets t->on_finish): prepare readies
+ * a task struct for fn(arg), with an outstanding handle if held, and gives
+ * it the spawner's inherited task-local values; start makes it runnable.
+ * Called from a task; prepare returns weft_spawn_ex's errors.
+ */
+int weft__task_prepare(struct weft_task **t, weft_fn_t fn, void *arg,
+                       const weft_spawn_opts_t *opts, bool held);
+void weft__task_start(struct weft_task *t);
 
 /* The effective deadline of a wait of t: its own, or an enclosing scope's
  * if that comes first. */
