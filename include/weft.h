@@ -524,6 +524,12 @@ WEFT_API int weft_scope_exit(weft_scope_t *s);
  * -ECANCELED) cancels every sibling; the group then refuses new children.
  * A child may spawn into its own group. Init, spawn, then wait exactly once
  * from one task; destroy after the wait.
+ *
+ * A group holds memory for its live children only: a child's task and
+ * record are freed as soon as it ends (its status still counts for the
+ * first-failure rule and for the wait), so a group may supervise any
+ * number of children over its life, e.g. one per connection of a server,
+ * in memory proportional to those alive at once.
  */
 typedef struct weft_group {
     WEFT_OPAQUE(64);
@@ -532,13 +538,17 @@ typedef struct weft_group {
 /* Sets up an empty group. Does not suspend; any thread. 0 or -EINVAL. */
 WEFT_API int weft_group_init(weft_group_t *g);
 
-/* Returns 0, or -EBUSY if children were never waited for (or a task is
- * waiting for them now), -EINVAL (NULL). */
+/* Returns 0, or -EBUSY if a child has not ended yet (or a task is waiting
+ * on g now), -EINVAL (NULL). A failure of a child that ended is lost if g
+ * is destroyed without a wait. */
 WEFT_API int weft_group_destroy(weft_group_t *g);
 
 /*
- * Spawns fn(arg) as a child of g. When the group's wait joins the child it
- * stores the child's status in *status (status may be NULL).
+ * Spawns fn(arg) as a child of g. When the child ends, its status (fn's
+ * return value, or -ECANCELED if it was cancelled before it started) is
+ * stored in *status (status may be NULL), which must stay valid until
+ * then; read it once weft_group_wait has returned. The child inherits
+ * task-local values as weft_spawn's children do.
  * Does not suspend. Called from a task (the group's owner or a child).
  * Returns 0, or:
  *   -ECANCELED  the group was cancelled or a child failed (nothing spawned)

@@ -658,7 +658,9 @@ void weft__task_finish(struct worker *w, struct weft_task *t)
     if (on_finish)
         on_finish(t);
     if (t->detached_at_spawn) {
-        weft__task_report_failure(t, "was detached");
+        /* A hook hears the result: nobody is left without it. */
+        if (!on_finish)
+            weft__task_report_failure(t, "was detached");
         weft__task_free(t);
         return;
     }
