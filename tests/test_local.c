@@ -451,9 +451,10 @@ static int inheritance(void *arg)
 Test(local, only_keys_with_inherit_pass_on_and_children_destroy_copies,
      .timeout = 30)
 {
+    /* The private key first: its slot comes before the inherited one's. */
+    cr_assert_eq(weft_local_key_create(&private_key, destroy_val, NULL), 0);
     cr_assert_eq(weft_local_key_create(&inherited_key, drop_ref, take_ref),
                  0);
-    cr_assert_eq(weft_local_key_create(&private_key, destroy_val, NULL), 0);
     t_run(inheritance, NULL);
 }
 
