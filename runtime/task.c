@@ -597,7 +597,10 @@ void weft__task_entry(void *arg)
 
 void weft__task_report_failure(const struct weft_task *t, const char *how)
 {
-    if (!t->rt->cfg.debug || t->result >= 0 || t->result == -ECANCELED)
+    /* A task with a finish hook is heard of through it (a group child, a
+     * runtime call): nobody is left without its result. */
+    if (!t->rt->cfg.debug || t->result >= 0 || t->result == -ECANCELED ||
+        t->on_finish)
         return;
     fprintf(stderr,
             "weft: task '%s' (%p) failed with %d (%s) and %s\n",
@@ -626,13 +629,10 @@ static void wake_joiners(struct weft_task *t)
     }
 }
 
-/*
- * The destructors of t, which ended without running and so holds only
- * values it inherited: run on w outside any task, since none is t's. The
- * task w runs (if any) is hidden meanwhile, so that a destructor's weft
- * calls neither act for nor suspend a task that is not theirs.
- */
-static void end_locals_outside(struct worker *w, struct weft_task *t)
+/* Run on w outside any task, since none is t's: the task w runs (if any)
+ * is hidden meanwhile, so that a destructor's weft calls neither act for
+ * nor suspend a task that is not theirs. */
+void weft__task_end_locals_outside(struct worker *w, struct weft_task *t)
 {
     struct weft_task *current = w->current;
 
@@ -643,24 +643,20 @@ static void end_locals_outside(struct worker *w, struct weft_task *t)
 
 void weft__task_finish(struct worker *w, struct weft_task *t)
 {
-    void (*on_finish)(struct weft_task *) = t->on_finish;
     uint32_t prev;
 
+    /* A task that ran ended its task-local values in weft__task_entry,
+     * one that did not in weft__task_end_locals_outside. */
+    WEFT__CHECK(!t->locals);
     if (t->stack) {
         weft__fiber_destroy(&t->fiber);
         weft__stack_put(&w->rt->stacks, &w->stacks, t->stack);
         t->stack = NULL;
-    } else if (unlikely(t->locals)) {
-        /* A task that ran ended its values in weft__task_entry (a donor
-         * of its stack included): this one never ran. */
-        end_locals_outside(w, t);
     }
-    if (on_finish)
-        on_finish(t);
+    if (t->on_finish)
+        t->on_finish(t);
     if (t->detached_at_spawn) {
-        /* A hook hears the result: nobody is left without it. */
-        if (!on_finish)
-            weft__task_report_failure(t, "was detached");
+        weft__task_report_failure(t, "was detached");
         weft__task_free(t);
         return;
     }

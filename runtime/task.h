@@ -364,7 +364,7 @@ static inline const char *weft__task_name_or(const struct weft_task *t,
 
 /* Debug mode: reports on stderr that t failed (asyncio's "exception was
  * never retrieved"), `how` saying why nobody will see it; nothing for a
- * success or a cancellation. */
+ * success, a cancellation or a task with a finish hook. */
 void weft__task_report_failure(const struct weft_task *t, const char *how);
 
 /* Frees t's name, if any (the runtime's end, for structs never freed). */
@@ -379,6 +379,11 @@ void weft__task_entry(void *arg);
  * gone. Called by the worker, on whichever fiber runs after t's last
  * switch, or in place of a run for a task that never started. */
 void weft__task_finish(struct worker *w, struct weft_task *t);
+
+/* Runs the destructors of the task-local values of t, which ended without
+ * running and so holds only inherited ones, on worker w outside any task
+ * (local.h). Called by the worker before weft__task_finish. */
+void weft__task_end_locals_outside(struct worker *w, struct weft_task *t);
 
 /* Releases a task struct whose handle and run have both ended. */
 void weft__task_free(struct weft_task *t);
