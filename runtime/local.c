@@ -75,6 +75,8 @@ static void hooks_of(weft_local_key_t key, weft_local_dtor_t *dtor,
                      weft_local_copy_t *copy)
 {
     struct key_slot *s = &slots[slot_of(key)];
+    weft_local_dtor_t d;
+    weft_local_copy_t c;
 
     *dtor = NULL;
     *copy = NULL;
@@ -82,8 +84,8 @@ static void hooks_of(weft_local_key_t key, weft_local_dtor_t *dtor,
      * hooks read next are this key's or a later key's. */
     if (atomic_load_explicit(&s->key, memory_order_acquire) != key)
         return;
-    weft_local_dtor_t d = atomic_load_explicit(&s->dtor, memory_order_relaxed);
-    weft_local_copy_t c = atomic_load_explicit(&s->copy, memory_order_relaxed);
+    d = atomic_load_explicit(&s->dtor, memory_order_relaxed);
+    c = atomic_load_explicit(&s->copy, memory_order_relaxed);
     /* Pairs with the release fence in create: hooks written by a later
      * create (after the delete's store of 0) make the reload miss. */
     atomic_thread_fence(memory_order_acquire);
