@@ -771,7 +771,7 @@ int weft_spawn_ex(weft_task_t **out, weft_fn_t fn, void *arg,
 {
     struct worker *w = weft__worker_current();
     struct weft_task *t;
-    int ret = prepare(w, &t, fn, arg, opts, out);
+    int ret = prepare(w, &t, fn, arg, opts, out != NULL);
 
     if (ret < 0)
         return ret;
