@@ -165,7 +165,8 @@ typedef struct weft_spawn_opts {
  * Returns 0, or:
  *   -EPERM   not called from a task
  *   -EINVAL  fn is NULL, or a stack size below 16 KiB or above 1 GiB
- *   -ENOMEM  no memory for the task
+ *   -ENOMEM  no memory for the task (or for the task-local values it
+ *            inherits, see weft_local_key_create)
  */
 WEFT_API int weft_spawn(weft_task_t **out, weft_fn_t fn, void *arg);
 
@@ -240,6 +241,110 @@ WEFT_API int64_t weft_now_ns(void);
 
 /* Index of the worker running the caller, or -1 outside a worker. */
 WEFT_API int weft_worker_id(void);
+
+/* ---- task-local values --------------------------------------------------- */
+
+/*
+ * Task-local values (Python's contextvars, Tokio's task_local!, a
+ * pthread_key_t per task): a key names a slot that every task has, and each
+ * task sees only the value it set itself, whichever worker runs it and
+ * across every suspension. A value is a pointer weft never dereferences.
+ * get and set take no lock and never suspend.
+ *
+ * Keys are process-wide, like pthread keys: make one once (from any thread,
+ * before or inside weft_run) and use it in every task and runtime. At most
+ * WEFT_LOCAL_KEYS_MAX exist at once. A key value is not reused: once
+ * deleted, it is refused with -EINVAL even after another key took its slot
+ * (the check is a 25-bit generation of the slot). 0 is never a key, so a
+ * zeroed weft_local_key_t is refused too.
+ *
+ * Destructors. When a task ends - its function returned (success or
+ * failure), or it was cancelled - the destructor of each key for which it
+ * holds a non-NULL value is called with that value, before anyone joining
+ * the task learns its status. The value is cleared first, so weft_local_get
+ * gives NULL for it inside the destructor. A destructor that sets values
+ * again gets further rounds, up to WEFT_LOCAL_DESTRUCTOR_ROUNDS in all
+ * (pthread's PTHREAD_DESTRUCTOR_ITERATIONS); values still set after that
+ * are dropped without a call. Where destructors run:
+ *   - a task that ran: in the task itself, as its last step after its
+ *     function returned, so they may use any weft call (weft_self() is the
+ *     ending task; a cancellation not yet delivered reaches their first
+ *     suspension point);
+ *   - a task that ended without running (cancelled before it started, or
+ *     no memory for its stack), which holds only inherited values: on its
+ *     worker, outside any task (weft_self() is NULL and suspending calls
+ *     return -EPERM there).
+ * Values of a deleted key are dropped without a call, as pthread keys do.
+ * weft_local_set does not destroy the value it replaces: the caller owns
+ * it.
+ *
+ * Inheritance, only when asked: a key made with an `inherit` function is
+ * passed on to tasks the holder spawns (weft_spawn, weft_spawn_ex, and the
+ * calls built on them, such as weft_group_spawn). For each non-NULL value
+ * of such a key, the spawning call runs inherit(value) in the spawning task
+ * and the new task starts with what it returns as its own value: the new
+ * task's destructor runs on it at the new task's end, exactly as for a
+ * value it set itself (a NULL return: the new task starts without a value).
+ * inherit must not suspend. The usual choices:
+ *   - a reference count: inherit takes a reference and returns value, the
+ *     destructor drops one (the child may outlive the parent);
+ *   - a deep copy, and the destructor frees it;
+ *   - a value that outlives every task (a literal, a global): inherit
+ *     returns value and the key has no destructor.
+ * Keys made with inherit NULL are not passed on. Tasks started from
+ * outside a task (weft_run, weft_spawn_from, ...) inherit nothing.
+ */
+#define WEFT_LOCAL_KEYS_MAX 128
+#define WEFT_LOCAL_DESTRUCTOR_ROUNDS 4
+
+typedef uint32_t weft_local_key_t;
+
+/* Destroys a value at its task's end. */
+typedef void (*weft_local_dtor_t)(void *value);
+
+/* Makes a spawned task's value from its spawner's (see Inheritance). */
+typedef void *(*weft_local_copy_t)(void *value);
+
+/*
+ * Makes a new key, stored in *key. dtor (may be NULL) destroys its values
+ * at their tasks' end; inherit (may be NULL: not inherited) makes a spawned
+ * task's value. Does not suspend; any thread, also outside a runtime.
+ * Returns 0, or:
+ *   -EINVAL  key is NULL
+ *   -EAGAIN  WEFT_LOCAL_KEYS_MAX keys exist already
+ */
+WEFT_API int weft_local_key_create(weft_local_key_t *key,
+                                   weft_local_dtor_t dtor,
+                                   weft_local_copy_t inherit);
+
+/*
+ * Deletes a key: its slot may then go to a new key. Tasks' values under it
+ * are forgotten, not destroyed (no destructor runs for them; free them
+ * first if they own memory), and every call refuses the key from then on.
+ * A destructor already running when this is called may still be running
+ * when it returns. Does not suspend; any thread.
+ * Returns 0, or -EINVAL (key does not exist: never made, or deleted).
+ */
+WEFT_API int weft_local_key_delete(weft_local_key_t key);
+
+/*
+ * Stores in *value the calling task's value under key: what the task last
+ * set (or inherited), NULL if nothing. Does not suspend. Called from a task.
+ * Returns 0, or:
+ *   -EPERM   not called from a task
+ *   -EINVAL  value is NULL, or key does not exist (never made, or deleted)
+ */
+WEFT_API int weft_local_get(weft_local_key_t key, void **value);
+
+/*
+ * Sets the calling task's value under key (NULL clears it); the value it
+ * replaces is not destroyed. Does not suspend. Called from a task.
+ * Returns 0, or:
+ *   -EPERM   not called from a task
+ *   -EINVAL  key does not exist (never made, or deleted)
+ *   -ENOMEM  no memory for the task's values (the value is not set)
+ */
+WEFT_API int weft_local_set(weft_local_key_t key, void *value);
 
 /* ==== the asyncio toolkit ================================================
  *
@@ -431,6 +536,12 @@ WEFT_API int weft_scope_exit(weft_scope_t *s);
  * -ECANCELED) cancels every sibling; the group then refuses new children.
  * A child may spawn into its own group. Init, spawn, then wait exactly once
  * from one task; destroy after the wait.
+ *
+ * A group holds memory for its live children only: a child's task and
+ * record are freed as soon as it ends (its status still counts for the
+ * first-failure rule and for the wait), so a group may supervise any
+ * number of children over its life, e.g. one per connection of a server,
+ * in memory proportional to those alive at once.
  */
 typedef struct weft_group {
     WEFT_OPAQUE(64);
@@ -439,13 +550,17 @@ typedef struct weft_group {
 /* Sets up an empty group. Does not suspend; any thread. 0 or -EINVAL. */
 WEFT_API int weft_group_init(weft_group_t *g);
 
-/* Returns 0, or -EBUSY if children were never waited for (or a task is
- * waiting for them now), -EINVAL (NULL). */
+/* Returns 0, or -EBUSY if a child has not ended yet (or a task is waiting
+ * on g now), -EINVAL (NULL). A failure of a child that ended is lost if g
+ * is destroyed without a wait. */
 WEFT_API int weft_group_destroy(weft_group_t *g);
 
 /*
- * Spawns fn(arg) as a child of g. When the group's wait joins the child it
- * stores the child's status in *status (status may be NULL).
+ * Spawns fn(arg) as a child of g. When the child ends, its status (fn's
+ * return value, or -ECANCELED if it was cancelled before it started) is
+ * stored in *status (status may be NULL), which must stay valid until
+ * then; read it once weft_group_wait has returned. The child inherits
+ * task-local values as weft_spawn's children do.
  * Does not suspend. Called from a task (the group's owner or a child).
  * Returns 0, or:
  *   -ECANCELED  the group was cancelled or a child failed (nothing spawned)

@@ -406,6 +406,8 @@ static struct weft_task *find_task(struct worker *w)
 static bool end_unstarted(struct worker *w, struct weft_task *t, int err)
 {
     t->result = err;
+    if (unlikely(t->locals))
+        weft__task_end_locals_outside(w, t);
     weft__task_finish(w, t);
     return false;
 }
