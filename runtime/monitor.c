@@ -147,6 +147,17 @@ static void *monitor_main(void *arg)
     return NULL;
 }
 
+/* What weft__monitor_start set up, once its thread is gone or never was. */
+static void release(struct runtime *rt)
+{
+    struct weft__monitor *m = &rt->monitor;
+
+    pthread_cond_destroy(&m->cond);
+    pthread_mutex_destroy(&m->lock);
+    weft__free(m->seen, rt->nworkers * sizeof(*m->seen));
+    m->seen = NULL;
+}
+
 int weft__monitor_start(struct runtime *rt)
 {
     struct weft__monitor *m = &rt->monitor;
@@ -167,10 +178,7 @@ int weft__monitor_start(struct runtime *rt)
     pthread_condattr_destroy(&ca);
     ret = weft__signal_create_thread(&m->thread, monitor_main, rt);
     if (ret) {
-        pthread_cond_destroy(&m->cond);
-        pthread_mutex_destroy(&m->lock);
-        weft__free(m->seen, rt->nworkers * sizeof(*m->seen));
-        m->seen = NULL;
+        release(rt);
         return ret;
     }
     m->started = true;
@@ -188,10 +196,7 @@ void weft__monitor_stop(struct runtime *rt)
     pthread_cond_signal(&m->cond);
     pthread_mutex_unlock(&m->lock);
     pthread_join(m->thread, NULL);
-    pthread_cond_destroy(&m->cond);
-    pthread_mutex_destroy(&m->lock);
-    weft__free(m->seen, rt->nworkers * sizeof(*m->seen));
-    m->seen = NULL;
+    release(rt);
     m->started = false;
 }
 

@@ -14,38 +14,6 @@
 
 #include "helpers.h"
 
-/*
- * Runs fn(arg) as the main task of a debug-mode runtime with stderr going
- * to a file, and returns what was written there.
- */
-static const char *t_run_debug(weft_fn_t fn, void *arg)
-{
-    static char out[64 * 1024];
-    char path[] = "/tmp/weft-debug-XXXXXX";
-    weft_config_t cfg;
-    int fd = mkstemp(path), saved, ret;
-    ssize_t n;
-
-    cr_assert_geq(fd, 0);
-    unlink(path);
-    fflush(stderr);
-    saved = dup(STDERR_FILENO);
-    cr_assert_geq(saved, 0);
-    cr_assert_eq(dup2(fd, STDERR_FILENO), STDERR_FILENO);
-    weft_config_init(&cfg);
-    cfg.debug = WEFT_FLAG_ON;
-    ret = weft_run_with(&cfg, fn, arg);
-    fflush(stderr);
-    dup2(saved, STDERR_FILENO);
-    close(saved);
-    n = pread(fd, out, sizeof(out) - 1, 0);
-    close(fd);
-    cr_assert_eq(ret, 0, "weft_run_with returned %d", ret);
-    cr_assert_geq(n, 0);
-    out[n] = '\0';
-    return out;
-}
-
 /* Whether a whole line of text matches the extended regular expression
  * line (anchored at both ends). */
 static bool t_has_line(const char *text, const char *line)

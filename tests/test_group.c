@@ -510,26 +510,7 @@ static int child_fails(void *arg)
 Test(group, failed_child_is_not_reported_as_unheard_in_debug_mode,
      .timeout = 10)
 {
-    char path[] = "/tmp/weft-group-XXXXXX", out[4096];
-    int fd = mkstemp(path), saved, ret;
-    weft_config_t cfg;
-    ssize_t n;
+    const char *out = t_run_debug(child_fails, NULL);
 
-    cr_assert_geq(fd, 0);
-    unlink(path);
-    fflush(stderr);
-    saved = dup(STDERR_FILENO);
-    cr_assert_eq(dup2(fd, STDERR_FILENO), STDERR_FILENO);
-    weft_config_init(&cfg);
-    cfg.debug = WEFT_FLAG_ON;
-    ret = weft_run_with(&cfg, child_fails, NULL);
-    fflush(stderr);
-    dup2(saved, STDERR_FILENO);
-    close(saved);
-    n = pread(fd, out, sizeof(out) - 1, 0);
-    close(fd);
-    cr_assert_eq(ret, 0);
-    cr_assert_geq(n, 0);
-    out[n] = '\0';
     cr_assert_null(strstr(out, "failed with"), "stderr:\n%s", out);
 }
