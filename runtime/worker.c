@@ -751,7 +751,7 @@ static bool kick(void *arg)
 
 #define RESCUE_BATCH 64
 
-bool weft__worker_rescue(struct worker *w, uint64_t b,
+bool weft__worker_rescue(struct worker *w, uint64_t b, bool serve,
                          void (*report)(struct worker *w,
                                         struct weft_task *t))
 {
@@ -775,6 +775,11 @@ bool weft__worker_rescue(struct worker *w, uint64_t b,
     }
     if (froze && report)
         report(w, atomic_load_explicit(&w->running, memory_order_relaxed));
+    if (!serve) {
+        atomic_store_explicit(&w->stalled, false, memory_order_relaxed);
+        weft__spin_unlock(&w->handoff);
+        return true;
+    }
     t = w->lifo;
     w->lifo = NULL;
     if (t)

@@ -39,18 +39,21 @@ static int wait_sigusr2(void *arg)
     return weft_signal_wait(SIGUSR2, WEFT_NO_DEADLINE);
 }
 
-/* Runs until the jobs queued behind it are gone: the shutdown must
- * withdraw them, so that none can start once a thread is free. */
+/* Runs until jobs were queued behind it and are gone: the shutdown must
+ * withdraw them, so that none can start once a thread is free. (Not just
+ * "until none is queued": the tasks that queue them may not have run yet.) */
 static int slow_job(void *arg)
 {
     struct parked *p = arg;
     struct weft__blocking_stats st;
+    bool seen = false;
 
     atomic_fetch_add(&p->jobs_started, 1);
     do {
         usleep(1000);
         weft__blocking_stats(p->pool, &st);
-    } while (st.queued > 0);
+        seen |= st.queued > 0;
+    } while (!seen || st.queued > 0);
     atomic_fetch_add(&p->jobs_finished, 1);
     return 0;
 }
