@@ -18,6 +18,7 @@ struct parked {
     weft_future_t never_set;
     struct weft__blocking *pool;
     atomic_int jobs_started, jobs_finished;
+    atomic_bool queued_seen; /* the main task saw the jobs queue up */
 };
 
 static int sleep_long(void *arg)
@@ -41,19 +42,18 @@ static int wait_sigusr2(void *arg)
 
 /* Runs until jobs were queued behind it and are gone: the shutdown must
  * withdraw them, so that none can start once a thread is free. (Not just
- * "until none is queued": the tasks that queue them may not have run yet.) */
+ * "until none is queued": the tasks that queue them may not have run yet;
+ * nor "until it saw some queued": they may be gone before it looks.) */
 static int slow_job(void *arg)
 {
     struct parked *p = arg;
     struct weft__blocking_stats st;
-    bool seen = false;
 
     atomic_fetch_add(&p->jobs_started, 1);
     do {
         usleep(1000);
         weft__blocking_stats(p->pool, &st);
-        seen |= st.queued > 0;
-    } while (!seen || st.queued > 0);
+    } while (!atomic_load(&p->queued_seen) || st.queued > 0);
     atomic_fetch_add(&p->jobs_finished, 1);
     return 0;
 }
@@ -93,6 +93,7 @@ static int park_everywhere(void *arg)
         cr_assert_eq(weft_sleep_ms(1), 0);
         weft__blocking_stats(p->pool, &st);
     } while (atomic_load(&p->jobs_started) < 2 || st.queued < 3);
+    atomic_store(&p->queued_seen, true);
     cr_assert_eq(weft__signal_waiters(SIGUSR2), 2);
     return 0;
 }
