@@ -776,7 +776,9 @@ bool weft__worker_rescue(struct worker *w, uint64_t b, bool serve,
     if (froze && report)
         report(w, atomic_load_explicit(&w->running, memory_order_relaxed));
     if (!serve) {
-        atomic_store_explicit(&w->stalled, false, memory_order_relaxed);
+        /* Still frozen: the owner takes its duties back through handoff,
+         * which orders what report() read before what the owner does
+         * next (the end of the task it named, say). */
         weft__spin_unlock(&w->handoff);
         return true;
     }

@@ -154,7 +154,8 @@ void weft__worker_resume(struct worker *w);
  * queue go to the injection queue, due timers fire, the backend is reaped
  * (a kick makes w's thread enter the kernel where the backend needs it).
  * report(w, task) runs, still under the freeze, when this pass froze w.
- * Without serve, w is let go at once. Returns false if w was not frozen
+ * Without serve, w stays frozen but unserved until it takes its duties
+ * back. Returns false if w was not frozen
  * (it moved on, or is taking its duties back).
  */
 bool weft__worker_rescue(struct worker *w, uint64_t b, bool serve,

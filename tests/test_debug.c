@@ -150,7 +150,11 @@ Test(debug, runs_that_do_not_suspend_are_reported, .timeout = 30)
     cr_assert(t_has_line(err, "weft: task 'hog-returns' \\(" T_PTR "\\) ran "
                               "[0-9]+ ms without suspending"),
               "stderr:\n%s", err);
-    cr_assert_null(strstr(err, "'polite'"), "stderr:\n%s", err);
+    /* Only as a run that went on too long: descheduled for a while on a
+     * loaded machine, it may still be named by the stall monitor. */
+    cr_assert_not(t_has_line(err, "weft: task 'polite' \\(" T_PTR "\\) ran "
+                                  "[0-9]+ ms without suspending"),
+                  "stderr:\n%s", err);
 }
 
 /* ---- tasks that outlive the main task ------------------------------------ */
