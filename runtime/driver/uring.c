@@ -742,11 +742,7 @@ static void uring_kicked(struct weft__io *io)
 
 static void uring_wake(struct weft__io *io)
 {
-    uint64_t one = 1;
-
-    /* EAGAIN means the counter is saturated: a wake is pending anyway. */
-    while (write(io->wake_fd, &one, sizeof(one)) < 0 && errno == EINTR)
-        ;
+    weft__io_eventfd_wake(io->wake_fd);
 }
 
 const struct weft__io_ops weft__io_uring_ops = {
