@@ -204,6 +204,8 @@ static const char *state_name(uint32_t s)
         return "running or yielded";
     case TASK_IDLE:
         return "parked";
+    case TASK_INLINE:
+        return "running inline in its joiner";
     default:
         return "?";
     }
