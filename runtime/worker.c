@@ -27,6 +27,32 @@
  * on a suspending task's stack stays small. Wakes issued while settling on
  * a task's fiber go to the LIFO slot, like any wake from a running task.
  *
+ * Order of work, and the bound on live stacks. A spawn does not go to a
+ * queue at once: the worker holds it (w->spawned, unpublished, a duty
+ * like the LIFO slot) until its spawner suspends or ends, when the held
+ * tasks are queued as if each had gone through the LIFO slot, the newest
+ * to run next; asyncio's order, where a new task runs once its spawner
+ * awaits. Until then the spawner's join of one of them runs it inline
+ * (task.h, "Inline joins"): a function call on the joiner's stack, which
+ * itself may spawn and join the same way. So a tree of tasks that spawn
+ * and join their children runs depth first, as in Cilk's work-first
+ * order: a join takes the child it names out of the held ones, the
+ * siblings after it wait their turn held, and a worker's inline chain
+ * uses one stack, as deep as the tree (a child runs inline only with room
+ * for its whole promised stack below the join, else the join parks as
+ * any other and the child gets a stack of its own when it runs). Held
+ * tasks are shared with thieves on demand: when a spawn or an inline
+ * join sees another worker idle or searching (hungry()), the older half
+ * of the held tasks, the biggest subtrees of a tree, go to the local
+ * queue, where that worker steals them (a spawn keeps the newest, so the
+ * latest spawn never starts before its spawner suspends or joins, as
+ * with the LIFO slot before); at most WEFT__SPAWNED_MAX are
+ * held, the older half going to the queue when full. Live stacks are
+ * therefore about one per worker per level of the tree, plus those of
+ * joiners whose children were stolen, instead of one per started task.
+ * Every inline run counts towards the next poll, and a chain of them
+ * makes way for ready tasks that have waited a while (others_can_wait).
+ *
  * Parking without lost wakeups. The race: worker P finds every queue empty
  * and decides to sleep; meanwhile waker W pushes a task and looks for a
  * sleeper to wake. If W looks before P announces itself and P checks the
@@ -338,8 +364,10 @@ void weft__worker_spawned(struct worker *w, struct weft_task *t)
     if (unlikely(w->nspawned == WEFT__SPAWNED_MAX))
         publish_oldest(w, WEFT__SPAWNED_MAX / 2);
     w->spawned[w->nspawned++] = t;
-    if (unlikely(hungry(w->rt)))
-        publish_oldest(w, (w->nspawned + 1) / 2);
+    /* The newest stays: a task does not start before its spawner
+     * suspends or joins, as long as it is the spawner's latest. */
+    if (unlikely(hungry(w->rt)) && w->nspawned > 1)
+        publish_oldest(w, w->nspawned / 2);
     if (outer)
         weft__worker_leave(w);
 }
