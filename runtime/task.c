@@ -29,8 +29,9 @@
 #include "stack.h"
 #include "worker.h"
 
-void weft__task_park(struct weft_task *t, enum weft__why why,
-                     const void *where)
+/* weft__task_park, inlined into the waits of this file. */
+static inline __attribute__((always_inline)) void park(
+    struct weft_task *t, enum weft__why why, const void *where)
 {
     /* An inline task parks its host: the protocol runs on the state of
      * the task whose fiber switches (task.h, "Inline joins"). */
@@ -53,6 +54,12 @@ void weft__task_park(struct weft_task *t, enum weft__why why,
     weft__task_note_wait(t, WHY_NONE, NULL);
 }
 
+void weft__task_park(struct weft_task *t, enum weft__why why,
+                     const void *where)
+{
+    park(t, why, where);
+}
+
 void weft__task_wake(struct weft_task *t)
 {
     uint32_t s = atomic_load_explicit(&t->state, memory_order_relaxed);
@@ -60,17 +67,6 @@ void weft__task_wake(struct weft_task *t)
     for (;;) {
         if (s == TASK_DONE || s == TASK_FREE)
             return;
-        if (s == TASK_INLINE) {
-            /* Its host parks and runs for it. acquire: pairs with the
-             * joiner's exchange to INLINE, which follows its store of
-             * host. NULL: it is ending, nothing to wake. */
-            atomic_thread_fence(memory_order_acquire);
-            t = atomic_load_explicit(&t->host, memory_order_relaxed);
-            if (!t)
-                return;
-            s = atomic_load_explicit(&t->state, memory_order_relaxed);
-            continue;
-        }
         if (s == TASK_IDLE) {
             /* acq_rel: acquire pairs with the release CAS to IDLE in the
              * worker (the fiber is fully switched out); release publishes
@@ -81,6 +77,17 @@ void weft__task_wake(struct weft_task *t)
                 weft__worker_enqueue(weft__worker_current(), t, true);
                 return;
             }
+            continue;
+        }
+        if (unlikely(s == TASK_INLINE)) {
+            /* Its host parks and runs for it. acquire: pairs with the
+             * joiner's exchange to INLINE, which follows its store of
+             * host. NULL: it is ending, nothing to wake. */
+            atomic_thread_fence(memory_order_acquire);
+            t = atomic_load_explicit(&t->host, memory_order_relaxed);
+            if (!t)
+                return;
+            s = atomic_load_explicit(&t->state, memory_order_relaxed);
             continue;
         }
         /* Queued or running: mark it notified with an RMW even if the bit
@@ -115,11 +122,18 @@ static bool take_joiners_cancel(struct weft_task *t)
     return false;
 }
 
+static __attribute__((noinline)) bool take_cancel_slow(struct weft_task *t)
+{
+    return take_own_cancel(t) || take_joiners_cancel(t);
+}
+
 bool weft__task_take_cancel(struct weft_task *t)
 {
-    if (likely(!atomic_load_explicit(&t->cancel, memory_order_relaxed)))
-        return unlikely(t->inline_parent != NULL) && take_joiners_cancel(t);
-    return take_own_cancel(t);
+    /* Every wait asks: the usual answer costs two loads. */
+    if (likely(!atomic_load_explicit(&t->cancel, memory_order_relaxed) &&
+               !t->inline_parent))
+        return false;
+    return take_cancel_slow(t);
 }
 
 void weft__task_restore_cancel(struct weft_task *t)
@@ -155,7 +169,7 @@ int weft__task_block(struct weft_task *t, bool (*done)(void *), void *arg,
             ret = -ETIMEDOUT;
             break;
         }
-        weft__task_park(t, why, where);
+        park(t, why, where);
     }
     if (armed)
         weft__timer_disarm(t);

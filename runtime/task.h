@@ -167,6 +167,12 @@ struct weft_task {
     /* Whoever runs the task (the worker that moved it to RUNNING). */
     struct fiber fiber;
     struct stack *stack;
+    /* While the task runs inline (see "Inline joins"): the task whose
+     * stack it runs on, read at every switch and by wakers (relaxed:
+     * ordered by the state), and the task that joined it, for
+     * cancellations. NULL otherwise. Beside the fiber: one cache line. */
+    _Atomic(struct weft_task *) host;
+    struct weft_task *inline_parent;
     int result;
     bool started;
     /* Why and where the task last suspended, for task dumps: relaxed
@@ -217,11 +223,6 @@ struct weft_task {
     /* Registry of every task struct of the runtime; under its lock. */
     struct weft_task *all_next;
 
-    /* While the task runs inline (see "Inline joins"): the task whose
-     * stack it runs on, read by wakers (relaxed: ordered by the state),
-     * and the task that joined it, for cancellations. NULL otherwise. */
-    _Atomic(struct weft_task *) host;
-    struct weft_task *inline_parent;
 };
 
 /* The task whose fiber carries t's switches: t, or its host while t runs
