@@ -122,18 +122,9 @@ static bool take_joiners_cancel(struct weft_task *t)
     return false;
 }
 
-static __attribute__((noinline)) bool take_cancel_slow(struct weft_task *t)
+bool weft__task_take_cancel_slow(struct weft_task *t)
 {
     return take_own_cancel(t) || take_joiners_cancel(t);
-}
-
-bool weft__task_take_cancel(struct weft_task *t)
-{
-    /* Every wait asks: the usual answer costs two loads. */
-    if (likely(!atomic_load_explicit(&t->cancel, memory_order_relaxed) &&
-               !t->inline_parent))
-        return false;
-    return take_cancel_slow(t);
 }
 
 void weft__task_restore_cancel(struct weft_task *t)
@@ -575,7 +566,8 @@ void weft__task_free(struct weft_task *t)
     uint32_t dying = 0;
 
     WEFT__CHECK(!t->locals);
-    weft__task_drop_name(t);
+    if (unlikely(t->name))
+        weft__task_drop_name(t);
     atomic_store_explicit(&t->state, TASK_FREE, memory_order_relaxed);
     if (w && w->rt == rt) {
         t->next = w->free_tasks;

@@ -256,8 +256,17 @@ void weft__task_park(struct weft_task *t, enum weft__why why,
 void weft__task_wake(struct weft_task *t);
 
 /* Consumes t's pending cancellation request, if any: its own, or while t
- * runs inline one of its joiners' (passed on, as a join does). */
-bool weft__task_take_cancel(struct weft_task *t);
+ * runs inline one of its joiners' (passed on, as a join does). Every wait
+ * and every start asks: the usual answer is two loads, inline. */
+bool weft__task_take_cancel_slow(struct weft_task *t);
+
+static inline bool weft__task_take_cancel(struct weft_task *t)
+{
+    if (likely(!atomic_load_explicit(&t->cancel, memory_order_relaxed) &&
+               !t->inline_parent))
+        return false;
+    return weft__task_take_cancel_slow(t);
+}
 
 /* Puts back a request taken by a wait that completed anyway. */
 void weft__task_restore_cancel(struct weft_task *t);
