@@ -43,11 +43,15 @@ function unit_of(wl) {
     if (wl ~ /^S7b/) return "elements/s"
     return wl ~ /^S7/ ? "tasks/s" : ""
 }
-function sched_line(r, k) {
+function sched_line(r, k,    one) {
     printf "%-11s %-3s %-40s %d/%d%s\n", k[2], substr(k[3], 3),
            med[r] " " unit_of(k[2]), errs[r], runs[r], errs[r] ? " ERRORS" : ""
     if ((r, "peak_rss_kb") in v)
         printf "                peak RSS %s", mib(v[r, "peak_rss_kb"])
+    # Fork-join: the speedup from 1 to 2 workers, of the medians.
+    one = k[1] "|" k[2] "|w=1|" k[4]
+    if (k[2] ~ /^S7/ && k[3] == "w=2" && v[one, "rate"] > 0)
+        printf "; %.2fx the 1-worker rate", v[r, "rate"] / v[one, "rate"]
     if ((r, "idle_rss_kb") in v)
         printf "; idle %s (start %s); 2nd burst %s ms", mib(v[r, "idle_rss_kb"]),
                mib(v[r, "base_rss_kb"]), human(v[r, "wall2_ms"])
