@@ -530,6 +530,13 @@ static struct once_node *once_build(int depth)
     return n;
 }
 
+static void once_free_kids(struct once_node *n)
+{
+    for (int i = 0; n->depth > 0 && i < ONCE_K; i++)
+        once_free_kids(&n->kids[i]);
+    free(n->kids);
+}
+
 static long once_check(struct once_node *n)
 {
     long total = 1;
@@ -564,6 +571,8 @@ Test(forkjoin, every_task_of_a_tree_runs_exactly_once_while_workers_steal,
     struct once_node *root = once_build(ONCE_DEPTH);
 
     t_run_two_or_more(once_main, root);
+    once_free_kids(root);
+    free(root);
 }
 
 /* ---- a spinning spawner still shares ------------------------------------- */
