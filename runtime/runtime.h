@@ -14,6 +14,7 @@
 #include "blocking.h"
 #include "config.h"
 #include "inject.h"
+#include "metrics.h"
 #include "monitor.h"
 #include "stack.h"
 
@@ -98,6 +99,7 @@ struct runtime {
 
     struct weft__blocking pool;
     struct weft__monitor monitor;
+    struct weft__metrics_shared shared; /* counts from other threads */
     bool uses_signals;               /* under signal.c's lock */
 };
 
@@ -127,7 +129,11 @@ void weft__runtime_unregister(struct runtime *rt, uint32_t i);
 /* Cancels every live task except self; returns how many were live. */
 unsigned weft__runtime_cancel_all(struct runtime *rt, struct weft_task *self);
 
-/* Prints a line per live task (debug reports). */
-void weft__runtime_dump(struct runtime *rt, const char *why);
+/* fn(rt, arg) for the runtime h names (NULL: the calling task's), while
+ * it cannot be freed (its gate held: spawns from other threads wait).
+ * fn's result, or -EPERM (h NULL outside a task) or -ESHUTDOWN (h stale or
+ * its free begun). Any thread. */
+int weft__runtime_call(const weft_runtime_t *h,
+                       int (*fn)(struct runtime *rt, void *arg), void *arg);
 
 #endif

@@ -101,6 +101,7 @@
 
 #include "driver/backend.h"
 #include "mem.h"
+#include "metrics.h"
 #include "monitor.h"
 #include "overflow.h"
 #include "runtime.h"
@@ -146,8 +147,7 @@ __attribute__((noinline)) struct weft_task *weft__task_current(void)
 
 static void count(_Atomic uint64_t *c)
 {
-    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
-                          memory_order_relaxed);
+    weft__count(c);
 }
 
 static uint32_t next_random(struct worker *w)
@@ -491,6 +491,29 @@ static void claim(struct weft_task *t)
     atomic_exchange_explicit(&t->state, TASK_RUNNING, memory_order_acquire);
 }
 
+/* A sampled run begins (metrics.h): t's delay since a stamped wake, if
+ * its wake was stamped, and the clock of the run. */
+static void sample_run(struct worker *w, struct weft_task *t)
+{
+    int64_t now = weft__now();
+
+    if (t->woken_at) {
+        count(&w->stats.delay_hist[weft__hist_bucket(now - t->woken_at)]);
+        t->woken_at = 0;
+    }
+    w->sample_start = now;
+}
+
+/* A sampled run ends: its length goes to the histogram. */
+static void end_sample(struct worker *w)
+{
+    if (likely(!w->sample_start))
+        return;
+    count(&w->stats.run_hist[weft__hist_bucket(weft__now() -
+                                               w->sample_start)]);
+    w->sample_start = 0;
+}
+
 /* Makes t w's running task, counting it towards the next poll. */
 static void begin_run(struct worker *w, struct weft_task *t)
 {
@@ -498,6 +521,11 @@ static void begin_run(struct worker *w, struct weft_task *t)
         w->until_poll--;
     w->current = t;
     atomic_store_explicit(&w->running, t, memory_order_relaxed);
+    count(&w->stats.runs);
+    if (unlikely(t->woken_at) || unlikely(--w->run_sample_left == 0)) {
+        w->run_sample_left = WEFT__SAMPLE_EVERY;
+        sample_run(w, t);
+    }
     start_run_clock(w);
 }
 
@@ -552,6 +580,7 @@ static struct fiber *switch_target(struct worker *w, enum switch_reason why)
     struct weft_task *next;
 
     check_run_length(w);
+    end_sample(w);
     w->prev = w->current;
     w->reason = why;
     while ((next = take_direct(w)) && !leave_to_scheduler(w, next))
@@ -612,6 +641,7 @@ struct weft_task *weft__worker_task_done(struct worker *w)
 
     weft__worker_enter(w);
     check_run_length(w);
+    end_sample(w);
     while ((next = take_direct(w))) {
         if (can_adopt(next, t)) {
             if (adopt(w, next, t)) {
@@ -939,6 +969,7 @@ static void park(struct worker *w, int64_t timeout)
     int ret;
 
     atomic_store_explicit(&w->parked, true, memory_order_relaxed);
+    count(&w->stats.parks);
     ret = w->rt->io_ops->wait(w->io, timeout);
     if (likely(ret >= 0)) {
         w->io_backoff_ns = 0;

@@ -31,9 +31,16 @@ struct weft__io;
 enum switch_reason { SWITCH_PARK, SWITCH_YIELD, SWITCH_EXIT };
 
 /* Plain per-worker counters: owner writes, anyone reads (relaxed). Only
- * what something reads is counted: every counter is a store per event. */
+ * what something reads is counted: every counter is a store per event
+ * (weft_metrics sums them; metrics.h says what each counts). */
+#define WEFT__HIST_BUCKETS 24
 struct worker_stats {
     _Atomic uint64_t steals;
+    _Atomic uint64_t spawned, finished, runs, parks, wakes;
+    _Atomic uint64_t io_submitted, io_completed, kernel_entries;
+    /* Sampled runs (metrics.h): wake-to-run delay, run time; log2 ns. */
+    _Atomic uint64_t delay_hist[WEFT__HIST_BUCKETS];
+    _Atomic uint64_t run_hist[WEFT__HIST_BUCKETS];
 };
 
 struct worker {
@@ -68,6 +75,10 @@ struct worker {
     enum switch_reason reason;     /* what prev asked for */
     uint32_t until_poll;           /* task runs until the next poll */
     int64_t run_start;             /* debug mode: when current's run began */
+    int64_t sample_start;          /* a sampled run began then (metrics.h);
+                                    * 0: this run is not sampled */
+    uint32_t run_sample_left;      /* runs until the next sampled one */
+    uint32_t wake_sample_left;     /* wakes until the next stamped one */
     uint32_t rng;
     bool searching;                /* counted in rt->idle.nsearching */
     struct weft__stack_cache stacks;
