@@ -1170,7 +1170,9 @@ WEFT_API int weft_metrics_format(const weft_metrics_t *m, char *buf,
  * (queued, running on worker i, runnable after a yield, parked), why it
  * waits (sleep, join, io, sync, queue, future, blocking, signal) and where:
  * the return address of the call it waits in, as function+0xoffset (file),
- * which addr2line turns into file:line, and its task function likewise.
+ * which addr2line turns into file:line (a wait made in tail position, as
+ * in `return weft_sleep_ms(n);`, shows the function that called the
+ * waiting one), and its task function likewise.
  * Identical unnamed waits (same state, function and place) are collapsed
  * into one line with a count. Does not stop the workers: a task that moves
  * on while the dump runs shows as it was when it was read. Any thread, any

@@ -684,12 +684,15 @@ int weft_runtime_new(const weft_config_t *cfg, weft_runtime_t **out)
         goto out_free;
     ret = start_workers(&s->h.rt);
     ret = ret ?: weft__monitor_start(&s->h.rt);
+    if (!ret && s->h.rt.cfg.dump_signal)
+        ret = weft__signal_dump_on(&s->h.rt, s->h.rt.cfg.dump_signal);
     if (ret)
         goto out_stop;
     *out = handle_of(s);
     slot_set_open(s, *out, true);
     return 0;
 out_stop:
+    weft__signal_release(&s->h.rt);
     stop_workers(&s->h.rt);
     weft__overflow_uninstall();
 out_free:
