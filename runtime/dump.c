@@ -252,8 +252,9 @@ static int put_task(int fd, const struct entry *e)
                    e->count, state, *where ? ", waiting in " : "",
                    *where ? why_name(e->why) : "", *where ? " at " : "",
                    where, fn);
-    return put(fd, "  task %p '%s': %s%s%s%s%s, task function %s\n",
-               e->handle, e->name, state, *where ? ", waiting in " : "",
+    return put(fd, "  task %p%s%s%s: %s%s%s%s%s, task function %s\n",
+               e->handle, *e->name ? " '" : "", e->name,
+               *e->name ? "'" : "", state, *where ? ", waiting in " : "",
                *where ? why_name(e->why) : "", *where ? " at " : "", where,
                fn);
 }
