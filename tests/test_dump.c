@@ -296,13 +296,18 @@ Test(dump, on_the_dump_signal_and_the_program_goes_on, .timeout = 60)
     t_until_parked_in(getter, WHY_QUEUE);
     cr_assert_geq(dup2(out, 2), 0);
     cr_assert_eq(kill(getpid(), SIGUSR1), 0);
-    /* The signal thread writes it: wait until the last task is listed. */
-    while (!file_has(out, "dump_getter+0x0"))
+    /* The signal thread writes it: wait until each task is listed (if
+     * the dump never comes, the test runs into its timeout). */
+    while (!file_has(out, "dump_getter+0x0") ||
+           !file_has(out, "dump_sleeper+0x0") ||
+           !file_has(out, "dump_spinner+0x0"))
         usleep(1000);
     dup2(saved, 2);
     cr_assert(file_has(out, "weft: task dump (signal 10)"));
     cr_assert(file_has(out, "'dump-sleeper': parked, waiting in sleep at "
                             "dump_sleeper+0x"));
+    cr_assert(file_has(out, "'dump-getter': parked, waiting in queue at "
+                            "dump_getter+0x"));
     /* Still running: its tasks go on and end as usual. */
     cr_assert_eq(weft_runtime_block_on(rt, teardown, NULL), 0);
     cr_assert_eq(weft_runtime_free(rt), 0);
