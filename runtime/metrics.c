@@ -18,24 +18,6 @@
 
 /* ---- counting ------------------------------------------------------------ */
 
-void weft__metrics_wake(struct worker *w, struct weft_task *t)
-{
-    struct runtime *rt = t->rt;
-
-    if (!w || w->rt != rt) {
-        /* Off a worker of rt, the wake takes the injection queue's lock
-         * next: one more RMW is noise there. */
-        atomic_fetch_add_explicit(&rt->shared.wakes, 1, memory_order_relaxed);
-        return;
-    }
-    weft__count(&w->stats.wakes);
-    if (unlikely(--w->wake_sample_left == 0)) {
-        w->wake_sample_left = WEFT__SAMPLE_EVERY;
-        /* t is ours until it is queued: the queue publishes the stamp. */
-        t->woken_at = weft__now();
-    }
-}
-
 void weft__metrics_io_done(struct weft_task *t)
 {
     struct worker *w = weft__worker_current();
@@ -73,6 +55,20 @@ static uint32_t timers_armed(struct worker *w)
     return n;
 }
 
+/* Runs are not counted one by one: the worker's countdown to its next
+ * poll, reloaded every WEFT__POLL_INTERVAL runs, tells them (worker.c).
+ * Read apart from the reload count, it may be a reload behind for an
+ * instant: never below the runs counted before. */
+static uint64_t runs_of(struct worker *w)
+{
+    uint64_t polls = load(&w->stats.polls);
+    uint32_t left = atomic_load_explicit(&w->until_poll,
+                                         memory_order_relaxed);
+    uint64_t runs = polls * WEFT__POLL_INTERVAL;
+
+    return runs > left ? runs - left : 0;
+}
+
 static void read_worker(struct worker *w, weft_worker_metrics_t *out)
 {
     struct worker_stats *st = &w->stats;
@@ -81,7 +77,7 @@ static void read_worker(struct worker *w, weft_worker_metrics_t *out)
     *out = (weft_worker_metrics_t){
         .spawned = load(&st->spawned),
         .finished = load(&st->finished),
-        .runs = load(&st->runs),
+        .runs = runs_of(w),
         .steals = load(&st->steals),
         .parks = load(&st->parks),
         .wakes = load(&st->wakes),

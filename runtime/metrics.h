@@ -6,11 +6,15 @@
  * in struct weft__metrics_shared, on paths that already take a lock.
  *
  * Histograms are sampled, because a clock read costs as much as a whole
- * run of a short task: one run in WEFT__SAMPLE_EVERY has its length
- * measured (a clock read where it begins and where it ends), and one wake
- * in WEFT__SAMPLE_EVERY stamps the task, whose next run measures the delay
- * from that wake (its run is then measured too, the clock being read
- * anyway). A worker's countdowns are its own; nothing else is timed.
+ * run of a short task. The last run before each of a worker's polls (one
+ * in WEFT__POLL_INTERVAL, a countdown the worker keeps anyway) has its
+ * length measured, a clock read where it begins and one where it ends;
+ * one wake in WEFT__SAMPLE_EVERY on each worker is timed: the waker notes
+ * the time and the task on its worker and marks the task's state
+ * (TASK_SAMPLED, task.h), and the run that claims the task reads the mark
+ * from the value its claim returns anyway and measures the delay (that run
+ * is then measured too, the clock being read already). Runs are not
+ * counted one by one either: the poll countdown tells them (metrics.c).
  */
 #ifndef WEFT__METRICS_H
 #define WEFT__METRICS_H
@@ -50,10 +54,6 @@ static inline unsigned weft__hist_bucket(int64_t ns)
         return 0;
     return bits - 10 < 23 ? bits - 10 : 23;
 }
-
-/* A wake of t that made it runnable, by whoever calls it (t->rt is read
- * before t is queued: after, it may run, end and be recycled). */
-void weft__metrics_wake(struct worker *w, struct weft_task *t);
 
 /* An I/O op of task t (NULL for a multishot's end) completed on this
  * thread. */

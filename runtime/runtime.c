@@ -585,8 +585,7 @@ static int init_workers(struct runtime *rt)
         w->rt = rt;
         w->index = i;
         w->rng = 0x9E3779B9u * (i + 1);
-        w->run_sample_left = WEFT__SAMPLE_EVERY;
-        w->wake_sample_left = WEFT__SAMPLE_EVERY;
+        w->timed = rt->cfg.debug;
         w->light_fence = light;
         /* Born in the runtime (odd): a thread slow to start is not a
          * worker stuck in a task. */

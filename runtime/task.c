@@ -50,6 +50,29 @@ void weft__task_park(struct weft_task *t, enum weft__why why,
     weft__task_note_wait(t, WHY_NONE, NULL);
 }
 
+/* The flags a wake of t by worker w gives its SCHED state when the wake is
+ * the one in WEFT__SAMPLE_EVERY whose delay is timed: TASK_SAMPLED and w's
+ * index; its time and t go on w, where the runner finds them (metrics.h).
+ * 0 if w is another runtime's (the runner could not find it). */
+static __attribute__((noinline)) uint32_t time_wake(struct worker *w,
+                                                    struct weft_task *t)
+{
+    if (w->rt != t->rt)
+        return 0;
+    /* Published to the runner by the CAS to SCHED (release). */
+    atomic_store_explicit(&w->sampled_at, weft__now(), memory_order_relaxed);
+    atomic_store_explicit(&w->sampled, t, memory_order_relaxed);
+    return TASK_SAMPLED | (w->index + 1) << TASK_WAKER_SHIFT;
+}
+
+/* A wake from a thread that is not a worker: counted on the runtime. Its
+ * wake takes the injection queue's lock next, beside which one more RMW is
+ * noise. */
+static void count_remote_wake(struct weft_task *t)
+{
+    atomic_fetch_add_explicit(&t->rt->shared.wakes, 1, memory_order_relaxed);
+}
+
 void weft__task_wake(struct weft_task *t)
 {
     uint32_t s = atomic_load_explicit(&t->state, memory_order_relaxed);
@@ -58,15 +81,26 @@ void weft__task_wake(struct weft_task *t)
         if (s == TASK_DONE || s == TASK_FREE)
             return;
         if (s == TASK_IDLE) {
+            struct worker *w = weft__worker_current();
+            /* The wake counter (owner-written) is the sampling countdown
+             * too; it moves only once the wake is ours. */
+            uint64_t n = w ? atomic_load_explicit(&w->stats.wakes,
+                                                  memory_order_relaxed) + 1
+                           : 1;
+            uint32_t flags = unlikely(w && n % WEFT__SAMPLE_EVERY == 0)
+                                 ? time_wake(w, t) : 0;
+
             /* acq_rel: acquire pairs with the release CAS to IDLE in the
              * worker (the fiber is fully switched out); release publishes
              * our writes to whoever runs the task. */
             if (atomic_compare_exchange_weak_explicit(
-                    &t->state, &s, TASK_SCHED, memory_order_acq_rel,
+                    &t->state, &s, TASK_SCHED | flags, memory_order_acq_rel,
                     memory_order_relaxed)) {
-                struct worker *w = weft__worker_current();
-
-                weft__metrics_wake(w, t);
+                if (likely(w))
+                    atomic_store_explicit(&w->stats.wakes, n,
+                                          memory_order_relaxed);
+                else
+                    count_remote_wake(t);
                 weft__worker_enqueue(w, t, true);
                 return;
             }
@@ -578,7 +612,6 @@ int weft__task_init(struct weft_task *t, struct runtime *rt, weft_fn_t fn,
     /* release: a dump that loads it with acquire reads the copy. */
     __atomic_store_n(&t->name, name ? copy_name(name) : NULL,
                      __ATOMIC_RELEASE);
-    t->woken_at = 0;
     t->joiners = NULL;
     t->on_finish = NULL;
     atomic_store_explicit(&t->cancel, false, memory_order_relaxed);

@@ -68,7 +68,12 @@ enum task_state {
     TASK_IDLE = 3,
     TASK_DONE = 4,
     TASK_NOTIFIED = 8, /* or'ed onto SCHED or RUNNING */
+    TASK_SAMPLED = 16, /* or'ed onto SCHED by a wake whose delay is timed
+                          (metrics.h), with the waker's index + 1 in the
+                          bits from TASK_WAKER_SHIFT; the claim clears it */
 };
+#define TASK_WAKER_SHIFT 16
+#define TASK_STATE_MASK 7u /* the state without the flags above */
 
 /* Why a task is suspended: shown in task dumps. */
 enum weft__why {
@@ -139,7 +144,7 @@ struct weft__join_waiter {
 
 #define TASK_NAME_MAX 32 /* bytes kept of a name, its NUL included */
 
-/* Fields are ordered to leave little padding: 152 bytes on 64-bit targets
+/* Fields are ordered to leave little padding: 144 bytes on 64-bit targets
  * in plain builds (a fresh task's struct is most of the new memory a burst
  * of spawns touches). */
 struct weft_task {
@@ -192,10 +197,6 @@ struct weft_task {
 
     /* Registry of every task struct of the runtime; under its lock. */
     struct weft_task *all_next;
-
-    /* When a sampled wake made it runnable (metrics.h), 0 if none: written
-     * by the waker before it queues the task, read by whoever runs it. */
-    int64_t woken_at;
 };
 
 /* Records why and from where t suspends (WHY_NONE: it runs again). */

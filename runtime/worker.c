@@ -107,7 +107,7 @@
 #include "runtime.h"
 #include "task.h"
 
-#define POLL_INTERVAL 61 /* task runs between two looks outside */
+#define POLL_INTERVAL WEFT__POLL_INTERVAL
 /* LIFO runs in a row before the queue's head gets a turn. Each turn of a
  * ping-pong pair that hands itself the slot ends with its stacks and tasks
  * going cold while the rest of the queue runs, so long turns pay, as in Go,
@@ -148,6 +148,16 @@ __attribute__((noinline)) struct weft_task *weft__task_current(void)
 static void count(_Atomic uint64_t *c)
 {
     weft__count(c);
+}
+
+static uint32_t until_poll(const struct worker *w)
+{
+    return atomic_load_explicit(&w->until_poll, memory_order_relaxed);
+}
+
+static void set_until_poll(struct worker *w, uint32_t n)
+{
+    atomic_store_explicit(&w->until_poll, n, memory_order_relaxed);
 }
 
 static uint32_t next_random(struct worker *w)
@@ -387,8 +397,9 @@ static struct weft_task *find_task(struct worker *w)
 {
     struct weft_task *t;
 
-    if (w->until_poll == 0) {
-        w->until_poll = POLL_INTERVAL;
+    if (until_poll(w) == 0) {
+        set_until_poll(w, POLL_INTERVAL);
+        count(&w->stats.polls);
         poll_events(w);
         if ((t = take_injected(w)))
             return t;
@@ -486,46 +497,82 @@ static void check_run_length(struct worker *w)
 /* Moves t, taken from a queue, to RUNNING. acquire RMW: pairs with the
  * release CAS of any waker that found the task queued, so the task's first
  * check sees what that waker wrote. */
-static void claim(struct weft_task *t)
+static uint32_t claim(struct weft_task *t)
 {
-    atomic_exchange_explicit(&t->state, TASK_RUNNING, memory_order_acquire);
+    return atomic_exchange_explicit(&t->state, TASK_RUNNING,
+                                    memory_order_acquire);
 }
 
-/* A sampled run begins (metrics.h): t's delay since a stamped wake, if
- * its wake was stamped, and the clock of the run. */
-static void sample_run(struct worker *w, struct weft_task *t)
+/* The delay since the timed wake that made t runnable, or -1 if its
+ * waker has timed a later wake since; `was` is t's state as claimed, with
+ * TASK_SAMPLED set (metrics.h). */
+static int64_t wake_delay(struct weft_task *t, uint32_t was, int64_t now)
+{
+    struct worker *waker = t->rt->workers[(was >> TASK_WAKER_SHIFT) - 1];
+    int64_t at = atomic_load_explicit(&waker->sampled_at,
+                                      memory_order_relaxed);
+
+    /* The waker stores the time, then the task, then releases the task's
+     * state, which our claim acquired: if the task is still t, `at` is its
+     * wake's time or a later one (never an earlier), so the delay is never
+     * overstated. */
+    if (atomic_load_explicit(&waker->sampled, memory_order_relaxed) != t)
+        return -1;
+    return now > at ? now - at : 0;
+}
+
+/* A sampled run begins (metrics.h): its clock starts. */
+static int64_t sample_run(struct worker *w)
 {
     int64_t now = weft__now();
 
-    if (t->woken_at) {
-        count(&w->stats.delay_hist[weft__hist_bucket(now - t->woken_at)]);
-        t->woken_at = 0;
-    }
     w->sample_start = now;
+    w->timed = true;
+    return now;
 }
 
-/* A sampled run ends: its length goes to the histogram. */
-static void end_sample(struct worker *w)
+/* t was claimed (its state `was`) after a timed wake: the delay goes to
+ * the histogram, and the run about to begin is sampled too. */
+static __attribute__((noinline)) void timed_wake(struct worker *w,
+                                                 struct weft_task *t,
+                                                 uint32_t was)
 {
-    if (likely(!w->sample_start))
-        return;
-    count(&w->stats.run_hist[weft__hist_bucket(weft__now() -
-                                               w->sample_start)]);
-    w->sample_start = 0;
+    int64_t delay = wake_delay(t, was, sample_run(w));
+
+    if (delay >= 0)
+        count(&w->stats.delay_hist[weft__hist_bucket(delay)]);
 }
 
-/* Makes t w's running task, counting it towards the next poll. */
+/* A run ends: a sampled run's length goes to the histogram, and debug
+ * mode checks it was not too long. One test of a worker-local flag when
+ * neither applies. */
+static void end_run(struct worker *w)
+{
+    if (likely(!w->timed))
+        return;
+    if (w->sample_start) {
+        count(&w->stats.run_hist[weft__hist_bucket(weft__now() -
+                                                   w->sample_start)]);
+        w->sample_start = 0;
+    }
+    w->timed = w->rt->cfg.debug;
+    check_run_length(w);
+}
+
+/* Makes t w's running task, counting it towards the next poll, which is
+ * also the run count (polls * POLL_INTERVAL - until_poll) and the sample
+ * countdown: the last run before each poll is timed (metrics.h). */
 static void begin_run(struct worker *w, struct weft_task *t)
 {
-    if (w->until_poll)
-        w->until_poll--;
+    uint32_t left = until_poll(w);
+
+    if (left) {
+        set_until_poll(w, --left);
+        if (unlikely(left == 0) && !w->sample_start)
+            sample_run(w);
+    }
     w->current = t;
     atomic_store_explicit(&w->running, t, memory_order_relaxed);
-    count(&w->stats.runs);
-    if (unlikely(t->woken_at) || unlikely(--w->run_sample_left == 0)) {
-        w->run_sample_left = WEFT__SAMPLE_EVERY;
-        sample_run(w, t);
-    }
     start_run_clock(w);
 }
 
@@ -533,7 +580,10 @@ static void begin_run(struct worker *w, struct weft_task *t)
  * without running (cancelled before it started, or no stack). */
 static bool prepare(struct worker *w, struct weft_task *t)
 {
-    claim(t);
+    uint32_t was = claim(t);
+
+    if (unlikely(was >> TASK_WAKER_SHIFT))
+        timed_wake(w, t, was);
     if (unlikely(!t->started) && !start_task(w, t))
         return false;
     begin_run(w, t);
@@ -554,7 +604,7 @@ static void run_task(struct worker *w, struct weft_task *t)
  * or NULL to go through the scheduler: none at hand, or a poll is due. */
 static struct weft_task *take_direct(struct worker *w)
 {
-    return w->until_poll ? take_local(w) : NULL;
+    return until_poll(w) ? take_local(w) : NULL;
 }
 
 /*
@@ -579,8 +629,7 @@ static struct fiber *switch_target(struct worker *w, enum switch_reason why)
 {
     struct weft_task *next;
 
-    check_run_length(w);
-    end_sample(w);
+    end_run(w);
     w->prev = w->current;
     w->reason = why;
     while ((next = take_direct(w)) && !leave_to_scheduler(w, next))
@@ -640,8 +689,7 @@ struct weft_task *weft__worker_task_done(struct worker *w)
     struct weft_task *t = w->current, *next;
 
     weft__worker_enter(w);
-    check_run_length(w);
-    end_sample(w);
+    end_run(w);
     while ((next = take_direct(w))) {
         if (can_adopt(next, t)) {
             if (adopt(w, next, t)) {

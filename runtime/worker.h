@@ -34,9 +34,12 @@ enum switch_reason { SWITCH_PARK, SWITCH_YIELD, SWITCH_EXIT };
  * what something reads is counted: every counter is a store per event
  * (weft_metrics sums them; metrics.h says what each counts). */
 #define WEFT__HIST_BUCKETS 24
+#define WEFT__POLL_INTERVAL 61 /* task runs between two looks outside */
 struct worker_stats {
     _Atomic uint64_t steals;
-    _Atomic uint64_t spawned, finished, runs, parks, wakes;
+    _Atomic uint64_t spawned, finished, parks, wakes;
+    _Atomic uint64_t polls;       /* until_poll reloads: runs are polls *
+                                     WEFT__POLL_INTERVAL - until_poll */
     _Atomic uint64_t io_submitted, io_completed, kernel_entries;
     /* Sampled runs (metrics.h): wake-to-run delay, run time; log2 ns. */
     _Atomic uint64_t delay_hist[WEFT__HIST_BUCKETS];
@@ -61,6 +64,9 @@ struct worker {
     _Atomic uint32_t kick_req, kick_ack; /* driver kicks (monitor.c) */
     _Atomic(struct weft_task *) running; /* the task on its CPU, for
                                            the stall report */
+    _Atomic(struct weft_task *) sampled; /* its last timed wake (metrics.h):
+                                           the task, and when */
+    _Atomic int64_t sampled_at;
 
     /* Owner thread only. */
     struct runtime *rt WEFT__ALIGNED;
@@ -73,12 +79,14 @@ struct worker {
     unsigned lifo_streak;          /* LIFO runs in a row, capped */
     struct weft_task *prev;        /* switched away, not yet settled */
     enum switch_reason reason;     /* what prev asked for */
-    uint32_t until_poll;           /* task runs until the next poll */
+    _Atomic uint32_t until_poll;   /* task runs until the next poll; a
+                                      relaxed load and store (metrics
+                                      read it) */
+    bool timed;                    /* a run's end has a clock to read:
+                                      debug mode, or a sampled run */
     int64_t run_start;             /* debug mode: when current's run began */
     int64_t sample_start;          /* a sampled run began then (metrics.h);
                                     * 0: this run is not sampled */
-    uint32_t run_sample_left;      /* runs until the next sampled one */
-    uint32_t wake_sample_left;     /* wakes until the next stamped one */
     uint32_t rng;
     bool searching;                /* counted in rt->idle.nsearching */
     struct weft__stack_cache stacks;
