@@ -10,8 +10,10 @@
  * in WEFT__POLL_INTERVAL, a countdown the worker keeps anyway) has its
  * length measured, a clock read where it begins and one where it ends;
  * one wake in WEFT__SAMPLE_EVERY on each worker is timed: the waker notes
- * the time and the task on its worker and marks the task's state
- * (TASK_SAMPLED, task.h), and the run that claims the task reads the mark
+ * the time and the task on its worker and marks the task's state before
+ * queueing it (TASK_SAMPLED, task.h; an RMW on that one wake only, since
+ * other wakers may set NOTIFIED meanwhile), and the run that claims the
+ * task reads the mark
  * from the value its claim returns anyway and measures the delay (that run
  * is then measured too, the clock being read already). Runs are not
  * counted one by one either: the poll countdown tells them (metrics.c).

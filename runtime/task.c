@@ -50,27 +50,42 @@ void weft__task_park(struct weft_task *t, enum weft__why why,
     weft__task_note_wait(t, WHY_NONE, NULL);
 }
 
-/* The flags a wake of t by worker w gives its SCHED state when the wake is
- * the one in WEFT__SAMPLE_EVERY whose delay is timed: TASK_SAMPLED and w's
- * index; its time and t go on w, where the runner finds them (metrics.h).
- * 0 if w is another runtime's (the runner could not find it). */
-static __attribute__((noinline)) uint32_t time_wake(struct worker *w,
-                                                    struct weft_task *t)
+/* Times this wake of t, which worker w just made SCHED and has yet to
+ * queue (metrics.h): notes the time and t on w, where the runner finds
+ * them, and marks t's state with TASK_SAMPLED and w's index. An RMW, on
+ * one wake in WEFT__SAMPLE_EVERY: it keeps a NOTIFIED bit that another
+ * waker may set meanwhile. Not for a task of another runtime (its runner
+ * could not find w). */
+static __attribute__((noinline)) void time_wake(struct worker *w,
+                                                struct weft_task *t)
 {
     if (w->rt != t->rt)
-        return 0;
-    /* Published to the runner by the CAS to SCHED (release). */
+        return;
     atomic_store_explicit(&w->sampled_at, weft__now(), memory_order_relaxed);
     atomic_store_explicit(&w->sampled, t, memory_order_relaxed);
-    return TASK_SAMPLED | (w->index + 1) << TASK_WAKER_SHIFT;
+    /* release: publishes the two stores to the runner's claim. */
+    atomic_fetch_or_explicit(&t->state,
+                             TASK_SAMPLED | (w->index + 1) << TASK_WAKER_SHIFT,
+                             memory_order_release);
 }
 
-/* A wake from a thread that is not a worker: counted on the runtime. Its
- * wake takes the injection queue's lock next, beside which one more RMW is
- * noise. */
-static void count_remote_wake(struct weft_task *t)
+/* Counts a wake of t; w: the waking worker, or NULL. The worker's counter
+ * (owner-written) is the sampling countdown too. A wake from another
+ * thread is counted on the runtime: it takes the injection queue's lock
+ * next, beside which one more RMW is noise. */
+static inline void count_wake(struct worker *w, struct weft_task *t)
 {
-    atomic_fetch_add_explicit(&t->rt->shared.wakes, 1, memory_order_relaxed);
+    uint64_t n;
+
+    if (unlikely(!w)) {
+        atomic_fetch_add_explicit(&t->rt->shared.wakes, 1,
+                                  memory_order_relaxed);
+        return;
+    }
+    n = atomic_load_explicit(&w->stats.wakes, memory_order_relaxed) + 1;
+    atomic_store_explicit(&w->stats.wakes, n, memory_order_relaxed);
+    if (unlikely(n % WEFT__SAMPLE_EVERY == 0))
+        time_wake(w, t);
 }
 
 void weft__task_wake(struct weft_task *t)
@@ -81,26 +96,15 @@ void weft__task_wake(struct weft_task *t)
         if (s == TASK_DONE || s == TASK_FREE)
             return;
         if (s == TASK_IDLE) {
-            struct worker *w = weft__worker_current();
-            /* The wake counter (owner-written) is the sampling countdown
-             * too; it moves only once the wake is ours. */
-            uint64_t n = w ? atomic_load_explicit(&w->stats.wakes,
-                                                  memory_order_relaxed) + 1
-                           : 1;
-            uint32_t flags = unlikely(w && n % WEFT__SAMPLE_EVERY == 0)
-                                 ? time_wake(w, t) : 0;
-
             /* acq_rel: acquire pairs with the release CAS to IDLE in the
              * worker (the fiber is fully switched out); release publishes
              * our writes to whoever runs the task. */
             if (atomic_compare_exchange_weak_explicit(
-                    &t->state, &s, TASK_SCHED | flags, memory_order_acq_rel,
+                    &t->state, &s, TASK_SCHED, memory_order_acq_rel,
                     memory_order_relaxed)) {
-                if (likely(w))
-                    atomic_store_explicit(&w->stats.wakes, n,
-                                          memory_order_relaxed);
-                else
-                    count_remote_wake(t);
+                struct worker *w = weft__worker_current();
+
+                count_wake(w, t);
                 weft__worker_enqueue(w, t, true);
                 return;
             }

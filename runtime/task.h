@@ -68,9 +68,10 @@ enum task_state {
     TASK_IDLE = 3,
     TASK_DONE = 4,
     TASK_NOTIFIED = 8, /* or'ed onto SCHED or RUNNING */
-    TASK_SAMPLED = 16, /* or'ed onto SCHED by a wake whose delay is timed
-                          (metrics.h), with the waker's index + 1 in the
-                          bits from TASK_WAKER_SHIFT; the claim clears it */
+    TASK_SAMPLED = 16, /* or'ed onto SCHED (before it is queued) by a wake
+                          whose delay is timed (metrics.h), with the
+                          waker's index + 1 in the bits from
+                          TASK_WAKER_SHIFT; the claim clears it */
 };
 #define TASK_WAKER_SHIFT 16
 #define TASK_STATE_MASK 7u /* the state without the flags above */
