@@ -25,7 +25,8 @@ END {
     for (i = 1; i <= nkeys; i++) med[order[i]] = median(order[i])
     for (i = 1; i <= nkeys; i++) {
         split(order[i], f, OFS)
-        base = f[1] OFS f[2] OFS f[3] OFS "epoll-baseline"
+        # N3t (HTTPS) has nginx for its reference; the rest the baseline.
+        base = f[1] OFS f[2] OFS f[3] OFS (f[2] == "N3t" ? "nginx" : "epoll-baseline")
         ratio = ""
         for (b in med) {
             split(b, g, OFS)

@@ -80,12 +80,13 @@ END {
         } else {
             if (!n++) {
                 if (s) printf "\n"
-                print "N1, N1u: round trips/s; N2: MB/s; N3: requests/s." \
-                      " p50, p99: round trip or"
-                print "request latency in microseconds. cpu: server" \
+                print "N1, N1u: round trips/s; N2: MB/s; N3, N3t (HTTPS):" \
+                      " requests/s. p50, p99: round trip"
+                print "or request latency in microseconds. cpu: server" \
                       " CPU-seconds per second. per CPU-s:"
                 print "the headline figure per server CPU-second. Ratios:" \
-                      " to the epoll baseline of this run."
+                      " to the epoll baseline of this run"
+                print "(N3t: to nginx)."
                 printf "%-4s %-4s %-14s %-22s %-6s %-6s %-6s %-5s %-15s %s\n",
                        "load", "conn", "server", "median (min-max)",
                        "ratio", "p50", "p99", "cpu", "per CPU-s", "err/runs"

@@ -1,108 +1,167 @@
 /*
- * fetch: several HTTP GETs in parallel. It starts its own little HTTP
- * server in a task (on an ephemeral loopback port), then fetches N paths
- * concurrently, each in its own task, and prints each body's size and the
- * total time. Shows weft_connect_tcp, deadlines and weft_join's results.
+ * fetch: concurrent HTTP/1.1 GETs on streams. Each URL is fetched in its
+ * own task: open_connection, the request written and flushed, the status
+ * line and headers read with read_line, the body by Content-Length or in
+ * chunks. With no URL it starts a little server of its own (start_server)
+ * that answers /k with 1000*k bytes, odd k by Content-Length and even k
+ * chunked, and fetches /1 to /8 from it. https:// URLs go through TLS,
+ * verified against the system's certificates (and the CA file named by
+ * FETCH_CA, if set).
  *
- *   ./fetch [N]        (default 8)
+ *   ./fetch [http[s]://host[:port]/path ...]
  */
 #include <errno.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <weft.h>
 
-static uint16_t port;
+#define SECS(n) (weft_now_ns() + (int64_t)(n) * 1000000000)
 
-/* Serves one request: a body of 1000 * (path number) bytes, then closes. */
-static int serve(void *arg)
+static int serve(weft_stream_t *s, void *arg)
 {
-    int fd = (int)(intptr_t)arg, k = 0;
-    char req[1024], head[128], body[4096];
-    ssize_t n = weft_recv(fd, req, sizeof(req) - 1, 0, weft_now_ns() + 5e9);
+    char req[2048], body[1000], head[128];
+    int k = 0, n;
 
-    if (n > 0) {
-        req[n] = '\0';
-        sscanf(req, "GET /%d", &k);
-        n = snprintf(head, sizeof(head), "HTTP/1.1 200 OK\r\nContent-Length:"
-                     " %d\r\nConnection: close\r\n\r\n", 1000 * k);
-        weft_write_all(fd, head, (size_t)n, WEFT_NO_DEADLINE);
-        memset(body, 'x', sizeof(body));
-        for (int left = 1000 * k; left > 0; left -= (int)sizeof(body))
-            weft_write_all(fd, body, left < 4096 ? (size_t)left : 4096,
-                           WEFT_NO_DEADLINE);
+    (void)arg;
+    if (weft_stream_read_until(s, "\r\n\r\n", 4, req, sizeof(req) - 1,
+                               SECS(5)) <= 0)
+        return 0;
+    sscanf(req, "GET /%d", &k);
+    memset(body, 'x', sizeof(body));
+    if (k % 2) {
+        n = snprintf(head, sizeof(head), "HTTP/1.1 200 OK\r\n"
+                     "Content-Length: %d\r\n\r\n", 1000 * k);
+        weft_stream_write(s, head, (size_t)n, SECS(5));
+        for (int i = 0; i < k; i++)
+            weft_stream_write(s, body, sizeof(body), SECS(5));
+    } else {
+        const char *h = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+        weft_stream_write(s, h, strlen(h), SECS(5));
+        for (int i = 0; i < k; i++) {
+            weft_stream_write(s, "3e8\r\n", 5, SECS(5));
+            weft_stream_write(s, body, sizeof(body), SECS(5));
+            weft_stream_write(s, "\r\n", 2, SECS(5));
+        }
+        weft_stream_write(s, "0\r\n\r\n", 5, SECS(5));
     }
-    weft_close(fd);
-    return 0;
+    return weft_stream_flush(s, SECS(5));
 }
 
-static int server(void *arg)
+/* Reads a body of len bytes (-1: until the end), counting them. */
+static long skip(weft_stream_t *s, long len, int64_t deadline)
 {
-    int lfd = (int)(intptr_t)arg, fd;
+    char buf[16384];
+    long total = 0;
+    ssize_t n = 1;
 
-    while ((fd = weft_accept(lfd, NULL, NULL, 0, WEFT_NO_DEADLINE)) >= 0)
-        weft_spawn(NULL, serve, (void *)(intptr_t)fd);
-    return fd == -ECANCELED ? 0 : fd;
+    while ((len < 0 || total < len) && n > 0) {
+        size_t want = len < 0 || len - total > (long)sizeof(buf)
+                          ? sizeof(buf) : (size_t)(len - total);
+        if ((n = weft_stream_read(s, buf, want, deadline)) > 0)
+            total += n;
+    }
+    return n < 0 ? n : total;
 }
 
-/* GET /k; returns the response's size in bytes or a negative errno. */
+static weft_tls_t *tls; /* for https:// URLs, shared by every fetch */
+
+/* GETs url (a char *); returns the body's size or a negative errno. */
 static int get(void *arg)
 {
-    int k = (int)(intptr_t)arg, total = 0;
-    int64_t deadline = weft_now_ns() + 5 * (int64_t)1000000000;
-    char buf[8192];
-    ssize_t n;
-    int fd = weft_connect_tcp("localhost", port, deadline);
+    char host[256], path[1024] = "/", line[1024];
+    int64_t deadline = SECS(10);
+    long clen = -1, total = 0, n;
+    int https = strncmp(arg, "https://", 8) == 0, chunked = 0, ret;
+    const char *rest = (char *)arg + (https ? 8 : 7);
+    int port = https ? 443 : 80;
+    weft_stream_t *s;
 
-    if (fd < 0)
-        return fd;
-    n = snprintf(buf, sizeof(buf), "GET /%d HTTP/1.1\r\nHost: localhost\r\n"
-                 "\r\n", k);
-    n = weft_write_all(fd, buf, (size_t)n, deadline);
-    while (n >= 0 && (n = weft_recv(fd, buf, sizeof(buf), 0, deadline)) > 0)
-        total += (int)n;
-    weft_close(fd);
-    return n < 0 ? (int)n : total;
+    if ((!https && strncmp(arg, "http://", 7)) ||
+        (sscanf(rest, "%255[^:/]:%d%1023s", host, &port, path) < 2 &&
+         sscanf(rest, "%255[^/]%1023s", host, path) < 1))
+        return -EINVAL;
+    if ((ret = weft_open_connection(&s, host, (uint16_t)port, NULL,
+                                    deadline)) < 0)
+        return ret;
+    /* TLS in a second step, to print why it failed if it does. */
+    if (https && (ret = weft_stream_start_tls(s, tls, host, deadline)) < 0) {
+        fprintf(stderr, "%s: %s\n", (char *)arg, weft_stream_tls_error(s));
+        weft_stream_close(s);
+        return ret;
+    }
+    n = snprintf(line, sizeof(line), "GET %s HTTP/1.1\r\nHost: %s\r\n"
+                 "Connection: close\r\n\r\n", path, host);
+    weft_stream_write(s, line, (size_t)n, deadline);
+    n = weft_stream_flush(s, deadline);
+    /* The status line and the headers, one line each, up to a blank one. */
+    while (n >= 0 && (n = weft_stream_read_line(s, line, sizeof(line) - 1,
+                                                deadline)) > 2) {
+        line[n] = '\0';
+        if (!strncasecmp(line, "Content-Length:", 15))
+            clen = atol(line + 15);
+        else if (!strncasecmp(line, "Transfer-Encoding: chunked", 26))
+            chunked = 1;
+    }
+    while (n >= 0 && chunked) {
+        if ((n = weft_stream_read_line(s, line, sizeof(line) - 1,
+                                       deadline)) <= 0)
+            break;
+        line[n] = '\0';
+        if ((clen = strtol(line, NULL, 16)) == 0)
+            break;
+        if ((n = skip(s, clen, deadline)) >= 0)
+            total += n;
+        n = n < 0 ? n : skip(s, 2, deadline); /* the chunk's CRLF */
+    }
+    if (n >= 0 && !chunked)
+        total = n = skip(s, clen, deadline);
+    weft_stream_close(s);
+    return n < 0 ? (int)n : (int)total;
 }
 
 static int main_task(void *arg)
 {
-    int n = (int)(intptr_t)arg, lfd = weft_listen("127.0.0.1", 0, 128, 0);
-    struct sockaddr_in sa;
-    socklen_t len = sizeof(sa);
-    weft_task_t *srv, *t[64];
-    int64_t t0;
+    char **urls = arg, own[8][64];
+    const char *list[64];
+    weft_server_t *srv = NULL;
+    weft_task_t *t[64];
+    int n = 0;
 
-    if (lfd < 0)
-        return lfd;
-    getsockname(lfd, (struct sockaddr *)&sa, &len);
-    port = ntohs(sa.sin_port);
-    weft_spawn(&srv, server, (void *)(intptr_t)lfd);
-    t0 = weft_now_ns();
+    for (; urls[n] && n < 64; n++)
+        list[n] = urls[n];
+    if (weft_tls_new(&tls, WEFT_TLS_CLIENT) < 0 ||
+        (getenv("FETCH_CA") && weft_tls_set_ca(tls, getenv("FETCH_CA")) < 0))
+        return -EINVAL;
+    if (n == 0) {
+        int ret = weft_start_server(&srv, "127.0.0.1", 0, NULL, serve, NULL);
+
+        if (ret < 0)
+            return ret;
+        for (; n < 8; n++) {
+            snprintf(own[n], sizeof(own[n]), "http://127.0.0.1:%d/%d",
+                     weft_server_port(srv), n + 1);
+            list[n] = own[n];
+        }
+    }
     for (int i = 0; i < n; i++)
-        weft_spawn(&t[i], get, (void *)(intptr_t)(i + 1));
+        weft_spawn(&t[i], get, (void *)list[i]);
     for (int i = 0; i < n; i++) {
         int ret = weft_join(t[i]);
 
         if (ret < 0)
-            printf("GET /%d: %s\n", i + 1, strerror(-ret));
+            printf("%s: %s\n", list[i], strerror(-ret));
         else
-            printf("GET /%d: %d bytes\n", i + 1, ret);
+            printf("%s: %d bytes\n", list[i], ret);
     }
-    printf("%d fetches in %.1f ms\n", n, (weft_now_ns() - t0) / 1e6);
-    weft_cancel(srv);
-    weft_join(srv);
-    weft_close(lfd);
-    return 0;
+    weft_tls_free(tls);
+    return srv ? weft_server_stop(srv, SECS(1)) : 0;
 }
 
 int main(int argc, char **argv)
 {
-    int n = argc > 1 ? atoi(argv[1]) : 8;
-
-    if (n < 1 || n > 64)
-        n = 8;
-    return weft_run(main_task, (void *)(intptr_t)n) < 0 ? 1 : 0;
+    (void)argc;
+    return weft_run(main_task, argv + 1) < 0 ? 1 : 0;
 }

@@ -165,7 +165,8 @@ typedef struct weft_spawn_opts {
  * Returns 0, or:
  *   -EPERM   not called from a task
  *   -EINVAL  fn is NULL, or a stack size below 16 KiB or above 1 GiB
- *   -ENOMEM  no memory for the task
+ *   -ENOMEM  no memory for the task (or for the task-local values it
+ *            inherits, see weft_local_key_create)
  */
 WEFT_API int weft_spawn(weft_task_t **out, weft_fn_t fn, void *arg);
 
@@ -240,6 +241,110 @@ WEFT_API int64_t weft_now_ns(void);
 
 /* Index of the worker running the caller, or -1 outside a worker. */
 WEFT_API int weft_worker_id(void);
+
+/* ---- task-local values --------------------------------------------------- */
+
+/*
+ * Task-local values (Python's contextvars, Tokio's task_local!, a
+ * pthread_key_t per task): a key names a slot that every task has, and each
+ * task sees only the value it set itself, whichever worker runs it and
+ * across every suspension. A value is a pointer weft never dereferences.
+ * get and set take no lock and never suspend.
+ *
+ * Keys are process-wide, like pthread keys: make one once (from any thread,
+ * before or inside weft_run) and use it in every task and runtime. At most
+ * WEFT_LOCAL_KEYS_MAX exist at once. A key value is not reused: once
+ * deleted, it is refused with -EINVAL even after another key took its slot
+ * (the check is a 25-bit generation of the slot). 0 is never a key, so a
+ * zeroed weft_local_key_t is refused too.
+ *
+ * Destructors. When a task ends - its function returned (success or
+ * failure), or it was cancelled - the destructor of each key for which it
+ * holds a non-NULL value is called with that value, before anyone joining
+ * the task learns its status. The value is cleared first, so weft_local_get
+ * gives NULL for it inside the destructor. A destructor that sets values
+ * again gets further rounds, up to WEFT_LOCAL_DESTRUCTOR_ROUNDS in all
+ * (pthread's PTHREAD_DESTRUCTOR_ITERATIONS); values still set after that
+ * are dropped without a call. Where destructors run:
+ *   - a task that ran: in the task itself, as its last step after its
+ *     function returned, so they may use any weft call (weft_self() is the
+ *     ending task; a cancellation not yet delivered reaches their first
+ *     suspension point);
+ *   - a task that ended without running (cancelled before it started, or
+ *     no memory for its stack), which holds only inherited values: on its
+ *     worker, outside any task (weft_self() is NULL and suspending calls
+ *     return -EPERM there).
+ * Values of a deleted key are dropped without a call, as pthread keys do.
+ * weft_local_set does not destroy the value it replaces: the caller owns
+ * it.
+ *
+ * Inheritance, only when asked: a key made with an `inherit` function is
+ * passed on to tasks the holder spawns (weft_spawn, weft_spawn_ex, and the
+ * calls built on them, such as weft_group_spawn). For each non-NULL value
+ * of such a key, the spawning call runs inherit(value) in the spawning task
+ * and the new task starts with what it returns as its own value: the new
+ * task's destructor runs on it at the new task's end, exactly as for a
+ * value it set itself (a NULL return: the new task starts without a value).
+ * inherit must not suspend. The usual choices:
+ *   - a reference count: inherit takes a reference and returns value, the
+ *     destructor drops one (the child may outlive the parent);
+ *   - a deep copy, and the destructor frees it;
+ *   - a value that outlives every task (a literal, a global): inherit
+ *     returns value and the key has no destructor.
+ * Keys made with inherit NULL are not passed on. Tasks started from
+ * outside a task (weft_run, weft_spawn_from, ...) inherit nothing.
+ */
+#define WEFT_LOCAL_KEYS_MAX 128
+#define WEFT_LOCAL_DESTRUCTOR_ROUNDS 4
+
+typedef uint32_t weft_local_key_t;
+
+/* Destroys a value at its task's end. */
+typedef void (*weft_local_dtor_t)(void *value);
+
+/* Makes a spawned task's value from its spawner's (see Inheritance). */
+typedef void *(*weft_local_copy_t)(void *value);
+
+/*
+ * Makes a new key, stored in *key. dtor (may be NULL) destroys its values
+ * at their tasks' end; inherit (may be NULL: not inherited) makes a spawned
+ * task's value. Does not suspend; any thread, also outside a runtime.
+ * Returns 0, or:
+ *   -EINVAL  key is NULL
+ *   -EAGAIN  WEFT_LOCAL_KEYS_MAX keys exist already
+ */
+WEFT_API int weft_local_key_create(weft_local_key_t *key,
+                                   weft_local_dtor_t dtor,
+                                   weft_local_copy_t inherit);
+
+/*
+ * Deletes a key: its slot may then go to a new key. Tasks' values under it
+ * are forgotten, not destroyed (no destructor runs for them; free them
+ * first if they own memory), and every call refuses the key from then on.
+ * A destructor already running when this is called may still be running
+ * when it returns. Does not suspend; any thread.
+ * Returns 0, or -EINVAL (key does not exist: never made, or deleted).
+ */
+WEFT_API int weft_local_key_delete(weft_local_key_t key);
+
+/*
+ * Stores in *value the calling task's value under key: what the task last
+ * set (or inherited), NULL if nothing. Does not suspend. Called from a task.
+ * Returns 0, or:
+ *   -EPERM   not called from a task
+ *   -EINVAL  value is NULL, or key does not exist (never made, or deleted)
+ */
+WEFT_API int weft_local_get(weft_local_key_t key, void **value);
+
+/*
+ * Sets the calling task's value under key (NULL clears it); the value it
+ * replaces is not destroyed. Does not suspend. Called from a task.
+ * Returns 0, or:
+ *   -EPERM   not called from a task
+ *   -EINVAL  key does not exist (never made, or deleted)
+ *   -ENOMEM  no memory for the task's values (the value is not set)
+ */
+WEFT_API int weft_local_set(weft_local_key_t key, void *value);
 
 /* ==== the asyncio toolkit ================================================
  *
@@ -431,6 +536,12 @@ WEFT_API int weft_scope_exit(weft_scope_t *s);
  * -ECANCELED) cancels every sibling; the group then refuses new children.
  * A child may spawn into its own group. Init, spawn, then wait exactly once
  * from one task; destroy after the wait.
+ *
+ * A group holds memory for its live children only: a child's task and
+ * record are freed as soon as it ends (its status still counts for the
+ * first-failure rule and for the wait), so a group may supervise any
+ * number of children over its life, e.g. one per connection of a server,
+ * in memory proportional to those alive at once.
  */
 typedef struct weft_group {
     WEFT_OPAQUE(64);
@@ -439,13 +550,17 @@ typedef struct weft_group {
 /* Sets up an empty group. Does not suspend; any thread. 0 or -EINVAL. */
 WEFT_API int weft_group_init(weft_group_t *g);
 
-/* Returns 0, or -EBUSY if children were never waited for (or a task is
- * waiting for them now), -EINVAL (NULL). */
+/* Returns 0, or -EBUSY if a child has not ended yet (or a task is waiting
+ * on g now), -EINVAL (NULL). A failure of a child that ended is lost if g
+ * is destroyed without a wait. */
 WEFT_API int weft_group_destroy(weft_group_t *g);
 
 /*
- * Spawns fn(arg) as a child of g. When the group's wait joins the child it
- * stores the child's status in *status (status may be NULL).
+ * Spawns fn(arg) as a child of g. When the child ends, its status (fn's
+ * return value, or -ECANCELED if it was cancelled before it started) is
+ * stored in *status (status may be NULL), which must stay valid until
+ * then; read it once weft_group_wait has returned. The child inherits
+ * task-local values as weft_spawn's children do.
  * Does not suspend. Called from a task (the group's owner or a child).
  * Returns 0, or:
  *   -ECANCELED  the group was cancelled or a child failed (nothing spawned)
@@ -969,6 +1084,318 @@ WEFT_API ssize_t weft_read_exact(int fd, void *buf, size_t len,
  */
 WEFT_API ssize_t weft_write_all(int fd, const void *buf, size_t len,
                                 int64_t deadline);
+
+/* ---- streams ---------------------------------------------------------------
+ *
+ * asyncio's StreamReader and StreamWriter (Tokio's BufReader and BufWriter)
+ * over one fd: a socket, a pipe, any fd the I/O calls above take. A stream
+ * owns its fd from weft_stream_new to weft_stream_close.
+ *
+ * Reads come from a buffer the stream fills from the fd; a read that finds
+ * its bytes buffered returns them without entering the kernel. Writes are
+ * copied into a buffer that is sent when full and by weft_stream_flush, so
+ * a reply written in several pieces leaves in one send. TLS (below) is a
+ * layer of the same stream.
+ *
+ * Every call that may wait takes an absolute deadline and is cancel-safe:
+ * bytes the stream has received stay buffered when a call is cancelled or
+ * times out, and the next call returns them; bytes buffered for writing
+ * stay buffered until a flush sends them. One task may read while another
+ * writes (on any workers), but two tasks must not read (or write) at once.
+ *
+ * Every call that may suspend is called from a task and returns the errors
+ * of the I/O calls above besides its own: -ECANCELED, -ETIMEDOUT (nothing
+ * lost, see above), -EPERM outside a task, and those of recv/send (or
+ * read/write on fds that are not sockets): -ECONNRESET, -EPIPE, ...
+ * A stream argument that is NULL is -EINVAL in every call.
+ */
+typedef struct weft_stream weft_stream_t;
+
+/*
+ * Wraps fd (a socket, pipe or other fd; weft_connect_tcp's, an accepted
+ * one) in a new stream, which owns fd from then on. Allocates nothing
+ * else until the first read or write (16 KiB per direction then). Does not
+ * suspend. Returns 0, or -EINVAL (out NULL), -EBADF (fd negative or not
+ * open), -ENOMEM.
+ */
+WEFT_API int weft_stream_new(weft_stream_t **out, int fd);
+
+/* The stream's fd, for socket options and getpeername (do not read, write
+ * or close it). -EINVAL if s is NULL. */
+WEFT_API int weft_stream_fd(const weft_stream_t *s);
+
+/* Bytes received and not yet read: what the next read can return without
+ * waiting (on TLS, those decrypted so far). Does not suspend. -EINVAL if s
+ * is NULL. */
+WEFT_API ssize_t weft_stream_buffered(const weft_stream_t *s);
+
+/*
+ * asyncio's read(n): returns up to len bytes, those buffered if any, else
+ * waits for one read of the fd (a len of 16 KiB or more into an empty
+ * buffer reads into buf directly). Returns the count (> 0; 0 at end of
+ * stream, or for len 0), -EFAULT (buf NULL with len > 0), -EINVAL (len
+ * above SSIZE_MAX), or an error of the fd.
+ */
+WEFT_API ssize_t weft_stream_read(weft_stream_t *s, void *buf, size_t len,
+                                  int64_t deadline);
+
+/*
+ * asyncio's readexactly(n): reads until len bytes arrived or the stream
+ * ended. Returns len, fewer only at end of stream (they are all there
+ * was), or -EFAULT (buf NULL with len > 0), -EINVAL (len above SSIZE_MAX),
+ * or an error of the fd, -ECANCELED or -ETIMEDOUT: then the bytes this
+ * call read stay buffered for the next call, and buf's content is
+ * unspecified; -ENOMEM if they could not be kept (they are lost).
+ */
+WEFT_API ssize_t weft_stream_read_exact(weft_stream_t *s, void *buf,
+                                        size_t len, int64_t deadline);
+
+/*
+ * asyncio's readuntil(separator) with a limit: reads up to and including
+ * the first occurrence of the dlen bytes at delim, at most len bytes in
+ * all, into buf (not NUL-terminated). The stream buffers at most about
+ * twice len bytes while it looks, whatever the peer sends. Returns:
+ *   > 0          the count, delimiter included, or at end of stream the
+ *                bytes that came before it without a delimiter
+ *   0            end of stream, nothing buffered
+ *   -EMSGSIZE    the delimiter does not end within len bytes; nothing is
+ *                consumed (read what is buffered with weft_stream_read,
+ *                or give up on the peer)
+ *   -EINVAL      delim NULL, dlen 0, len below dlen or above SSIZE_MAX
+ *   -EFAULT      buf NULL
+ *   -ENOMEM      no memory to grow the buffer
+ *   or an error of the fd, -ECANCELED, -ETIMEDOUT (nothing consumed)
+ */
+WEFT_API ssize_t weft_stream_read_until(weft_stream_t *s, const void *delim,
+                                        size_t dlen, void *buf, size_t len,
+                                        int64_t deadline);
+
+/* asyncio's readline(): weft_stream_read_until with delimiter "\n".
+ * Same returns. */
+WEFT_API ssize_t weft_stream_read_line(weft_stream_t *s, void *buf,
+                                       size_t len, int64_t deadline);
+
+/*
+ * Copies up to len buffered bytes into buf without consuming them; with
+ * nothing buffered, first waits for one read of the fd. Returns the count
+ * (0 at end of stream, or for len 0), -EFAULT (buf NULL with len > 0),
+ * -EINVAL (len above SSIZE_MAX), -ENOMEM, or an error of the fd.
+ */
+WEFT_API ssize_t weft_stream_peek(weft_stream_t *s, void *buf, size_t len,
+                                  int64_t deadline);
+
+/*
+ * asyncio's write(): copies len bytes of buf into the write buffer (which
+ * is sent when full; 16 KiB or more with an empty buffer go out from buf
+ * directly, except on TLS), so buf may be reused at once. Suspends only
+ * while the buffer is sent. Returns len, or -EFAULT (buf NULL with len >
+ * 0), -EINVAL (len above SSIZE_MAX), -EPIPE (after weft_stream_shutdown),
+ * -ENOMEM, or an error of the fd, -ECANCELED, -ETIMEDOUT: then a prefix of
+ * buf may have been sent or buffered, while bytes of earlier writes not
+ * sent stay buffered.
+ */
+WEFT_API ssize_t weft_stream_write(weft_stream_t *s, const void *buf,
+                                   size_t len, int64_t deadline);
+
+/* Gather write: weft_stream_write of each iovec in turn, as one call.
+ * Returns the total, or as weft_stream_write, and -EINVAL (iovcnt
+ * negative, or a total above SSIZE_MAX), -EFAULT (iov NULL with iovcnt >
+ * 0, or an iovec with a NULL base and a length), before writing any. */
+WEFT_API ssize_t weft_stream_writev(weft_stream_t *s, const struct iovec *iov,
+                                    int iovcnt, int64_t deadline);
+
+/*
+ * asyncio's drain(): sends everything buffered for writing. Returns 0, or
+ * an error of the fd, -ECANCELED, -ETIMEDOUT: what was not sent stays
+ * buffered, and another flush resumes it.
+ */
+WEFT_API int weft_stream_flush(weft_stream_t *s, int64_t deadline);
+
+/*
+ * asyncio's write_eof(): flushes, then ends the sending direction
+ * (shutdown(SHUT_WR); on TLS, a close_notify first) while reading goes on.
+ * Writes after it return -EPIPE; a second call returns 0. Returns 0, or
+ * -ENOTSOCK (not a socket), or as weft_stream_flush.
+ */
+WEFT_API int weft_stream_shutdown(weft_stream_t *s, int64_t deadline);
+
+/*
+ * Closes the fd (as weft_close) and frees s; bytes still buffered for
+ * writing are dropped (flush or shut down first). Called from a task once
+ * no other call on s is in progress. Returns the result of closing the
+ * fd: 0, -EIO; or -EPERM outside a task (nothing done).
+ */
+WEFT_API int weft_stream_close(weft_stream_t *s);
+
+/*
+ * TLS (OpenSSL) as a layer of a stream: after weft_stream_start_tls, the
+ * stream's reads and writes carry TLS records, with the same calls,
+ * deadlines and cancel safety. The socket is never put in blocking mode
+ * and no TLS call blocks a worker. Failures say why twice: an errno that
+ * a program can act on, and a sentence for people (weft_stream_tls_error):
+ *   -EKEYREJECTED  the peer's certificate did not verify (untrusted issuer,
+ *                  wrong host name, expired, ...): the reason names which
+ *   -EPROTO        another TLS failure: an alert from the peer (it
+ *                  rejected our certificate, no protocol in common), a
+ *                  malformed record
+ *   -ECONNRESET    the peer closed the connection in a handshake, or
+ *                  without a TLS close_notify (the data may be truncated)
+ *
+ * A weft_tls_t holds the settings many connections share (an SSL_CTX):
+ * make one at start-up, set it up, then use it from any number of tasks at
+ * once. Its setup calls read files and block for that long; they do not
+ * suspend and may be called from any thread.
+ */
+typedef struct weft_tls weft_tls_t;
+
+/* weft_tls_new modes. */
+#define WEFT_TLS_CLIENT 0
+#define WEFT_TLS_SERVER 1
+
+/*
+ * New TLS settings for clients or servers (TLS 1.2 and later). A client
+ * verifies the server's certificate against the system's trusted
+ * certificates (Debian: /etc/ssl/certs) and the host name given to
+ * weft_stream_start_tls; a server needs weft_tls_set_cert. Returns 0, or
+ * -EINVAL (out NULL, mode not one of the two), -ENOMEM, or an error of
+ * loading the system's store (weft_tls_error says which).
+ */
+WEFT_API int weft_tls_new(weft_tls_t **out, int mode);
+
+/*
+ * Drops the caller's hold on tls; it is freed once the streams using it
+ * are closed as well. Returns 0 or -EINVAL (NULL).
+ */
+WEFT_API int weft_tls_free(weft_tls_t *tls);
+
+/*
+ * The certificate chain (PEM, leaf first) and private key (PEM) to show
+ * peers: needed by a server, optional for a client. Returns 0, or -EINVAL
+ * (an argument NULL, a file that is not PEM, a key that does not match),
+ * -ENOENT (no such file), -EACCES, or another errno of opening the files;
+ * weft_tls_error says which.
+ */
+WEFT_API int weft_tls_set_cert(weft_tls_t *tls, const char *cert_file,
+                               const char *key_file);
+
+/*
+ * Trusts the certificates in ca_file (PEM) as well as the system's. Returns
+ * 0, or -EINVAL (an argument NULL, not PEM), -ENOENT, or another errno of
+ * opening the file; weft_tls_error says which.
+ */
+WEFT_API int weft_tls_set_ca(weft_tls_t *tls, const char *ca_file);
+
+/*
+ * Whether to verify the peer's certificate: on by default for clients
+ * (false is for tests against self-signed servers: it accepts anyone);
+ * on a server, true asks every client for a certificate and refuses those
+ * without a valid one. Returns 0 or -EINVAL (tls NULL).
+ */
+WEFT_API int weft_tls_set_verify(weft_tls_t *tls, bool verify);
+
+/*
+ * ALPN: protocols is a comma-separated list in order of preference
+ * ("h2,http/1.1"). A client offers them; a server picks the first of its
+ * own that the client offers, and fails a handshake with none in common.
+ * Returns 0, or -EINVAL (an argument NULL, an empty list or name, a name
+ * above 255 bytes, all names above 255 bytes together), -ENOMEM.
+ */
+WEFT_API int weft_tls_set_alpn(weft_tls_t *tls, const char *protocols);
+
+/* Why the last failed setup call on tls failed ("" if none did). */
+WEFT_API const char *weft_tls_error(const weft_tls_t *tls);
+
+/*
+ * asyncio's start_tls: runs a TLS handshake on s (a connected socket; a
+ * client with tls of WEFT_TLS_CLIENT, a server with WEFT_TLS_SERVER),
+ * after flushing what was written before, and makes every later read and
+ * write on s go through TLS. server_name (clients only; NULL on servers)
+ * is sent as SNI and is the name, or IP address, the certificate must be
+ * valid for; NULL only when verification is off.
+ * Suspends for the handshake. Called from a task. Returns 0, or:
+ *   -EINVAL        s or tls NULL, or a client that verifies without a
+ *                  server_name
+ *   -EBUSY         s is TLS already, or bytes received before the call are
+ *                  still unread (the protocol above is out of step)
+ *   -ENOTSOCK      s is not on a socket
+ *   -EKEYREJECTED, -EPROTO, -ECONNRESET  as above (weft_stream_tls_error
+ *                  says why)
+ *   -ETIMEDOUT, -ECANCELED, -ENOMEM, or an error of the socket
+ * After a failure s can only be closed: its reads, and its writes once
+ * they reach the socket (flush), return -ENOTCONN.
+ */
+WEFT_API int weft_stream_start_tls(weft_stream_t *s, weft_tls_t *tls,
+                                   const char *server_name, int64_t deadline);
+
+/* Why the last failed call on TLS stream s failed, as a sentence ("" if
+ * none did, or s is not TLS), such as "certificate verify failed:
+ * Hostname mismatch". Read it from the task that saw the failure, before
+ * its next call on s. */
+WEFT_API const char *weft_stream_tls_error(const weft_stream_t *s);
+
+/* The protocol ALPN chose on s ("h2"), or NULL (none, not TLS). */
+WEFT_API const char *weft_stream_tls_alpn(const weft_stream_t *s);
+
+/* On a server's TLS stream, the host name the client asked for (SNI), or
+ * NULL (none sent, not TLS). */
+WEFT_API const char *weft_stream_tls_server_name(const weft_stream_t *s);
+
+/*
+ * asyncio's open_connection: resolves host (a name on the blocking pool,
+ * as weft_connect_tcp), connects to the first of its addresses that
+ * accepts, with TCP_NODELAY set, and wraps the socket in a new stream;
+ * with tls (a WEFT_TLS_CLIENT; NULL: plain TCP), then runs a TLS handshake
+ * with host as the server name (weft_stream_start_tls). The deadline
+ * bounds the whole call, the name lookup included (a lookup already
+ * running on a pool thread is left to finish there).
+ * Called from a task. Returns 0, or -EINVAL (out or host NULL, tls a
+ * server's), or the errors of weft_connect_tcp (-ENOENT no such host,
+ * -ECONNREFUSED, -ETIMEDOUT, -ECANCELED, ...) and of weft_stream_start_tls
+ * (-EKEYREJECTED, -EPROTO, ...: nothing is left open, so the reason is
+ * lost; connect and start TLS in two calls to read it), -ENOMEM.
+ */
+WEFT_API int weft_open_connection(weft_stream_t **out, const char *host,
+                                  uint16_t port, weft_tls_t *tls,
+                                  int64_t deadline);
+
+/*
+ * asyncio's start_server: a listening socket and a task per connection.
+ * Each connection's task runs fn(stream, arg) on the accepted connection
+ * (TCP_NODELAY set), and closes the stream when fn returns (fn must not
+ * close it; its return value is ignored). fn runs in parallel with other
+ * connections, on any worker.
+ */
+typedef struct weft_server weft_server_t;
+typedef int (*weft_conn_fn_t)(weft_stream_t *s, void *arg);
+
+/*
+ * Listens on host:port as weft_listen does (host NULL: every address; port
+ * 0: an ephemeral one, see weft_server_port) and starts accepting. With
+ * tls (a WEFT_TLS_SERVER; NULL: plain TCP) each connection's task first
+ * runs the TLS handshake, within 10 seconds, and closes connections whose
+ * handshake fails without calling fn. The server holds tls until stopped.
+ * Suspends only to resolve a name. Called from a task. Returns 0, or
+ * -EINVAL (out or fn NULL, tls a client's), -ENOMEM, or an error of
+ * weft_listen (-EADDRINUSE, -ENOENT, ...).
+ */
+WEFT_API int weft_start_server(weft_server_t **out, const char *host,
+                               uint16_t port, weft_tls_t *tls,
+                               weft_conn_fn_t fn, void *arg);
+
+/* The port the server listens on. Does not suspend. -EINVAL if srv is
+ * NULL. */
+WEFT_API int weft_server_port(const weft_server_t *srv);
+
+/*
+ * Stops srv gracefully and frees it: stops accepting (the listening socket
+ * is closed), waits until deadline for the connections' tasks to return,
+ * then cancels those still running and waits for them to end. A
+ * cancellation of the caller meanwhile cancels the connections at once,
+ * and the stop still completes. Called from a task, once. Returns the
+ * number of connections that were cancelled (0: all ended by themselves),
+ * or -EINVAL (srv NULL), -EPERM (outside a task; nothing done).
+ */
+WEFT_API int weft_server_stop(weft_server_t *srv, int64_t deadline);
 
 /* ---- runtime handle and foreign threads --------------------------------- */
 

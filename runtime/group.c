@@ -1,21 +1,33 @@
 /*
- * Task groups. The group holds every child's handle in a list, so a child
- * struct stays valid (and cancellable) until the group's wait has joined it.
+ * Task groups. A group lists its live children only, and nothing of a
+ * child outlives it: a child is listed before it can run, and when it ends
+ * (run or not) its finish hook, called by the worker, unlists it and frees
+ * its record, and the worker frees its task struct right after. So a group
+ * costs one record per live child, however many have come and gone: a
+ * server may keep one group for its whole life.
  *
- * Failure: a child's body runs inside child_main, which on a failure (a
- * negative status other than -ECANCELED, as asyncio does not count a
- * cancelled child as failed) records the first error and cancels every
- * listed child under the group's lock. A child that is cancelled before it
- * starts never runs child_main; nothing depends on it doing so, because
- * the wait finds every child through the list and joins it.
+ * Children are spawned without a handle, since nobody joins them. What the
+ * wait's join of each child gave, the hook gives, under the group's lock:
+ * it stores the child's status, applies the error rule, unlists the child
+ * and, if that empties the list, wakes the waiter.
  *
- * Spawning does not hold the lock across weft_spawn: a child that runs and
- * fails before it is listed simply does not cancel itself, and the spawner
- * cancels it on listing if the group was cancelled meanwhile.
+ * Failure: the first child to end with a negative status other than
+ * -ECANCELED (asyncio does not count a cancelled child as failed) sets the
+ * group's error and cancels every listed child. Cancelling a listed child
+ * under the lock is safe: its hook unlists it under the same lock before
+ * the worker frees its struct, so a listed child's struct is its own.
  *
- * One task waits: a second waiter would join children the first one joins
- * too (and free their records twice), and a child waiting on its own group
- * would wait for itself. Both are refused before anything is reaped.
+ * Spawning readies the child (weft__task_prepare), sets its hook and lists
+ * it under the lock, and only then makes it runnable: no child ends
+ * unlisted. A child listed after the group was cancelled is cancelled
+ * there (it ends without running).
+ *
+ * Waiting: the waiter blocks until the list is empty. The hook that empties
+ * it wakes the waiter under the lock, so the waiter is still in
+ * weft_group_wait (it leaves only through the lock), and the group's
+ * memory is still there; after unlocking, the hook touches only the record
+ * it frees. One task waits: a second is refused, and so is a child of the
+ * group (it would wait for itself).
  */
 #include "group.h"
 
@@ -40,7 +52,7 @@ int weft_group_init(weft_group_t *pg)
     if (!pg)
         return -EINVAL;
     weft__spin_init(&g->lock);
-    g->head = g->tail = NULL;
+    g->head = NULL;
     g->waiter = NULL;
     g->error = 0;
     g->cancelled = false;
@@ -60,48 +72,70 @@ int weft_group_destroy(weft_group_t *pg)
     return busy ? -EBUSY : 0;
 }
 
-/* Under g->lock. */
-static void cancel_children(struct group *g)
+size_t weft__group_live(weft_group_t *pg)
 {
-    struct weft_task *self = weft__task_current();
+    struct group *g = to_group(pg);
+    size_t n = 0;
 
+    weft__spin_lock(&g->lock);
+    for (struct group_child *c = g->head; c; c = c->next)
+        n++;
+    weft__spin_unlock(&g->lock);
+    return n;
+}
+
+/* Under g->lock: cancels every listed child but skip (may be NULL). */
+static void cancel_children(struct group *g, const struct weft_task *skip)
+{
     g->cancelled = true;
     for (struct group_child *c = g->head; c; c = c->next)
-        if (weft__task_of(c->task) != self)
-            weft_cancel(c->task);
+        if (c->task != skip)
+            weft__task_cancel(c->task);
 }
 
 static int child_main(void *arg)
 {
     struct group_child *c = arg;
-    struct group *g = c->g;
-    int ret = c->fn(c->arg);
 
-    if (ret < 0 && ret != -ECANCELED) {
-        weft__spin_lock(&g->lock);
-        if (!g->error) {
-            g->error = ret;
-            cancel_children(g);
-        }
-        weft__spin_unlock(&g->lock);
-    }
-    return ret;
+    return c->fn(c->arg);
 }
 
-static void list_child(struct group *g, struct group_child *c,
-                       weft_task_t *t)
+/* The finish hook of a child (see the top of the file). */
+static void child_ended(struct weft_task *t)
+{
+    struct group_child *c = t->arg;
+    struct group *g = c->g;
+    int ret = t->result;
+
+    weft__spin_lock(&g->lock);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        g->head = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    if (c->status)
+        *c->status = ret;
+    if (ret < 0 && ret != -ECANCELED && !g->error) {
+        g->error = ret;
+        cancel_children(g, NULL);
+    }
+    if (!g->head && g->waiter)
+        weft__task_wake(g->waiter);
+    weft__spin_unlock(&g->lock);
+    weft__free(c, sizeof(*c));
+}
+
+static void list_child(struct group *g, struct group_child *c)
 {
     weft__spin_lock(&g->lock);
-    c->task = t;
-    c->next = NULL;
-    c->prev = g->tail;
-    if (g->tail)
-        g->tail->next = c;
-    else
-        g->head = c;
-    g->tail = c;
+    c->prev = NULL;
+    c->next = g->head;
+    if (g->head)
+        g->head->prev = c;
+    g->head = c;
     if (g->cancelled)
-        weft_cancel(t);
+        weft__task_cancel(c->task);
     weft__spin_unlock(&g->lock);
 }
 
@@ -119,7 +153,7 @@ int weft_group_spawn(weft_group_t *pg, weft_fn_t fn, void *arg, int *status)
 {
     struct group *g = to_group(pg);
     struct group_child *c;
-    weft_task_t *t;
+    struct weft_task *t;
     int ret;
 
     if (!weft__task_current())
@@ -133,12 +167,15 @@ int weft_group_spawn(weft_group_t *pg, weft_fn_t fn, void *arg, int *status)
         return -ENOMEM;
     *c = (struct group_child){ .g = g, .fn = fn, .arg = arg,
                                .status = status };
-    ret = weft_spawn(&t, child_main, c);
+    ret = weft__task_prepare(&t, child_main, c, NULL, false);
     if (ret < 0) {
         weft__free(c, sizeof(*c));
         return ret;
     }
-    list_child(g, c, t);
+    c->task = t;
+    t->on_finish = child_ended;
+    list_child(g, c);
+    weft__task_start(t);
     return 0;
 }
 
@@ -149,81 +186,37 @@ int weft_group_cancel(weft_group_t *pg)
     if (!pg)
         return -EINVAL;
     weft__spin_lock(&g->lock);
-    cancel_children(g);
+    /* A child cancelling its own group goes on to its end. */
+    cancel_children(g, weft__task_current());
     weft__spin_unlock(&g->lock);
     return 0;
 }
 
-/* Joins and frees c, which has finished. */
-static void reap(struct group *g, struct group_child *c)
+static bool no_children(void *arg)
 {
-    int ret;
+    struct group *g = arg;
+    bool empty;
 
     weft__spin_lock(&g->lock);
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        g->head = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    else
-        g->tail = c->prev;
+    empty = !g->head;
     weft__spin_unlock(&g->lock);
-    ret = weft_join(c->task);
-    if (c->status)
-        *c->status = ret;
-    weft__free(c, sizeof(*c));
-}
-
-static struct group_child *first_child(struct group *g)
-{
-    struct group_child *c;
-
-    weft__spin_lock(&g->lock);
-    c = g->head;
-    weft__spin_unlock(&g->lock);
-    return c;
-}
-
-/* Waits for c whatever happens; returns why the wait was interrupted, if
- * it was and nothing interrupted it before. */
-static int wait_child(struct group *g, struct weft_task *self,
-                      struct group_child *c, int interrupted,
-                      const void *where)
-{
-    int64_t deadline = interrupted ? WEFT_NO_DEADLINE : self->scope_deadline;
-    int ret;
-
-    while ((ret = weft__task_wait_done(self, weft__task_of(c->task),
-                                       deadline, false, where)) < 0) {
-        if (!interrupted) {
-            /* The waiter was cancelled or its scope expired: asyncio
-             * cancels the whole group and still waits for it. */
-            interrupted = ret;
-            weft_group_cancel((weft_group_t *)(void *)g);
-        } else if (ret == -ECANCELED && interrupted != -ECANCELED) {
-            interrupted = -ECANCELED;
-        }
-        deadline = WEFT_NO_DEADLINE;
-    }
-    return interrupted;
+    return empty;
 }
 
 /* Makes self g's one waiter: 0, -EBUSY (another task waits on g) or
  * -EDEADLK (self is a child of g: it would wait for itself). */
 static int claim_wait(struct group *g, struct weft_task *self)
 {
-    weft_task_t *me = weft__task_handle(self);
     int ret = 0;
 
     weft__spin_lock(&g->lock);
     for (struct group_child *c = g->head; c && !ret; c = c->next)
-        if (c->task == me)
+        if (c->task == self)
             ret = -EDEADLK;
     if (!ret && g->waiter)
         ret = -EBUSY;
     if (!ret)
-        g->waiter = me;
+        g->waiter = self;
     weft__spin_unlock(&g->lock);
     return ret;
 }
@@ -232,7 +225,7 @@ int weft_group_wait(weft_group_t *pg)
 {
     struct weft_task *self = weft__task_current();
     struct group *g = to_group(pg);
-    struct group_child *c;
+    int64_t deadline;
     int interrupted = 0, ret;
 
     if (!self)
@@ -242,19 +235,24 @@ int weft_group_wait(weft_group_t *pg)
     ret = claim_wait(g, self);
     if (ret)
         return ret;
-    /* Children may spawn siblings while we wait: loop until none is left
-     * (only a live child can add one, and we join each before rechecking). */
-    while ((c = first_child(g))) {
-        /* Listed after claim_wait looked: a child waiting on its group. */
-        if (weft__task_of(c->task) == self)
-            break;
-        interrupted = wait_child(g, self, c, interrupted,
-                                 WEFT__WHERE);
-        reap(g, c);
+    /* Children may spawn siblings while we wait: only a live child can,
+     * so the list empties once, when the last child ends. */
+    deadline = self->scope_deadline;
+    while ((ret = weft__task_block(self, no_children, g, deadline, WHY_JOIN,
+                                   WEFT__WHERE)) < 0) {
+        if (!interrupted) {
+            /* The waiter was cancelled or its scope expired: asyncio
+             * cancels the whole group and still waits for it. */
+            interrupted = ret;
+            weft_group_cancel(pg);
+        } else if (ret == -ECANCELED && interrupted != -ECANCELED) {
+            interrupted = -ECANCELED;
+        }
+        deadline = WEFT_NO_DEADLINE;
     }
     weft__spin_lock(&g->lock);
-    ret = c ? -EDEADLK : g->error ? g->error : interrupted ? interrupted
-                       : g->cancelled ? -ECANCELED : 0;
+    ret = g->error ? g->error : interrupted ? interrupted
+                   : g->cancelled ? -ECANCELED : 0;
     g->waiter = NULL;
     weft__spin_unlock(&g->lock);
     return ret;

@@ -7,28 +7,33 @@
 #define WEFT__GROUP_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "spin.h"
 #include "task.h"
 
-/* One child; allocated by spawn, freed by the group's wait once joined. */
+/* One live child: allocated by spawn, freed when the child ends. */
 struct group_child {
     struct group_child *next, *prev;  /* under g->lock */
-    weft_task_t *task;                /* the held handle; under g->lock */
+    struct weft_task *task;           /* read-only once listed */
     struct group *g;                  /* read-only once spawned */
     weft_fn_t fn;
     void *arg;
-    int *status;                      /* where wait stores the result */
+    int *status;                      /* where the child's end stores its
+                                       * status, or NULL */
 };
 
 struct group {
     struct weft__spin lock;
     /* Under lock. */
-    struct group_child *head, *tail;  /* children not yet joined */
-    weft_task_t *waiter;              /* handle value of the task in
-                                       * weft_group_wait, or NULL */
+    struct group_child *head;         /* children that have not ended */
+    struct weft_task *waiter;         /* the task in weft_group_wait, or
+                                       * NULL */
     int error;                        /* the first child failure, or 0 */
     bool cancelled;                   /* no new children; all cancelled */
 };
+
+/* Children of g that have not ended: what g holds (tests). */
+size_t weft__group_live(weft_group_t *g);
 
 #endif

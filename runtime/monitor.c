@@ -90,9 +90,14 @@ static bool check(struct runtime *rt)
         if (!atomic_load_explicit(&w->stalled, memory_order_relaxed) &&
             now - s->since < m->stall_ns)
             continue;
-        s->frozen = weft__worker_rescue(w, b, s->frozen ? NULL : report) ||
+        /* Alone, a worker has nobody to hand its work to: a stall is
+         * reported once, and its queues keep their order. */
+        if (rt->nworkers == 1 && s->frozen)
+            continue;
+        s->frozen = weft__worker_rescue(w, b, rt->nworkers > 1,
+                                        s->frozen ? NULL : report) ||
                     s->frozen;
-        frozen |= s->frozen;
+        frozen |= s->frozen && rt->nworkers > 1;
     }
     return frozen;
 }
@@ -166,13 +171,8 @@ int weft__monitor_start(struct runtime *rt)
     pthread_cond_init(&m->cond, &ca);
     pthread_condattr_destroy(&ca);
     ret = weft__signal_create_thread(&m->thread, monitor_main, rt);
-    if (ret) {
-        pthread_cond_destroy(&m->cond);
-        pthread_mutex_destroy(&m->lock);
-        weft__free(m->seen, rt->nworkers * sizeof(*m->seen));
-        m->seen = NULL;
-        return ret;
-    }
+    if (ret)
+        return ret; /* weft__monitor_fini frees the rest */
     m->started = true;
     return 0;
 }
@@ -188,11 +188,22 @@ void weft__monitor_stop(struct runtime *rt)
     pthread_cond_signal(&m->cond);
     pthread_mutex_unlock(&m->lock);
     pthread_join(m->thread, NULL);
+    m->started = false;
+    /* Workers still park and unpark until they stop: none may wait on the
+     * lock for a monitor that is gone, and the lock stays until fini. */
+    atomic_store(&m->sleeping, false);
+}
+
+void weft__monitor_fini(struct runtime *rt)
+{
+    struct weft__monitor *m = &rt->monitor;
+
+    if (!m->seen)
+        return;
     pthread_cond_destroy(&m->cond);
     pthread_mutex_destroy(&m->lock);
     weft__free(m->seen, rt->nworkers * sizeof(*m->seen));
     m->seen = NULL;
-    m->started = false;
 }
 
 void weft__monitor_unparked(struct worker *w)

@@ -40,6 +40,10 @@ int weft__monitor_start(struct runtime *rt);
 /* Stops and joins it; before the workers stop. */
 void weft__monitor_stop(struct runtime *rt);
 
+/* Frees what start set up; once the workers are joined (they may still
+ * call weft__monitor_unparked until then). */
+void weft__monitor_fini(struct runtime *rt);
+
 /* A worker left its park: wakes the monitor if it waits for that. */
 void weft__monitor_unparked(struct worker *w);
 

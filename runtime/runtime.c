@@ -661,6 +661,7 @@ static void stop_workers(struct runtime *rt)
     pthread_barrier_wait(&rt->stop_barrier);
     for (unsigned i = 0; i < rt->nstarted; i++)
         pthread_join(rt->workers[i]->thread, NULL);
+    weft__monitor_fini(rt);
     pthread_barrier_destroy(&rt->start_barrier);
     pthread_barrier_destroy(&rt->stop_barrier);
 }

@@ -23,6 +23,7 @@
 #include <sys/mman.h>
 
 #include "config.h"
+#include "local.h"
 #include "mem.h"
 #include "metrics.h"
 #include "runtime.h"
@@ -579,6 +580,7 @@ void weft__task_free(struct weft_task *t)
     struct runtime *rt = t->rt;
     uint32_t dying = 0;
 
+    WEFT__CHECK(!t->locals);
     weft__task_drop_name(t);
     atomic_store_explicit(&t->state, TASK_FREE, memory_order_relaxed);
     if (w && w->rt == rt) {
@@ -638,15 +640,21 @@ void weft__task_entry(void *arg)
 
     weft__fiber_entered(&t->fiber);
     weft__worker_resume(weft__worker_current());
-    do
+    do {
         t->result = t->fn(t->arg);
-    while ((t = weft__worker_task_done(weft__worker_current())));
+        /* The task's last step: its destructors run in it (local.h). */
+        if (unlikely(t->locals))
+            weft__local_end(t);
+    } while ((t = weft__worker_task_done(weft__worker_current())));
     weft__panic("task_entry: a finished task was resumed");
 }
 
 void weft__task_report_failure(const struct weft_task *t, const char *how)
 {
-    if (!t->rt->cfg.debug || t->result >= 0 || t->result == -ECANCELED)
+    /* A task with a finish hook is heard of through it (a group child, a
+     * runtime call): nobody is left without its result. */
+    if (!t->rt->cfg.debug || t->result >= 0 || t->result == -ECANCELED ||
+        t->on_finish)
         return;
     fprintf(stderr,
             "weft: task '%s' (%p) failed with %d (%s) and %s\n",
@@ -675,10 +683,25 @@ static void wake_joiners(struct weft_task *t)
     }
 }
 
+/* Run on w outside any task, since none is t's: the task w runs (if any)
+ * is hidden meanwhile, so that a destructor's weft calls neither act for
+ * nor suspend a task that is not theirs. */
+void weft__task_end_locals_outside(struct worker *w, struct weft_task *t)
+{
+    struct weft_task *current = w->current;
+
+    w->current = NULL;
+    weft__local_end(t);
+    w->current = current;
+}
+
 void weft__task_finish(struct worker *w, struct weft_task *t)
 {
     uint32_t prev;
 
+    /* A task that ran ended its task-local values in weft__task_entry,
+     * one that did not in weft__task_end_locals_outside. */
+    WEFT__CHECK(!t->locals);
     weft__count(&w->stats.finished);
     if (t->stack) {
         weft__fiber_destroy(&t->fiber);
@@ -757,13 +780,13 @@ int weft__task_check(const weft_task_t *h, const struct weft_task *self,
 
 /* ---- public API ---------------------------------------------------------- */
 
-int weft_spawn_ex(weft_task_t **out, weft_fn_t fn, void *arg,
-                  const weft_spawn_opts_t *opts)
+/* weft__task_prepare on worker w (NULL outside a worker). */
+static int prepare(struct worker *w, struct weft_task **out, weft_fn_t fn,
+                   void *arg, const weft_spawn_opts_t *opts, bool held)
 {
-    struct worker *w = weft__worker_current();
-    struct weft_task *t;
+    struct weft_task *self = w ? w->current : NULL, *t;
 
-    if (!w || !w->current)
+    if (!self)
         return -EPERM;
     /* Bounded before anything rounds it to pages: a size near SIZE_MAX
      * would wrap there. */
@@ -774,10 +797,42 @@ int weft_spawn_ex(weft_task_t **out, weft_fn_t fn, void *arg,
     t = task_alloc(w);
     if (!t)
         return -ENOMEM;
-    if (weft__task_init(t, w->rt, fn, arg, opts, out) < 0) {
-        weft__task_free(t);
-        return -ENOMEM;
-    }
+    if (weft__task_init(t, w->rt, fn, arg, opts, held) < 0)
+        goto out_free_task;
+    /* A spawner without task-local values pays this one test. */
+    if (unlikely(self->locals) && weft__local_inherit(t, self) < 0)
+        goto out_free_task;
+    *out = t;
+    return 0;
+
+out_free_task:
+    weft__task_free(t);
+    return -ENOMEM;
+}
+
+int weft__task_prepare(struct weft_task **out, weft_fn_t fn, void *arg,
+                       const weft_spawn_opts_t *opts, bool held)
+{
+    return prepare(weft__worker_current(), out, fn, arg, opts, held);
+}
+
+void weft__task_start(struct weft_task *t)
+{
+    struct worker *w = weft__worker_current();
+
+    weft__count(&w->stats.spawned);
+    weft__worker_enqueue(w, t, true);
+}
+
+int weft_spawn_ex(weft_task_t **out, weft_fn_t fn, void *arg,
+                  const weft_spawn_opts_t *opts)
+{
+    struct worker *w = weft__worker_current();
+    struct weft_task *t;
+    int ret = prepare(w, &t, fn, arg, opts, out != NULL);
+
+    if (ret < 0)
+        return ret;
     if (out)
         *out = weft__task_handle(t);
     weft__count(&w->stats.spawned);

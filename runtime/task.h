@@ -60,6 +60,7 @@
 struct worker;
 struct runtime;
 struct stack;
+struct weft__locals;
 
 enum task_state {
     TASK_FREE = 0,
@@ -145,7 +146,7 @@ struct weft__join_waiter {
 
 #define TASK_NAME_MAX 32 /* bytes kept of a name, its NUL included */
 
-/* Fields are ordered to leave little padding: 144 bytes on 64-bit targets
+/* Fields are ordered to leave little padding: 152 bytes on 64-bit targets
  * in plain builds (a fresh task's struct is most of the new memory a burst
  * of spawns touches). */
 struct weft_task {
@@ -174,6 +175,9 @@ struct weft_task {
      * learns the result of a task it waits for. NULL for most tasks. */
     void (*on_finish)(struct weft_task *t);
     char *name;              /* a heap copy of the spawn option, or NULL */
+    /* Task-local values (local.c): the task's own, and its spawner's
+     * before it is runnable. NULL in a struct not in use. */
+    struct weft__locals *locals;
 
     /* Link of the free caches (and of the injection queue's fallback). */
     struct weft_task *next;
@@ -338,6 +342,17 @@ int weft__task_wait_done(struct weft_task *self, struct weft_task *t,
 int weft__task_init(struct weft_task *t, struct runtime *rt, weft_fn_t fn,
                     void *arg, const weft_spawn_opts_t *opts, bool held);
 
+/*
+ * weft_spawn_ex in two steps, for a caller that must record a task before
+ * it can run (a group lists its child, sets t->on_finish): prepare readies
+ * a task struct for fn(arg), with an outstanding handle if held, and gives
+ * it the spawner's inherited task-local values; start makes it runnable.
+ * Called from a task; prepare returns weft_spawn_ex's errors.
+ */
+int weft__task_prepare(struct weft_task **t, weft_fn_t fn, void *arg,
+                       const weft_spawn_opts_t *opts, bool held);
+void weft__task_start(struct weft_task *t);
+
 /* The effective deadline of a wait of t: its own, or an enclosing scope's
  * if that comes first. */
 static inline int64_t weft__wait_deadline(const struct weft_task *t,
@@ -355,7 +370,7 @@ static inline const char *weft__task_name_or(const struct weft_task *t,
 
 /* Debug mode: reports on stderr that t failed (asyncio's "exception was
  * never retrieved"), `how` saying why nobody will see it; nothing for a
- * success or a cancellation. */
+ * success, a cancellation or a task with a finish hook. */
 void weft__task_report_failure(const struct weft_task *t, const char *how);
 
 /* Frees t's name, if any (the runtime's end, for structs never freed). */
@@ -370,6 +385,11 @@ void weft__task_entry(void *arg);
  * gone. Called by the worker, on whichever fiber runs after t's last
  * switch, or in place of a run for a task that never started. */
 void weft__task_finish(struct worker *w, struct weft_task *t);
+
+/* Runs the destructors of the task-local values of t, which ended without
+ * running and so holds only inherited ones, on worker w outside any task
+ * (local.h). Called by the worker before weft__task_finish. */
+void weft__task_end_locals_outside(struct worker *w, struct weft_task *t);
 
 /* Releases a task struct whose handle and run have both ended. */
 void weft__task_free(struct weft_task *t);

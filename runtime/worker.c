@@ -417,6 +417,8 @@ static struct weft_task *find_task(struct worker *w)
 static bool end_unstarted(struct worker *w, struct weft_task *t, int err)
 {
     t->result = err;
+    if (unlikely(t->locals))
+        weft__task_end_locals_outside(w, t);
     weft__task_finish(w, t);
     return false;
 }
@@ -827,7 +829,7 @@ static bool kick(void *arg)
 
 #define RESCUE_BATCH 64
 
-bool weft__worker_rescue(struct worker *w, uint64_t b,
+bool weft__worker_rescue(struct worker *w, uint64_t b, bool serve,
                          void (*report)(struct worker *w,
                                         struct weft_task *t))
 {
@@ -851,6 +853,13 @@ bool weft__worker_rescue(struct worker *w, uint64_t b,
     }
     if (froze && report)
         report(w, atomic_load_explicit(&w->running, memory_order_relaxed));
+    if (!serve) {
+        /* Still frozen: the owner takes its duties back through handoff,
+         * which orders what report() read before what the owner does
+         * next (the end of the task it named, say). */
+        weft__spin_unlock(&w->handoff);
+        return true;
+    }
     t = w->lifo;
     w->lifo = NULL;
     if (t)

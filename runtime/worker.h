@@ -168,14 +168,16 @@ void weft__worker_resume(struct worker *w);
 
 /*
  * The rescuer's pass over w, which has run one task since its beat was b
- * (even): freezes w if it is not yet (see "Stalls" in worker.c) and serves
- * what is ready there: the LIFO slot's task goes to the injection queue,
- * due timers fire, the backend is reaped (kick() makes w's thread enter the
- * kernel where the backend needs it). report(w, task) runs, still under
- * the freeze, when this pass froze w. Returns false if w was not frozen
+ * (even): freezes w if it is not yet (see "Stalls" in worker.c) and, if
+ * serve, serves what is ready there: the LIFO slot's task and the run
+ * queue go to the injection queue, due timers fire, the backend is reaped
+ * (a kick makes w's thread enter the kernel where the backend needs it).
+ * report(w, task) runs, still under the freeze, when this pass froze w.
+ * Without serve, w stays frozen but unserved until it takes its duties
+ * back. Returns false if w was not frozen
  * (it moved on, or is taking its duties back).
  */
-bool weft__worker_rescue(struct worker *w, uint64_t b,
+bool weft__worker_rescue(struct worker *w, uint64_t b, bool serve,
                          void (*report)(struct worker *w,
                                         struct weft_task *t));
 

@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include <weft.h>
@@ -104,6 +105,51 @@ static inline void t_run_with(const weft_config_t *cfg, weft_fn_t fn,
     int ret = weft_run_with(cfg, fn, arg);
 
     cr_assert_eq(ret, 0, "weft_run_with returned %d", ret);
+}
+
+/* t_run on a single worker whatever WEFT_WORKERS says, for tests whose
+ * order of events holds only without stealing. */
+/*
+ * Runs fn(arg) as the main task of a debug-mode runtime configured by cfg
+ * (NULL: the environment's) with stderr going to a file, asserts it
+ * returned 0, and returns what was written there (valid until the next
+ * call).
+ */
+static inline const char *t_run_debug_with(const weft_config_t *cfg,
+                                           weft_fn_t fn, void *arg)
+{
+    static char out[64 * 1024];
+    char path[] = "/tmp/weft-debug-XXXXXX";
+    weft_config_t c;
+    int fd = mkstemp(path), saved, ret;
+    ssize_t n;
+
+    if (cfg)
+        c = *cfg;
+    else
+        weft_config_init(&c);
+    c.debug = WEFT_FLAG_ON;
+    cr_assert_geq(fd, 0);
+    unlink(path);
+    fflush(stderr);
+    saved = dup(STDERR_FILENO);
+    cr_assert_geq(saved, 0);
+    cr_assert_eq(dup2(fd, STDERR_FILENO), STDERR_FILENO);
+    ret = weft_run_with(&c, fn, arg);
+    fflush(stderr);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    n = pread(fd, out, sizeof(out) - 1, 0);
+    close(fd);
+    cr_assert_eq(ret, 0, "weft_run_with returned %d", ret);
+    cr_assert_geq(n, 0);
+    out[n] = '\0';
+    return out;
+}
+
+static inline const char *t_run_debug(weft_fn_t fn, void *arg)
+{
+    return t_run_debug_with(NULL, fn, arg);
 }
 
 /* t_run on a single worker whatever WEFT_WORKERS says, for tests whose

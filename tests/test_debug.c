@@ -14,38 +14,6 @@
 
 #include "helpers.h"
 
-/*
- * Runs fn(arg) as the main task of a debug-mode runtime with stderr going
- * to a file, and returns what was written there.
- */
-static const char *t_run_debug(weft_fn_t fn, void *arg)
-{
-    static char out[64 * 1024];
-    char path[] = "/tmp/weft-debug-XXXXXX";
-    weft_config_t cfg;
-    int fd = mkstemp(path), saved, ret;
-    ssize_t n;
-
-    cr_assert_geq(fd, 0);
-    unlink(path);
-    fflush(stderr);
-    saved = dup(STDERR_FILENO);
-    cr_assert_geq(saved, 0);
-    cr_assert_eq(dup2(fd, STDERR_FILENO), STDERR_FILENO);
-    weft_config_init(&cfg);
-    cfg.debug = WEFT_FLAG_ON;
-    ret = weft_run_with(&cfg, fn, arg);
-    fflush(stderr);
-    dup2(saved, STDERR_FILENO);
-    close(saved);
-    n = pread(fd, out, sizeof(out) - 1, 0);
-    close(fd);
-    cr_assert_eq(ret, 0, "weft_run_with returned %d", ret);
-    cr_assert_geq(n, 0);
-    out[n] = '\0';
-    return out;
-}
-
 /* Whether a whole line of text matches the extended regular expression
  * line (anchored at both ends). */
 static bool t_has_line(const char *text, const char *line)
@@ -182,7 +150,11 @@ Test(debug, runs_that_do_not_suspend_are_reported, .timeout = 30)
     cr_assert(t_has_line(err, "weft: task 'hog-returns' \\(" T_PTR "\\) ran "
                               "[0-9]+ ms without suspending"),
               "stderr:\n%s", err);
-    cr_assert_null(strstr(err, "'polite'"), "stderr:\n%s", err);
+    /* Only as a run that went on too long: descheduled for a while on a
+     * loaded machine, it may still be named by the stall monitor. */
+    cr_assert_not(t_has_line(err, "weft: task 'polite' \\(" T_PTR "\\) ran "
+                                  "[0-9]+ ms without suspending"),
+                  "stderr:\n%s", err);
 }
 
 /* ---- tasks that outlive the main task ------------------------------------ */

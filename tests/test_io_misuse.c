@@ -1177,3 +1177,49 @@ Test(io_misuse, fd_number_reused_after_close_under_a_waiter_serves_the_new_file,
 {
     t_run_one_worker(reused_number_main, NULL);
 }
+
+/* ---- weft_drive_fd ----------------------------------------------------------- */
+
+struct t_step {
+    int fd, events, calls;
+};
+
+/* Asks once to wait for events on fd, then says it is done. */
+static int t_step_once(void *arg, int *fd)
+{
+    struct t_step *s = arg;
+
+    *fd = s->fd;
+    return s->calls++ ? 0 : s->events;
+}
+
+static int drive_misuse_main(void *arg)
+{
+    struct t_step s = { .fd = -1, .events = POLLIN };
+    int p[2];
+
+    (void)arg;
+    cr_assert_eq(weft_drive_fd(NULL, NULL, WEFT_NO_DEADLINE), -EINVAL);
+    cr_assert_eq(weft_drive_fd(t_step_once, &s, WEFT_NO_DEADLINE), -EBADF);
+    cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
+    s = (struct t_step){ .fd = p[0], .events = 1 << 30 };
+    cr_assert_eq(weft_drive_fd(t_step_once, &s, WEFT_NO_DEADLINE), -EINVAL);
+    s = (struct t_step){ .fd = p[0], .events = POLLIN };
+    cr_assert_eq(weft_drive_fd(t_step_once, &s, weft_deadline_in_ms(10)),
+                 -ETIMEDOUT);
+    cr_assert_eq(write(p[1], "x", 1), 1);
+    s = (struct t_step){ .fd = p[0], .events = POLLIN };
+    cr_assert_eq(weft_drive_fd(t_step_once, &s, weft_deadline_in_ms(10000)), 0);
+    cr_assert_eq(s.calls, 2);
+    cr_assert_eq(close(p[0]), 0);
+    cr_assert_eq(close(p[1]), 0);
+    return 0;
+}
+
+Test(io_misuse, drive_fd_bad_step_fd_events_and_deadline, .timeout = 30)
+{
+    struct t_step s = { .fd = 0, .events = POLLIN };
+
+    cr_assert_eq(weft_drive_fd(t_step_once, &s, WEFT_NO_DEADLINE), -EPERM);
+    t_run(drive_misuse_main, NULL);
+}

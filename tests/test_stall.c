@@ -475,27 +475,12 @@ static int report_main(void *arg)
 
 Test(stall, debug_mode_names_the_stuck_task_and_its_function, .timeout = 60)
 {
-    char path[] = "/tmp/weft-stall-XXXXXX", out[8192];
-    int fd = mkstemp(path), saved;
+    const char *out;
     weft_config_t cfg;
-    ssize_t n;
 
-    cr_assert_geq(fd, 0);
-    unlink(path);
-    fflush(stderr);
-    saved = dup(STDERR_FILENO);
-    cr_assert_eq(dup2(fd, STDERR_FILENO), STDERR_FILENO);
     weft_config_init(&cfg);
-    cfg.debug = WEFT_FLAG_ON;
     cfg.workers = t_workers() < 2 ? 2 : t_workers();
-    cr_assert_eq(weft_run_with(&cfg, report_main, NULL), 0);
-    fflush(stderr);
-    dup2(saved, STDERR_FILENO);
-    close(saved);
-    n = pread(fd, out, sizeof(out) - 1, 0);
-    close(fd);
-    cr_assert_geq(n, 0);
-    out[n] = '\0';
+    out = t_run_debug_with(&cfg, report_main, NULL);
     cr_assert_not_null(strstr(out, "stuck: task 'spinner'"), "stderr:\n%s", out);
     cr_assert_not_null(strstr(out, "stuck_until_child_ran+0x"), "stderr:\n%s",
                        out);

@@ -244,6 +244,10 @@ void weft__io_cancelq_push(struct weft__io_cancelq *q, struct weft__io_op *op);
 /* Owner: takes every queued op, newest first (linked by cancel_next). */
 struct weft__io_op *weft__io_cancelq_take(struct weft__io_cancelq *q);
 
+/* Makes a worker's wake eventfd readable (both drivers' wake()). Any
+ * thread. */
+void weft__io_eventfd_wake(int fd);
+
 /* Owner: done with a queued request; op must not be touched afterwards. */
 void weft__io_cancelq_ack(struct weft__io_op *op);
 

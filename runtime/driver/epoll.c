@@ -625,10 +625,7 @@ static int ep_rescue(struct weft__io *io, bool (*kick)(void *), void *arg)
 
 static void ep_wake(struct weft__io *io)
 {
-    uint64_t one = 1;
-
-    while (write(io->wake_fd, &one, sizeof(one)) < 0 && errno == EINTR)
-        ;
+    weft__io_eventfd_wake(io->wake_fd);
 }
 
 const struct weft__io_ops weft__io_epoll_ops = {

@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <sys/epoll.h>
+#include <unistd.h>
 
 #include "../common.h"
 #include "../metrics.h"
@@ -100,4 +101,13 @@ void weft__io_cancelq_ack(struct weft__io_op *op)
     /* release: pairs with the acquire in op_is_done(); op may vanish. */
     atomic_store_explicit(&op->cancel_queued, false, memory_order_release);
     weft__task_wake(t);
+}
+
+void weft__io_eventfd_wake(int fd)
+{
+    uint64_t one = 1;
+
+    /* EAGAIN means the counter is saturated: a wake is pending anyway. */
+    while (write(fd, &one, sizeof(one)) < 0 && errno == EINTR)
+        ;
 }

@@ -113,15 +113,18 @@ static int setup_ring(struct io_uring *ring, unsigned entries, bool sqpoll)
      * read(2). Under it, rings post completions through the kernel's own
      * task-work signal and take submissions from any thread: the rescuer
      * then needs no kick. */
-    static const unsigned plain[] = { 0 };
-    const unsigned *tries = WEFT__UNDER_TSAN ? plain : sqpoll ? polled : fast;
-    unsigned ntries = WEFT__UNDER_TSAN ? 1 : sqpoll ? 3 : 5;
+    const unsigned owner_only = WEFT__UNDER_TSAN ?
+        IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
+            IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG : 0;
+    const unsigned *tries = sqpoll ? polled : fast;
+    unsigned ntries = sqpoll ? 3 : 5;
     int ret = -EINVAL;
 
     for (unsigned i = 0; i < ntries; i++) {
         /* A deep CQ: linked timeouts and cancels add CQEs beyond the SQ. */
         struct io_uring_params p = {
-            .flags = tries[i] | IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP,
+            .flags = (tries[i] & ~owner_only) | IORING_SETUP_CQSIZE |
+                     IORING_SETUP_CLAMP,
             .cq_entries = entries * 4,
             .sq_thread_idle = 50,
         };
@@ -746,11 +749,7 @@ static void uring_kicked(struct weft__io *io)
 
 static void uring_wake(struct weft__io *io)
 {
-    uint64_t one = 1;
-
-    /* EAGAIN means the counter is saturated: a wake is pending anyway. */
-    while (write(io->wake_fd, &one, sizeof(one)) < 0 && errno == EINTR)
-        ;
+    weft__io_eventfd_wake(io->wake_fd);
 }
 
 const struct weft__io_ops weft__io_uring_ops = {
