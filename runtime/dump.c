@@ -133,7 +133,7 @@ static const char *why_name(uint8_t why)
 /* A task's state in words; a yielded task is RUNNING (task.h). */
 static void state_text(const struct entry *e, char *buf, size_t len)
 {
-    uint32_t s = e->state & TASK_STATE_MASK;
+    uint32_t s = e->state & ~(uint32_t)TASK_NOTIFIED;
 
     if (e->worker >= 0)
         snprintf(buf, len, "running on worker %d", e->worker);

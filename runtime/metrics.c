@@ -30,6 +30,42 @@ void weft__metrics_io_done(struct weft_task *t)
                                   memory_order_relaxed);
 }
 
+__attribute__((cold, noinline)) struct worker *weft__metrics_wake_remote(
+    struct worker *w, struct weft_task *t)
+{
+    /* Beside the injection queue's lock that follows, one more RMW is
+     * noise. */
+    uint64_t n = atomic_fetch_add_explicit(&t->rt->shared.wakes, 1,
+                                           memory_order_relaxed) + 1;
+
+    if (n % WEFT__WAKE_SAMPLE == 0)
+        weft__metrics_time_wake(w, t);
+    return w;
+}
+
+__attribute__((cold, noinline)) struct worker *weft__metrics_time_wake(
+    struct worker *w, struct weft_task *t)
+{
+    /* 0 means "not sampled": a clock that reads 0 loses one sample. */
+    t->woke_at = weft__now();
+    return w;
+}
+
+__attribute__((cold, noinline)) void weft__metrics_woken(struct worker *w,
+                                                         struct weft_task *t)
+{
+    int64_t delay = weft__now() - t->woke_at;
+
+    t->woke_at = 0;
+    weft__count(&w->stats.delay_hist[weft__hist_bucket(delay)]);
+}
+
+void weft__metrics_ran(struct worker *w, int64_t ran)
+{
+    weft__count(&w->stats.run_hist[weft__hist_bucket(ran)]);
+    w->timed = w->rt->cfg.debug;
+}
+
 void weft__metrics_kernel_entry(void)
 {
     struct worker *w = weft__worker_current();
@@ -57,16 +93,28 @@ static uint32_t timers_armed(struct worker *w)
 
 /* Runs are not counted one by one: the worker's countdown to its next
  * poll, reloaded every WEFT__POLL_INTERVAL runs, tells them (worker.c).
- * Read apart from the reload count, it may be a reload behind for an
- * instant: never below the runs counted before. */
+ * The reload count is stored after the reload, with release, and loaded
+ * first, with acquire: a reader between the two stores sees the new
+ * countdown with the old count, a whole interval short, never more than
+ * the truth. The most any reader saw is kept, so that the counter never
+ * goes back (Prometheus would take that for a restart). */
 static uint64_t runs_of(struct worker *w)
 {
-    uint64_t polls = load(&w->stats.polls);
+    /* acquire: pairs with the release in weft__metrics_poll(). */
+    uint64_t polls = atomic_load_explicit(&w->stats.polls,
+                                          memory_order_acquire);
     uint32_t left = atomic_load_explicit(&w->until_poll,
                                          memory_order_relaxed);
     uint64_t runs = polls * WEFT__POLL_INTERVAL;
+    uint64_t seen = load(&w->stats.runs_read);
 
-    return runs > left ? runs - left : 0;
+    runs = runs > left ? runs - left : 0;
+    while (runs > seen &&
+           !atomic_compare_exchange_weak_explicit(&w->stats.runs_read, &seen,
+                                                  runs, memory_order_relaxed,
+                                                  memory_order_relaxed))
+        ;
+    return runs > seen ? runs : seen;
 }
 
 static void read_worker(struct worker *w, weft_worker_metrics_t *out)

@@ -5,18 +5,28 @@
  * wakes from other threads, completions on the blocking pool) is counted
  * in struct weft__metrics_shared, on paths that already take a lock.
  *
+ * Runs are not counted one by one: the worker's poll countdown, reloaded
+ * every WEFT__POLL_INTERVAL runs, tells them (metrics.c).
+ *
  * Histograms are sampled, because a clock read costs as much as a whole
- * run of a short task. The last run before each of a worker's polls (one
- * in WEFT__POLL_INTERVAL, a countdown the worker keeps anyway) has its
- * length measured, a clock read where it begins and one where it ends;
- * one wake in WEFT__SAMPLE_EVERY on each worker is timed: the waker notes
- * the time and the task on its worker and marks the task's state before
- * queueing it (TASK_SAMPLED, task.h; an RMW on that one wake only, since
- * other wakers may set NOTIFIED meanwhile), and the run that claims the
- * task reads the mark
- * from the value its claim returns anyway and measures the delay (that run
- * is then measured too, the clock being read already). Runs are not
- * counted one by one either: the poll countdown tells them (metrics.c).
+ * run of a short task, and neither sample touches the task's state word:
+ *
+ * - Run time: one poll in WEFT__RUN_SAMPLE_POLLS marks the worker timed
+ *   (weft__metrics_poll), so the run after it is clocked where debug mode
+ *   clocks every run (start_run_clock and check_run_length, worker.c).
+ * - Scheduling delay: one wake in WEFT__WAKE_SAMPLE on each worker (its
+ *   wake counter is the countdown), and one in WEFT__WAKE_SAMPLE of those
+ *   from other threads, stores the time in the task's woke_at, a plain
+ *   field, after the CAS that made the task SCHED and before the task is
+ *   queued. Only that waker may write it then (the task is in no queue and
+ *   no one else can make it SCHED), and the worker that claims the task
+ *   reads it: the queue that hands the task over publishes it, as it
+ *   publishes everything the waker wrote before the push (a release push
+ *   or the injection queue's lock, an acquire pop or steal). The claim's
+ *   acquire alone would not: it pairs with the waker's CAS, which comes
+ *   before the store. The runner clears the field before the task runs,
+ *   and no waker can write it again before the task parks: a wake of a
+ *   queued or running task only sets NOTIFIED.
  */
 #ifndef WEFT__METRICS_H
 #define WEFT__METRICS_H
@@ -24,11 +34,18 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-struct runtime;
-struct worker;
-struct weft_task;
+#include "common.h"
+#include "task.h"
+#include "worker.h"
 
-#define WEFT__SAMPLE_EVERY 64
+struct runtime;
+
+/* One wake in WEFT__WAKE_SAMPLE, and the run after one poll in
+ * WEFT__RUN_SAMPLE_POLLS (one run in 244), are timed: at millions of runs
+ * a second that is still thousands of samples a second per worker, and a
+ * clock read is some 20 ns. Powers of two: a mask, not a division. */
+#define WEFT__WAKE_SAMPLE 128
+#define WEFT__RUN_SAMPLE_POLLS 4
 
 /* Counts from threads that are not the runtime's workers; relaxed RMWs. */
 struct weft__metrics_shared {
@@ -64,5 +81,57 @@ void weft__metrics_io_done(struct weft_task *t);
 /* The calling thread entered the kernel for its backend (a submit or a
  * wait); counted when it is a worker's. */
 void weft__metrics_kernel_entry(void);
+
+/* Cold halves of the hooks below (metrics.c); each returns its w. */
+struct worker *weft__metrics_wake_remote(struct worker *w,
+                                         struct weft_task *t);
+struct worker *weft__metrics_time_wake(struct worker *w,
+                                       struct weft_task *t);
+void weft__metrics_woken(struct worker *w, struct weft_task *t);
+
+/* Worker w (NULL: a thread that is not one of the runtime's workers) made
+ * t SCHED with its CAS and is about to queue it: counts the wake, and on a
+ * sampled one notes its time in t->woke_at (see the top of this file).
+ * Returns w, so that the caller need not keep it across the cold calls. */
+static inline struct worker *weft__metrics_wake(struct worker *w,
+                                                struct weft_task *t)
+{
+    uint64_t n;
+
+    if (unlikely(!w))
+        return weft__metrics_wake_remote(w, t);
+    n = atomic_load_explicit(&w->stats.wakes, memory_order_relaxed) + 1;
+    atomic_store_explicit(&w->stats.wakes, n, memory_order_relaxed);
+    if (unlikely(n % WEFT__WAKE_SAMPLE == 0))
+        return weft__metrics_time_wake(w, t);
+    return w;
+}
+
+/* Worker w claimed t from a queue: a sampled wake's delay ends here. One
+ * load of a field of the line the claim just wrote, and a test. */
+static inline void weft__metrics_claimed(struct worker *w,
+                                         struct weft_task *t)
+{
+    if (unlikely(t->woke_at))
+        weft__metrics_woken(w, t);
+}
+
+/* Worker w looks outside (every WEFT__POLL_INTERVAL runs): counted, and
+ * one in WEFT__RUN_SAMPLE_POLLS marks the next run timed. */
+static inline void weft__metrics_poll(struct worker *w)
+{
+    uint64_t n = atomic_load_explicit(&w->stats.polls,
+                                      memory_order_relaxed) + 1;
+
+    /* release: after the countdown's reload (find_task, worker.c), for
+     * runs_of() in metrics.c. */
+    atomic_store_explicit(&w->stats.polls, n, memory_order_release);
+    if (n % WEFT__RUN_SAMPLE_POLLS == 0)
+        w->timed = true;
+}
+
+/* A timed run of worker w lasted ran ns: into the histogram, and the next
+ * run is timed again only in debug mode (or after the next sampled poll). */
+void weft__metrics_ran(struct worker *w, int64_t ran);
 
 #endif

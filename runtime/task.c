@@ -51,44 +51,6 @@ void weft__task_park(struct weft_task *t, enum weft__why why,
     weft__task_note_wait(t, WHY_NONE, NULL);
 }
 
-/* Times this wake of t, which worker w just made SCHED and has yet to
- * queue (metrics.h): notes the time and t on w, where the runner finds
- * them, and marks t's state with TASK_SAMPLED and w's index. An RMW, on
- * one wake in WEFT__SAMPLE_EVERY: it keeps a NOTIFIED bit that another
- * waker may set meanwhile. Not for a task of another runtime (its runner
- * could not find w). */
-static __attribute__((noinline)) void time_wake(struct worker *w,
-                                                struct weft_task *t)
-{
-    if (w->rt != t->rt)
-        return;
-    atomic_store_explicit(&w->sampled_at, weft__now(), memory_order_relaxed);
-    atomic_store_explicit(&w->sampled, t, memory_order_relaxed);
-    /* release: publishes the two stores to the runner's claim. */
-    atomic_fetch_or_explicit(&t->state,
-                             TASK_SAMPLED | (w->index + 1) << TASK_WAKER_SHIFT,
-                             memory_order_release);
-}
-
-/* Counts a wake of t; w: the waking worker, or NULL. The worker's counter
- * (owner-written) is the sampling countdown too. A wake from another
- * thread is counted on the runtime: it takes the injection queue's lock
- * next, beside which one more RMW is noise. */
-static inline void count_wake(struct worker *w, struct weft_task *t)
-{
-    uint64_t n;
-
-    if (unlikely(!w)) {
-        atomic_fetch_add_explicit(&t->rt->shared.wakes, 1,
-                                  memory_order_relaxed);
-        return;
-    }
-    n = atomic_load_explicit(&w->stats.wakes, memory_order_relaxed) + 1;
-    atomic_store_explicit(&w->stats.wakes, n, memory_order_relaxed);
-    if (unlikely(n % WEFT__SAMPLE_EVERY == 0))
-        time_wake(w, t);
-}
-
 void weft__task_wake(struct weft_task *t)
 {
     uint32_t s = atomic_load_explicit(&t->state, memory_order_relaxed);
@@ -105,7 +67,7 @@ void weft__task_wake(struct weft_task *t)
                     memory_order_relaxed)) {
                 struct worker *w = weft__worker_current();
 
-                count_wake(w, t);
+                w = weft__metrics_wake(w, t);
                 weft__worker_enqueue(w, t, true);
                 return;
             }
@@ -619,6 +581,7 @@ int weft__task_init(struct weft_task *t, struct runtime *rt, weft_fn_t fn,
     __atomic_store_n(&t->name, name ? copy_name(name) : NULL,
                      __ATOMIC_RELEASE);
     t->joiners = NULL;
+    t->woke_at = 0; /* no sampled wake pending (metrics.h) */
     t->on_finish = NULL;
     atomic_store_explicit(&t->cancel, false, memory_order_relaxed);
     atomic_store_explicit(&t->shutdown_seen, false, memory_order_relaxed);

@@ -69,13 +69,7 @@ enum task_state {
     TASK_IDLE = 3,
     TASK_DONE = 4,
     TASK_NOTIFIED = 8, /* or'ed onto SCHED or RUNNING */
-    TASK_SAMPLED = 16, /* or'ed onto SCHED (before it is queued) by a wake
-                          whose delay is timed (metrics.h), with the
-                          waker's index + 1 in the bits from
-                          TASK_WAKER_SHIFT; the claim clears it */
 };
-#define TASK_WAKER_SHIFT 16
-#define TASK_STATE_MASK 7u /* the state without the flags above */
 
 /* Why a task is suspended: shown in task dumps. */
 enum weft__why {
@@ -185,6 +179,10 @@ struct weft_task {
     /* Any thread, atomic. */
     _Atomic uint32_t state;  /* enum task_state, see the protocol above */
     _Atomic uint32_t handle; /* HANDLE_* bits and the generation */
+    /* When a sampled wake made the task runnable, 0 if the last one was
+     * not sampled (metrics.h): written by that waker before it queues the
+     * task, read and cleared by the worker that claims it. */
+    int64_t woke_at;
     atomic_bool cancel;      /* a cancellation request not yet delivered */
     atomic_bool shutdown_seen; /* cancelled once by the runtime's shutdown */
 

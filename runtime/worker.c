@@ -150,6 +150,7 @@ static void count(_Atomic uint64_t *c)
     weft__count(c);
 }
 
+/* The poll countdown: relaxed, since weft_metrics reads it (metrics.c). */
 static uint32_t until_poll(const struct worker *w)
 {
     return atomic_load_explicit(&w->until_poll, memory_order_relaxed);
@@ -399,7 +400,7 @@ static struct weft_task *find_task(struct worker *w)
 
     if (until_poll(w) == 0) {
         set_until_poll(w, POLL_INTERVAL);
-        count(&w->stats.polls);
+        weft__metrics_poll(w);
         poll_events(w);
         if ((t = take_injected(w)))
             return t;
@@ -472,24 +473,27 @@ void weft__worker_settle(struct worker *w)
     }
 }
 
-/* Starts the clock of t's run, in debug mode. */
+/* Starts the clock of t's run, in debug mode or when weft_metrics samples
+ * it (w->timed). */
 static void start_run_clock(struct worker *w)
 {
-    if (unlikely(w->rt->cfg.debug))
+    if (unlikely(w->timed))
         w->run_start = weft__now();
 }
 
-/* Debug mode: warns about a run of the running task that went on for over
- * 100 ms without suspending (it held up every other task of its worker). */
+/* A timed run ends: its length goes to the metrics, and debug mode warns
+ * about one that went on for over 100 ms without suspending (it held up
+ * every other task of its worker). */
 static void check_run_length(struct worker *w)
 {
     struct weft_task *t = w->current;
     int64_t ran;
 
-    if (likely(!w->rt->cfg.debug))
+    if (likely(!w->timed))
         return;
     ran = weft__now() - w->run_start;
-    if (ran > 100 * WEFT__NS_PER_MS)
+    weft__metrics_ran(w, ran);
+    if (w->rt->cfg.debug && ran > 100 * WEFT__NS_PER_MS)
         fprintf(stderr,
                 "weft: task '%s' (%p) ran %lld ms without suspending\n",
                 weft__task_name_or(t, ""), (void *)t,
@@ -499,80 +503,16 @@ static void check_run_length(struct worker *w)
 /* Moves t, taken from a queue, to RUNNING. acquire RMW: pairs with the
  * release CAS of any waker that found the task queued, so the task's first
  * check sees what that waker wrote. */
-static uint32_t claim(struct weft_task *t)
+static void claim(struct weft_task *t)
 {
-    return atomic_exchange_explicit(&t->state, TASK_RUNNING,
-                                    memory_order_acquire);
+    atomic_exchange_explicit(&t->state, TASK_RUNNING, memory_order_acquire);
 }
 
-/* The delay since the timed wake that made t runnable, or -1 if its
- * waker has timed a later wake since; `was` is t's state as claimed, with
- * TASK_SAMPLED set (metrics.h). */
-static int64_t wake_delay(struct weft_task *t, uint32_t was, int64_t now)
-{
-    struct worker *waker = t->rt->workers[(was >> TASK_WAKER_SHIFT) - 1];
-    int64_t at = atomic_load_explicit(&waker->sampled_at,
-                                      memory_order_relaxed);
-
-    /* The waker stores the time, then the task, then releases the task's
-     * state, which our claim acquired: if the task is still t, `at` is its
-     * wake's time or a later one (never an earlier), so the delay is never
-     * overstated. */
-    if (atomic_load_explicit(&waker->sampled, memory_order_relaxed) != t)
-        return -1;
-    return now > at ? now - at : 0;
-}
-
-/* A sampled run begins (metrics.h): its clock starts. */
-static int64_t sample_run(struct worker *w)
-{
-    int64_t now = weft__now();
-
-    w->sample_start = now;
-    w->timed = true;
-    return now;
-}
-
-/* t was claimed (its state `was`) after a timed wake: the delay goes to
- * the histogram, and the run about to begin is sampled too. */
-static __attribute__((noinline)) void timed_wake(struct worker *w,
-                                                 struct weft_task *t,
-                                                 uint32_t was)
-{
-    int64_t delay = wake_delay(t, was, sample_run(w));
-
-    if (delay >= 0)
-        count(&w->stats.delay_hist[weft__hist_bucket(delay)]);
-}
-
-/* A run ends: a sampled run's length goes to the histogram, and debug
- * mode checks it was not too long. One test of a worker-local flag when
- * neither applies. */
-static void end_run(struct worker *w)
-{
-    if (likely(!w->timed))
-        return;
-    if (w->sample_start) {
-        count(&w->stats.run_hist[weft__hist_bucket(weft__now() -
-                                                   w->sample_start)]);
-        w->sample_start = 0;
-    }
-    w->timed = w->rt->cfg.debug;
-    check_run_length(w);
-}
-
-/* Makes t w's running task, counting it towards the next poll, which is
- * also the run count (polls * POLL_INTERVAL - until_poll) and the sample
- * countdown: the last run before each poll is timed (metrics.h). */
+/* Makes t w's running task, counting it towards the next poll. */
 static void begin_run(struct worker *w, struct weft_task *t)
 {
-    uint32_t left = until_poll(w);
-
-    if (left) {
-        set_until_poll(w, --left);
-        if (unlikely(left == 0) && !w->sample_start)
-            sample_run(w);
-    }
+    if (until_poll(w))
+        set_until_poll(w, until_poll(w) - 1);
     w->current = t;
     atomic_store_explicit(&w->running, t, memory_order_relaxed);
     start_run_clock(w);
@@ -582,10 +522,8 @@ static void begin_run(struct worker *w, struct weft_task *t)
  * without running (cancelled before it started, or no stack). */
 static bool prepare(struct worker *w, struct weft_task *t)
 {
-    uint32_t was = claim(t);
-
-    if (unlikely(was >> TASK_WAKER_SHIFT))
-        timed_wake(w, t, was);
+    claim(t);
+    weft__metrics_claimed(w, t);
     if (unlikely(!t->started) && !start_task(w, t))
         return false;
     begin_run(w, t);
@@ -631,7 +569,7 @@ static struct fiber *switch_target(struct worker *w, enum switch_reason why)
 {
     struct weft_task *next;
 
-    end_run(w);
+    check_run_length(w);
     w->prev = w->current;
     w->reason = why;
     while ((next = take_direct(w)) && !leave_to_scheduler(w, next))
@@ -691,7 +629,7 @@ struct weft_task *weft__worker_task_done(struct worker *w)
     struct weft_task *t = w->current, *next;
 
     weft__worker_enter(w);
-    end_run(w);
+    check_run_length(w);
     while ((next = take_direct(w))) {
         if (can_adopt(next, t)) {
             if (adopt(w, next, t)) {

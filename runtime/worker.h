@@ -44,6 +44,7 @@ struct worker_stats {
     /* Sampled runs (metrics.h): wake-to-run delay, run time; log2 ns. */
     _Atomic uint64_t delay_hist[WEFT__HIST_BUCKETS];
     _Atomic uint64_t run_hist[WEFT__HIST_BUCKETS];
+    _Atomic uint64_t runs_read;   /* readers': the most runs one saw */
 };
 
 struct worker {
@@ -64,9 +65,6 @@ struct worker {
     _Atomic uint32_t kick_req, kick_ack; /* driver kicks (monitor.c) */
     _Atomic(struct weft_task *) running; /* the task on its CPU, for
                                            the stall report */
-    _Atomic(struct weft_task *) sampled; /* its last timed wake (metrics.h):
-                                           the task, and when */
-    _Atomic int64_t sampled_at;
 
     /* Owner thread only. */
     struct runtime *rt WEFT__ALIGNED;
@@ -82,11 +80,9 @@ struct worker {
     _Atomic uint32_t until_poll;   /* task runs until the next poll; a
                                       relaxed load and store (metrics
                                       read it) */
-    bool timed;                    /* a run's end has a clock to read:
-                                      debug mode, or a sampled run */
-    int64_t run_start;             /* debug mode: when current's run began */
-    int64_t sample_start;          /* a sampled run began then (metrics.h);
-                                    * 0: this run is not sampled */
+    bool timed;                    /* runs are timed: debug mode, or the
+                                      next run is sampled (metrics.h) */
+    int64_t run_start;             /* timed: when current's run began */
     uint32_t rng;
     bool searching;                /* counted in rt->idle.nsearching */
     struct weft__stack_cache stacks;

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "helpers.h"
+#include "runtime/metrics.h"
 
 static weft_metrics_t t_metrics(void)
 {
@@ -167,7 +168,7 @@ Test(metrics, io_submitted_completed_in_flight, .timeout = 60)
 
 /* ---- per worker and histograms ------------------------------------------- */
 
-#define PINGS 2000
+#define PINGS 10000
 
 static int ponger(void *arg)
 {
@@ -213,11 +214,16 @@ static int sums_and_histograms(void *arg)
     cr_assert_eq(spawned + 1, m.tasks_spawned); /* + main, from outside */
     cr_assert_eq(wakes, m.wakes_local);
     cr_assert_geq(m.wakes_local, PINGS);
-    /* One run and one wake in 64 are timed: a few dozen of each here. */
-    cr_assert_geq(t_hist_sum(m.run_time_hist), PINGS / 64 / 2);
+    /* Each worker times the run after one poll in RUN_SAMPLE_POLLS (it
+     * polls every POLL_INTERVAL runs; the last marked run may be yet to
+     * come) and one of its wakes in WAKE_SAMPLE, whose runs all came. */
+    cr_assert_geq(t_hist_sum(m.run_time_hist) + 2 * m.workers,
+                  m.runs / (WEFT__POLL_INTERVAL * WEFT__RUN_SAMPLE_POLLS));
     cr_assert_leq(t_hist_sum(m.run_time_hist), m.runs);
-    cr_assert_geq(t_hist_sum(m.sched_delay_hist), PINGS / 64 / 2);
-    cr_assert_leq(t_hist_sum(m.sched_delay_hist), m.wakes_local);
+    cr_assert_geq(t_hist_sum(m.sched_delay_hist) + m.workers,
+                  m.wakes_local / WEFT__WAKE_SAMPLE);
+    cr_assert_leq(t_hist_sum(m.sched_delay_hist),
+                  m.wakes_local + m.wakes_remote);
     cr_assert_eq(weft_queue_destroy(&q[0]), 0);
     cr_assert_eq(weft_queue_destroy(&q[1]), 0);
     return 0;
