@@ -1542,9 +1542,10 @@ typedef struct weft_metrics {
     uint64_t io_submitted;         /* I/O operations handed to a backend */
     uint64_t io_completed;         /* of which completed */
     uint64_t io_in_flight;         /* submitted - completed */
-    uint64_t kernel_entries;       /* system calls the workers' backends
-                                      made (io_uring_enter; epoll_wait and
-                                      each non-blocking attempt) */
+    uint64_t kernel_entries;       /* waits and submits the workers'
+                                      backends made (io_uring_enter,
+                                      epoll_wait); an operation's own
+                                      system call under epoll is not one */
     uint64_t blocking_busy;        /* blocking-pool threads running a job */
     uint64_t blocking_idle;        /* blocking-pool threads waiting */
     uint64_t blocking_queued;      /* jobs waiting for a thread */

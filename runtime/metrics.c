@@ -18,14 +18,11 @@
 
 /* ---- counting ------------------------------------------------------------ */
 
-void weft__metrics_io_done(struct weft_task *t)
+__attribute__((cold, noinline)) void weft__metrics_io_done_off(
+    struct weft_task *t)
 {
-    struct worker *w = weft__worker_current();
-
-    if (w)
-        weft__count(&w->stats.io_completed);
-    else if (t)
-        /* A blocking-pool thread or a rescuer: not a hot path. */
+    /* A blocking-pool thread: not a hot path. */
+    if (t)
         atomic_fetch_add_explicit(&t->rt->shared.io_completed, 1,
                                   memory_order_relaxed);
 }
@@ -377,7 +374,7 @@ int weft_metrics_format(const weft_metrics_t *m, char *buf, size_t len)
     metric(&t, "io_in_flight", "gauge", "I/O operations in flight.",
            m->io_in_flight);
     metric(&t, "kernel_entries_total", "counter",
-           "System calls of the I/O backends.", m->kernel_entries);
+           "Waits and submits of the I/O backends.", m->kernel_entries);
     metric(&t, "blocking_threads_busy", "gauge",
            "Blocking-pool threads running a job.", m->blocking_busy);
     metric(&t, "blocking_threads_idle", "gauge",

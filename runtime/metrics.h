@@ -74,9 +74,6 @@ static inline unsigned weft__hist_bucket(int64_t ns)
     return bits - 10 < 23 ? bits - 10 : 23;
 }
 
-/* An I/O op of task t (NULL for a multishot's end) completed on this
- * thread. */
-void weft__metrics_io_done(struct weft_task *t);
 
 /* The calling thread entered the kernel for its backend (a submit or a
  * wait); counted when it is a worker's. */
@@ -105,6 +102,20 @@ static inline struct worker *weft__metrics_wake(struct worker *w,
     if (unlikely(n % WEFT__WAKE_SAMPLE == 0))
         return weft__metrics_time_wake(w, t);
     return w;
+}
+
+void weft__metrics_io_done_off(struct weft_task *t);
+
+/* An I/O op of task t (NULL for a multishot's end) completed on this
+ * thread: inline, since it is one per operation. */
+static inline void weft__metrics_io_done(struct weft_task *t)
+{
+    struct worker *w = weft__worker_current();
+
+    if (likely(w))
+        weft__count(&w->stats.io_completed);
+    else
+        weft__metrics_io_done_off(t);
 }
 
 /* Worker w claimed t from a queue: a sampled wake's delay ends here. One

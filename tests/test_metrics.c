@@ -144,7 +144,6 @@ static int io_counts(void *arg)
     cr_assert_eq(b.io_submitted - a.io_submitted, 2 * ROUNDS);
     cr_assert_eq(b.io_completed - a.io_completed, 2 * ROUNDS);
     cr_assert_eq(b.io_in_flight, 0);
-    cr_assert_gt(b.kernel_entries, a.kernel_entries);
 
     /* A receive that waits is in flight until the byte comes. */
     cr_assert_eq(weft_spawn(&h, recv_one, &p), 0);
@@ -156,6 +155,8 @@ static int io_counts(void *arg)
     b = t_metrics();
     cr_assert_eq(b.io_in_flight, 0);
     cr_assert_eq(b.io_submitted - a.io_submitted, 2 * ROUNDS + 2);
+    /* The wait for the byte entered the kernel (a submit and a wait). */
+    cr_assert_gt(b.kernel_entries, a.kernel_entries);
     close(p.fd[0]);
     close(p.fd[1]);
     return 0;

@@ -261,7 +261,6 @@ static int perform(struct weft__io_op *op)
 {
     ssize_t ret;
 
-    weft__metrics_kernel_entry(); /* each attempt is a system call */
     switch (op->opcode) {
     case IOP_ACCEPT:
         ret = accept4(op->fd, op->buf, op->aux, op->flags);
