@@ -18,14 +18,8 @@
 
 /* ---- counting ------------------------------------------------------------ */
 
-__attribute__((cold, noinline)) void weft__metrics_io_done_off(
-    struct weft_task *t)
-{
-    /* A blocking-pool thread: not a hot path. */
-    if (t)
-        atomic_fetch_add_explicit(&t->rt->shared.io_completed, 1,
-                                  memory_order_relaxed);
-}
+__thread struct worker *weft__metrics_worker
+    __attribute__((tls_model("initial-exec")));
 
 __attribute__((cold, noinline)) struct worker *weft__metrics_wake_remote(
     struct worker *w, struct weft_task *t)
@@ -63,13 +57,6 @@ void weft__metrics_ran(struct worker *w, int64_t ran)
     w->timed = w->rt->cfg.debug;
 }
 
-void weft__metrics_kernel_entry(void)
-{
-    struct worker *w = weft__worker_current();
-
-    if (w)
-        weft__count(&w->stats.kernel_entries);
-}
 
 /* ---- reading ------------------------------------------------------------- */
 

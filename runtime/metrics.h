@@ -35,10 +35,10 @@
 #include <stdint.h>
 
 #include "common.h"
+#include "runtime.h"
+#include "sanitizer.h"
 #include "task.h"
 #include "worker.h"
-
-struct runtime;
 
 /* One wake in WEFT__WAKE_SAMPLE, and the run after one poll in
  * WEFT__RUN_SAMPLE_POLLS (one run in 244), are timed: at millions of runs
@@ -47,21 +47,28 @@ struct runtime;
 #define WEFT__WAKE_SAMPLE 128
 #define WEFT__RUN_SAMPLE_POLLS 4
 
-/* Counts from threads that are not the runtime's workers; relaxed RMWs. */
-struct weft__metrics_shared {
-    _Atomic uint64_t spawned;        /* weft_spawn_from, block_on, drain */
-    _Atomic uint64_t finished;       /* tasks ended off a worker (none yet:
-                                        kept for symmetry of the sums) */
-    _Atomic uint64_t wakes;          /* tasks woken from other threads */
-    _Atomic uint64_t io_completed;   /* ops completed off a worker */
-};
 
-/* Adds one to an owner-written counter: a load and a store, no RMW. */
+/*
+ * Adds one to an owner-written counter that other threads load relaxed.
+ * Never an atomic RMW: only the owner writes it, so an update cannot be
+ * lost, and a reader sees the old value or the new one. On x86-64 that is
+ * one add to memory without a lock prefix (an aligned 8-byte store is
+ * single-copy atomic there); elsewhere, and under ThreadSanitizer (which
+ * does not see inside an asm), a relaxed load and store: C has no plain
+ * increment of an atomic, and the compiler does not fuse the two.
+ */
+#if defined(__x86_64__) && !defined(WEFT__TSAN)
+static inline void weft__count(_Atomic uint64_t *c)
+{
+    __asm__("addq $1, %0" : "+m"(*(uint64_t *)c));
+}
+#else
 static inline void weft__count(_Atomic uint64_t *c)
 {
     atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
                           memory_order_relaxed);
 }
+#endif
 
 /* The log2 bucket of a duration in ns: bucket 0 below 1024 ns, bucket i
  * below 2^(10+i) ns, the last one everything from 2^32 ns on. */
@@ -75,9 +82,6 @@ static inline unsigned weft__hist_bucket(int64_t ns)
 }
 
 
-/* The calling thread entered the kernel for its backend (a submit or a
- * wait); counted when it is a worker's. */
-void weft__metrics_kernel_entry(void);
 
 /* Cold halves of the hooks below (metrics.c); each returns its w. */
 struct worker *weft__metrics_wake_remote(struct worker *w,
@@ -93,29 +97,49 @@ void weft__metrics_woken(struct worker *w, struct weft_task *t);
 static inline struct worker *weft__metrics_wake(struct worker *w,
                                                 struct weft_task *t)
 {
-    uint64_t n;
-
     if (unlikely(!w))
         return weft__metrics_wake_remote(w, t);
-    n = atomic_load_explicit(&w->stats.wakes, memory_order_relaxed) + 1;
-    atomic_store_explicit(&w->stats.wakes, n, memory_order_relaxed);
-    if (unlikely(n % WEFT__WAKE_SAMPLE == 0))
+    weft__count(&w->stats.wakes);
+    if (unlikely(atomic_load_explicit(&w->stats.wakes, memory_order_relaxed) %
+                     WEFT__WAKE_SAMPLE ==
+                 0))
         return weft__metrics_time_wake(w, t);
     return w;
 }
 
-void weft__metrics_io_done_off(struct weft_task *t);
+/*
+ * The calling thread's worker for the hooks of the drivers, which do not
+ * know their worker: set when a worker thread starts (worker.c), NULL on
+ * other threads. A thread is one worker's for its whole life. Read inline,
+ * not through weft__worker_current(): safe where no fiber switch comes
+ * between the read and the use (a fiber may resume on another thread).
+ */
+extern __thread struct worker *weft__metrics_worker
+    __attribute__((tls_model("initial-exec")));
 
 /* An I/O op of task t (NULL for a multishot's end) completed on this
- * thread: inline, since it is one per operation. */
+ * thread. Inline and without a call, even on the cold branch, so that the
+ * driver's completion path needs no stack frame for it. */
 static inline void weft__metrics_io_done(struct weft_task *t)
 {
-    struct worker *w = weft__worker_current();
+    struct worker *w = weft__metrics_worker;
 
     if (likely(w))
         weft__count(&w->stats.io_completed);
-    else
-        weft__metrics_io_done_off(t);
+    else if (t)
+        /* A blocking-pool thread: beside its job, an RMW is noise. */
+        atomic_fetch_add_explicit(&t->rt->shared.io_completed, 1,
+                                  memory_order_relaxed);
+}
+
+/* The calling thread entered the kernel for its backend (a submit or a
+ * wait); counted when it is a worker's. */
+static inline void weft__metrics_kernel_entry(void)
+{
+    struct worker *w = weft__metrics_worker;
+
+    if (likely(w))
+        weft__count(&w->stats.kernel_entries);
 }
 
 /* Worker w claimed t from a queue: a sampled wake's delay ends here. One

@@ -14,7 +14,6 @@
 #include "blocking.h"
 #include "config.h"
 #include "inject.h"
-#include "metrics.h"
 #include "monitor.h"
 #include "stack.h"
 
@@ -58,6 +57,16 @@ struct idle {
     unsigned nsleepers;              /* under lock */
     _Atomic uint32_t nidle;          /* == nsleepers, readable lock-free */
     _Atomic uint32_t nsearching;     /* workers looking for work */
+};
+
+/* Counts from threads that are not the runtime's workers (metrics.h);
+ * relaxed RMWs. */
+struct weft__metrics_shared {
+    _Atomic uint64_t spawned;        /* weft_spawn_from, block_on, drain */
+    _Atomic uint64_t finished;       /* tasks ended off a worker (none yet:
+                                        kept for symmetry of the sums) */
+    _Atomic uint64_t wakes;          /* tasks woken from other threads */
+    _Atomic uint64_t io_completed;   /* ops completed off a worker */
 };
 
 struct runtime {

@@ -1047,6 +1047,7 @@ void *weft__worker_main(void *arg)
     sigset_t kick_set;
 
     tls_worker = w;
+    weft__metrics_worker = w;
     sigemptyset(&kick_set);
     sigaddset(&kick_set, KICK_SIGNAL);
     if (rt->cfg.pin)
