@@ -1554,9 +1554,9 @@ typedef struct weft_metrics {
                                       rest are in use or cached by workers) */
     uint64_t stalls;               /* workers found stuck in one task for
                                       WEFT_STALL_MS */
-    /* Sampled (per worker, one run in 61 and one wake in 64): the delay
-     * from a wake to the run it caused, and how long runs last until they
-     * suspend or end. */
+    /* Sampled (per worker, about one run in 244 and one wake in 128):
+     * the delay from a wake to the run it caused, and how long runs last
+     * until they suspend or end. */
     uint64_t sched_delay_hist[WEFT_METRICS_BUCKETS];
     uint64_t run_time_hist[WEFT_METRICS_BUCKETS];
     weft_worker_metrics_t *per_worker; /* in: NULL, or room for
