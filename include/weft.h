@@ -161,6 +161,9 @@ typedef struct weft_spawn_opts {
  * generation: a handle kept while its memory was reused a multiple of
  * 65536 times passes it.) A handle's value is opaque: it compares equal
  * only to itself and to the task's weft_self(), and is not an address.
+ * As in asyncio, the new task does not run before its spawner suspends
+ * or joins a task (see weft_join) as long as it is the spawner's latest;
+ * an idle worker may take earlier ones sooner.
  * Does not suspend. Called from a task.
  * Returns 0, or:
  *   -EPERM   not called from a task
@@ -181,6 +184,17 @@ WEFT_API int weft_spawn_ex(weft_task_t **out, weft_fn_t fn, void *arg,
  * cancelled while it waits, the cancellation is passed on to t (as awaiting
  * a task does in asyncio) and the join still waits for t to finish, so the
  * handle is always released.
+ * A child that has not started yet, still held by the joiner's worker, is
+ * run by the join itself, on the joiner's stack, as a function call: no
+ * switch, no stack of its own, and a tree of tasks that spawn and join
+ * their children runs depth first, holding stacks in proportion to its
+ * depth, not its width. The child is still itself throughout (weft_self,
+ * its name, its task-local values, its cancellation and status); it may
+ * suspend (its joiner's stack waits with it). It runs so only on a stack
+ * with room left for the whole stack it was promised (its stack_size);
+ * otherwise the join waits as above. Such a join does not give other
+ * tasks a turn first, though a chain of them yields to ready tasks every
+ * few hundred runs.
  * Called from a task. Returns t's status, or:
  *   -EPERM    not called from a task (the handle is not released)
  *   -EINVAL   t is NULL, or not a held handle: already joined or detached

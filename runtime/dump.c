@@ -145,6 +145,8 @@ static void state_text(const struct entry *e, char *buf, size_t len)
         snprintf(buf, len, "switching");
     else if (s == TASK_IDLE)
         snprintf(buf, len, "parked");
+    else if (s == TASK_INLINE)
+        snprintf(buf, len, "running inline in its joiner");
     else
         snprintf(buf, len, "?");
     if (e->state & TASK_NOTIFIED && len > strlen(buf) + 8)

@@ -52,12 +52,14 @@ static void on_segv(int sig, siginfo_t *si, void *uctx)
 {
     struct worker *w = weft__worker_current();
     struct weft_task *t = w ? w->current : NULL;
+    /* An inline task runs on its host's stack (task.h). */
+    struct stack *st = t ? weft__task_fiber_owner(t)->stack : NULL;
 
-    if (t && t->stack && weft__stack_is_guard(t->stack, si->si_addr)) {
+    if (st && weft__stack_is_guard(st, si->si_addr)) {
         put("weft: stack overflow in task '");
         put(weft__task_name_or(t, "(unnamed)"));
         put("' (stack size ");
-        put_num((unsigned long)t->stack->size);
+        put_num((unsigned long)st->size);
         put(" bytes); raise WEFT_STACK_SIZE or the task's stack_size\n");
         signal(SIGSEGV, SIG_DFL);
         return;

@@ -199,6 +199,19 @@ static struct stack *carve(void *base, size_t span, bool from_slab)
     return st;
 }
 
+/*
+ * The usable bytes of a slab stack: twice the default size. A task that
+ * joins a child not started yet may run it on its own stack (task.h,
+ * "Inline joins"), but only while the room left below the join is the
+ * whole stack the child was promised; the extra half gives a tree of
+ * joins that room for as deep as its parents' frames fit in the first
+ * half. It is address space only: pages are committed when touched.
+ */
+static size_t slab_stack_size(const struct weft__stack_pool *p)
+{
+    return 2 * p->size;
+}
+
 static size_t span_of(size_t size)
 {
     return guard_size() + weft__page_round(size);
@@ -208,7 +221,7 @@ static size_t span_of(size_t size)
 static size_t slab_len(const struct weft__stack_pool *p,
                        const struct weft__slab *s)
 {
-    return span_of(p->size) * (unsigned)__builtin_popcountll(s->all);
+    return span_of(slab_stack_size(p)) * (unsigned)__builtin_popcountll(s->all);
 }
 
 int weft__stack_pool_init(struct weft__stack_pool *p, size_t size)
@@ -284,7 +297,7 @@ static struct stack *cache_pop(struct weft__stack_cache *c)
 static void carve_into(struct weft__stack_pool *p, struct weft__stack_cache *c,
                        char *base, unsigned i, uint64_t bits)
 {
-    size_t span = span_of(p->size);
+    size_t span = span_of(slab_stack_size(p));
 
     for (; bits; bits &= bits - 1) {
         unsigned slot = (unsigned)__builtin_ctzll(bits);
@@ -324,7 +337,7 @@ static void take_pooled(struct weft__stack_pool *p,
  * queue behind each other. */
 static void add_slab(struct weft__stack_pool *p, struct weft__stack_cache *c)
 {
-    size_t span = span_of(p->size);
+    size_t span = span_of(slab_stack_size(p));
     char *slab = map_pages(span * SLAB_STACKS, MAP_STACK);
     unsigned guarded;
     uint64_t all;

@@ -4,7 +4,9 @@
  * Default-size stacks are carved from slabs (one mmap for many stacks) so
  * that starting 100k tasks costs a few hundred syscalls, not hundreds of
  * thousands; they are recycled through per-worker caches and a shared pool.
- * Stacks of any other size are mapped one by one.
+ * Stacks of any other size are mapped one by one. A slab stack has twice
+ * the default size of address space, room for joins that run their
+ * children inline (stack.c, slab_stack_size).
  *
  * A struct stack sits at the top of its own stack; the fiber uses what lies
  * below it. A stack in a worker's cache keeps its pages; one in the shared

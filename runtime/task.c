@@ -33,18 +33,21 @@
 void weft__task_park(struct weft_task *t, enum weft__why why,
                      const void *where)
 {
+    /* An inline task parks its host: the protocol runs on the state of
+     * the task whose fiber switches (task.h, "Inline joins"). */
+    struct weft_task *f = weft__task_fiber_owner(t);
     uint32_t s = TASK_RUNNING | TASK_NOTIFIED;
 
     WEFT__CHECK(t == weft__task_current() && why != WHY_NONE);
-    WEFT__CHECK((atomic_load_explicit(&t->state, memory_order_relaxed) &
+    WEFT__CHECK((atomic_load_explicit(&f->state, memory_order_relaxed) &
                  ~TASK_NOTIFIED) == TASK_RUNNING);
     weft__task_note_wait(t, why, where);
     /* Already woken since it last ran: consume the wake without a switch.
      * acquire: pairs with the release in weft__task_wake(). The plain load
      * first keeps the usual case free of a locked RMW: a wake that lands
      * after it fails the worker's CAS to IDLE, which requeues the task. */
-    if (atomic_load_explicit(&t->state, memory_order_relaxed) != s ||
-        !atomic_compare_exchange_strong_explicit(&t->state, &s, TASK_RUNNING,
+    if (atomic_load_explicit(&f->state, memory_order_relaxed) != s ||
+        !atomic_compare_exchange_strong_explicit(&f->state, &s, TASK_RUNNING,
                                                  memory_order_acquire,
                                                  memory_order_relaxed))
         weft__worker_switch_out(weft__worker_current(), SWITCH_PARK);
@@ -58,6 +61,17 @@ void weft__task_wake(struct weft_task *t)
     for (;;) {
         if (s == TASK_DONE || s == TASK_FREE)
             return;
+        if (s == TASK_INLINE) {
+            /* Its host parks and runs for it. acquire: pairs with the
+             * joiner's exchange to INLINE, which follows its store of
+             * host. NULL: it is ending, nothing to wake. */
+            atomic_thread_fence(memory_order_acquire);
+            t = atomic_load_explicit(&t->host, memory_order_relaxed);
+            if (!t)
+                return;
+            s = atomic_load_explicit(&t->state, memory_order_relaxed);
+            continue;
+        }
         if (s == TASK_IDLE) {
             /* acq_rel: acquire pairs with the release CAS to IDLE in the
              * worker (the fiber is fully switched out); release publishes
@@ -87,12 +101,29 @@ void weft__task_wake(struct weft_task *t)
     }
 }
 
+/* t's own request. acquire: pairs with the release in weft_cancel(). */
+static bool take_own_cancel(struct weft_task *t)
+{
+    return atomic_load_explicit(&t->cancel, memory_order_relaxed) &&
+           atomic_exchange_explicit(&t->cancel, false, memory_order_acquire);
+}
+
+/* A request to a task that waits for t inline, on the same stack: a join
+ * passes its cancellation on to the task it awaits (weft__task_wait_done),
+ * so the innermost inline task takes it. */
+static bool take_joiners_cancel(struct weft_task *t)
+{
+    for (struct weft_task *p = t->inline_parent; p; p = p->inline_parent)
+        if (take_own_cancel(p))
+            return true;
+    return false;
+}
+
 bool weft__task_take_cancel(struct weft_task *t)
 {
     if (likely(!atomic_load_explicit(&t->cancel, memory_order_relaxed)))
-        return false;
-    /* acquire: pairs with the release in weft_cancel(). */
-    return atomic_exchange_explicit(&t->cancel, false, memory_order_acquire);
+        return unlikely(t->inline_parent != NULL) && take_joiners_cancel(t);
+    return take_own_cancel(t);
 }
 
 void weft__task_restore_cancel(struct weft_task *t)
@@ -583,6 +614,8 @@ int weft__task_init(struct weft_task *t, struct runtime *rt, weft_fn_t fn,
     t->joiners = NULL;
     t->woke_at = 0; /* no sampled wake pending (metrics.h) */
     t->on_finish = NULL;
+    t->inline_parent = NULL;
+    atomic_store_explicit(&t->host, NULL, memory_order_relaxed);
     atomic_store_explicit(&t->cancel, false, memory_order_relaxed);
     atomic_store_explicit(&t->shutdown_seen, false, memory_order_relaxed);
     atomic_store_explicit(&t->state, TASK_SCHED, memory_order_relaxed);
@@ -784,7 +817,7 @@ void weft__task_start(struct weft_task *t)
     struct worker *w = weft__worker_current();
 
     weft__count(&w->stats.spawned);
-    weft__worker_enqueue(w, t, true);
+    weft__worker_spawned(w, t);
 }
 
 int weft_spawn_ex(weft_task_t **out, weft_fn_t fn, void *arg,
@@ -799,7 +832,7 @@ int weft_spawn_ex(weft_task_t **out, weft_fn_t fn, void *arg,
     if (out)
         *out = weft__task_handle(t);
     weft__count(&w->stats.spawned);
-    weft__worker_enqueue(w, t, true);
+    weft__worker_spawned(w, t);
     return 0;
 }
 
@@ -866,7 +899,15 @@ int weft__task_wait_done(struct weft_task *self, struct weft_task *t,
     int ret;
 
     atomic_init(&j.done, false);
-    if (weft__task_is_done(t) || !weft__task_add_joiner(t, &j))
+    if (weft__task_is_done(t))
+        return 0;
+    /* A child not started yet runs here, on our stack (task.h, "Inline
+     * joins"), when nothing could end the wait before it does: no
+     * deadline, and a cancellation is passed on to it anyway. */
+    if (deadline == WEFT_NO_DEADLINE && pass_cancel &&
+        weft__worker_join_inline(self, t, where))
+        return 0;
+    if (!weft__task_add_joiner(t, &j))
         return 0;
     for (;;) {
         ret = weft__task_block(self, joiner_done, &j, deadline, WHY_JOIN,

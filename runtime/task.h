@@ -15,6 +15,8 @@
  *           yielded and back in a run queue          the worker that runs it
  *   IDLE    parked, switched off its stack           weft__task_wake()
  *   DONE    finished                                 nobody
+ *   INLINE  run by the task that joins it, on that   its joiner
+ *           task's stack (see "Inline joins" below)
  *   NOTIFIED (or'ed onto SCHED or RUNNING): woken meanwhile; the worker that
  *           runs it clears it, or its worker's CAS to IDLE fails on it
  *
@@ -43,6 +45,23 @@
  * a stale wake harmless. The pages of a block none of whose structs is in
  * use may be handed back to the kernel (task.c); they then read as zeros,
  * TASK_FREE, where a wake stops.
+ *
+ * Inline joins. A task that joins a child which has not started yet, and
+ * which its worker still holds privately (the spawned tasks not yet
+ * published, worker.c), runs the child itself: the child's function is
+ * called on the joiner's stack, as Java's ForkJoinPool runs an unstarted
+ * child inside its join. The child keeps its identity (weft_self, its
+ * name, its task-locals, its cancellation and result are its own), but it
+ * has no stack and no fiber of its own: while it runs, the task whose
+ * stack it is on, its host (the joiner, or the joiner's own host), stands
+ * for it in the suspend/wake protocol above. The child's state is INLINE;
+ * a wake of it is a wake of its host (read from `host` after the state:
+ * the joiner stores host before the exchange to INLINE, release), a park
+ * of it parks the host, and the host's fiber carries the switch. A
+ * cancellation of the joiner reaches the child, as an awaited task's does
+ * (weft__task_take_cancel walks `inline_parent`). Since only unpublished
+ * children are run this way, no run queue ever holds such a task: it runs
+ * exactly once, and no queue entry outlives it.
  */
 #ifndef WEFT__TASK_H
 #define WEFT__TASK_H
@@ -68,6 +87,7 @@ enum task_state {
     TASK_RUNNING = 2,
     TASK_IDLE = 3,
     TASK_DONE = 4,
+    TASK_INLINE = 5,
     TASK_NOTIFIED = 8, /* or'ed onto SCHED or RUNNING */
 };
 
@@ -140,7 +160,7 @@ struct weft__join_waiter {
 
 #define TASK_NAME_MAX 32 /* bytes kept of a name, its NUL included */
 
-/* Fields are ordered to leave little padding: 152 bytes on 64-bit targets
+/* Fields are ordered to leave little padding: 168 bytes on 64-bit targets
  * in plain builds (a fresh task's struct is most of the new memory a burst
  * of spawns touches). */
 struct weft_task {
@@ -200,7 +220,22 @@ struct weft_task {
 
     /* Registry of every task struct of the runtime; under its lock. */
     struct weft_task *all_next;
+
+    /* While the task runs inline (see "Inline joins"): the task whose
+     * stack it runs on, read by wakers (relaxed: ordered by the state),
+     * and the task that joined it, for cancellations. NULL otherwise. */
+    _Atomic(struct weft_task *) host;
+    struct weft_task *inline_parent;
 };
+
+/* The task whose fiber carries t's switches: t, or its host while t runs
+ * inline. Owner only (the running task or its worker). */
+static inline struct weft_task *weft__task_fiber_owner(struct weft_task *t)
+{
+    struct weft_task *h = atomic_load_explicit(&t->host, memory_order_relaxed);
+
+    return h ? h : t;
+}
 
 /* Records why and from where t suspends (WHY_NONE: it runs again). */
 static inline void weft__task_note_wait(struct weft_task *t,
@@ -223,7 +258,8 @@ void weft__task_park(struct weft_task *t, enum weft__why why,
 /* Makes t runnable if it is parked; any thread, any time. */
 void weft__task_wake(struct weft_task *t);
 
-/* Consumes t's pending cancellation request, if any. */
+/* Consumes t's pending cancellation request, if any: its own, or while t
+ * runs inline one of its joiners' (passed on, as a join does). */
 bool weft__task_take_cancel(struct weft_task *t);
 
 /* Puts back a request taken by a wait that completed anyway. */

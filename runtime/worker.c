@@ -27,6 +27,32 @@
  * on a suspending task's stack stays small. Wakes issued while settling on
  * a task's fiber go to the LIFO slot, like any wake from a running task.
  *
+ * Order of work, and the bound on live stacks. A spawn does not go to a
+ * queue at once: the worker holds it (w->spawned, unpublished, a duty
+ * like the LIFO slot) until its spawner suspends or ends, when the held
+ * tasks are queued as if each had gone through the LIFO slot, the newest
+ * to run next; asyncio's order, where a new task runs once its spawner
+ * awaits. Until then the spawner's join of one of them runs it inline
+ * (task.h, "Inline joins"): a function call on the joiner's stack, which
+ * itself may spawn and join the same way. So a tree of tasks that spawn
+ * and join their children runs depth first, as in Cilk's work-first
+ * order: a join takes the child it names out of the held ones, the
+ * siblings after it wait their turn held, and a worker's inline chain
+ * uses one stack, as deep as the tree (a child runs inline only with room
+ * for its whole promised stack below the join, else the join parks as
+ * any other and the child gets a stack of its own when it runs). Held
+ * tasks are shared with thieves on demand: when a spawn or an inline
+ * join sees another worker idle or searching (hungry()), the older half
+ * of the held tasks, the biggest subtrees of a tree, go to the local
+ * queue, where that worker steals them (a spawn keeps the newest, so the
+ * latest spawn never starts before its spawner suspends or joins, as
+ * with the LIFO slot before); at most WEFT__SPAWNED_MAX are
+ * held, the older half going to the queue when full. Live stacks are
+ * therefore about one per worker per level of the tree, plus those of
+ * joiners whose children were stolen, instead of one per started task.
+ * Every inline run counts towards the next poll, and a chain of them
+ * makes way for ready tasks that have waited a while (others_can_wait).
+ *
  * Parking without lost wakeups. The race: worker P finds every queue empty
  * and decides to sleep; meanwhile waker W pushes a task and looks for a
  * sleeper to wake. If W looks before P announces itself and P checks the
@@ -100,6 +126,7 @@
 #include <unistd.h>
 
 #include "driver/backend.h"
+#include "local.h"
 #include "mem.h"
 #include "metrics.h"
 #include "monitor.h"
@@ -224,20 +251,29 @@ static void back_off(struct worker *w, int64_t timeout)
 
 /* ---- queues -------------------------------------------------------------- */
 
-static void push_local(struct worker *w, struct weft_task *t)
+/* Pushes n tasks to w's queue, oldest first, spilling its older half to
+ * the injection queue when it is full, and tells the idle workers once. */
+static void push_local_batch(struct worker *w, struct weft_task *const *tasks,
+                             uint32_t n)
 {
-    uint32_t n;
+    for (uint32_t i = 0; i < n; i++) {
+        while (!weft__runq_push(&w->runq, tasks[i])) {
+            uint32_t m = weft__runq_spill(&w->runq, tasks[i], w->batch);
 
-    while (!weft__runq_push(&w->runq, t)) {
-        n = weft__runq_spill(&w->runq, t, w->batch);
-        if (n) {
-            weft__inject_push(&w->rt->inject, w->batch, n);
-            break;
+            if (m) {
+                weft__inject_push(&w->rt->inject, w->batch, m);
+                break;
+            }
         }
     }
-    /* Alone, the worker that pushed is the one that will run it. */
-    if (w->rt->nworkers > 1)
+    /* Alone, the worker that pushed is the one that will run them. */
+    if (n && w->rt->nworkers > 1)
         weft__runtime_notify_work(w->rt);
+}
+
+static void push_local(struct worker *w, struct weft_task *t)
+{
+    push_local_batch(w, &t, 1);
 }
 
 void weft__worker_enqueue(struct worker *w, struct weft_task *t, bool lifo)
@@ -284,6 +320,201 @@ static struct weft_task *take_lifo(struct worker *w)
     w->lifo_streak = 0;
     push_local(w, t);
     return NULL;
+}
+
+/* ---- spawned tasks: the order of work ------------------------------------ */
+
+/*
+ * Whether another worker looks for work, so that what w holds unpublished
+ * is worth handing out. Two relaxed loads of the idle set's counters,
+ * which change only when a worker parks, wakes or starts searching: on a
+ * busy runtime the line stays shared in every worker's cache, and no
+ * spawn writes to it. A stale "no" costs only parallelism until the next
+ * spawn or join looks again (or the spawner suspends, or the stall
+ * monitor moves its duties), never a task.
+ */
+static bool hungry(const struct runtime *rt)
+{
+    return rt->nworkers > 1 &&
+           (atomic_load_explicit(&rt->idle.nsearching, memory_order_relaxed) ||
+            atomic_load_explicit(&rt->idle.nidle, memory_order_relaxed));
+}
+
+/* Publishes the n oldest of the tasks w holds to its queue, where thieves
+ * find them: in a tree of joins those are the biggest subtrees. */
+static void publish_oldest(struct worker *w, uint32_t n)
+{
+    push_local_batch(w, w->spawned, n);
+    w->nspawned -= n;
+    memmove(w->spawned, w->spawned + n, w->nspawned * sizeof(*w->spawned));
+}
+
+/* The running task suspends or ends: what it spawned becomes runnable as
+ * if each spawn had gone through the LIFO slot, the newest to run next. */
+static void publish_spawned(struct worker *w)
+{
+    uint32_t n = w->nspawned;
+
+    if (likely(n == 0))
+        return;
+    w->nspawned = 0;
+    if (w->lifo)
+        push_local(w, w->lifo);
+    w->lifo = w->spawned[n - 1];
+    push_local_batch(w, w->spawned, n - 1);
+}
+
+void weft__worker_spawned(struct worker *w, struct weft_task *t)
+{
+    /* The held tasks are a duty, like the LIFO slot: a rescuer may hold
+     * them while the spawner is stuck. */
+    bool outer = !weft__worker_in_runtime(w);
+
+    if (outer)
+        weft__worker_enter(w);
+    if (unlikely(w->nspawned == WEFT__SPAWNED_MAX))
+        publish_oldest(w, WEFT__SPAWNED_MAX / 2);
+    w->spawned[w->nspawned++] = t;
+    /* The newest stays: a task does not start before its spawner
+     * suspends or joins, as long as it is the spawner's latest. */
+    if (unlikely(hungry(w->rt)) && w->nspawned > 1)
+        publish_oldest(w, w->nspawned / 2);
+    if (outer)
+        weft__worker_leave(w);
+}
+
+/* Takes t out of the tasks w holds unpublished; false if it is not one. A
+ * join usually names one of the latest spawns: the scan starts there. */
+static bool take_spawned(struct worker *w, const struct weft_task *t)
+{
+    for (uint32_t i = w->nspawned; i-- > 0;) {
+        if (w->spawned[i] == t) {
+            w->nspawned--;
+            memmove(w->spawned + i, w->spawned + i + 1,
+                    (w->nspawned - i) * sizeof(*w->spawned));
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Room the inline run's own frames take below the join's, besides the
+ * stack the child was promised. */
+#define INLINE_FRAMES_ROOM 2048
+
+/* Whether the stack self runs on has room, below this frame, for the
+ * whole stack t was promised: a child is never run inline on a stack that
+ * could not hold it (stack.c maps the default stacks with room for it). */
+static bool room_for(const struct worker *w, struct weft_task *self,
+                     const struct weft_task *t)
+{
+    const struct stack *st = weft__task_fiber_owner(self)->stack;
+    size_t need = (t->stack_size ? t->stack_size : w->rt->stacks.size) +
+                  INLINE_FRAMES_ROOM;
+    const char *sp = __builtin_frame_address(0);
+
+    return st && sp > (const char *)st->lo &&
+           (size_t)(sp - (const char *)st->lo) >= need;
+}
+
+/* Makes t w's running task as far as anyone looking at w can tell. */
+static void show_running(struct worker *w, struct weft_task *t)
+{
+    w->current = t;
+    atomic_store_explicit(&w->running, t, memory_order_relaxed);
+}
+
+static void poll_events(struct worker *w);
+
+/*
+ * An inline run counts as a run, so a chain of joins that keep finding
+ * their children unstarted reaches the poll due every POLL_INTERVAL runs
+ * like any other run: timers and I/O are looked at here. Tasks that are
+ * then ready elsewhere (the LIFO slot, the local queue, the injection
+ * queue) get their turn when they have waited INLINE_POLLS_MAX polls in a
+ * row: the join parks instead of running its child. Not at the first
+ * poll: in a tree of joins those tasks are mostly the chain's own
+ * relatives (siblings a hungry worker did not steal, which the chain will
+ * join later; a joiner woken by a stolen child's end), and parking for
+ * them at every poll would start their subtrees breadth-first, each on a
+ * stack of its own. So a ready task waits behind at most about
+ * POLL_INTERVAL * INLINE_POLLS_MAX inline runs (some 100 us).
+ */
+#define INLINE_POLLS_MAX 16
+
+static bool others_can_wait(struct worker *w)
+{
+    set_until_poll(w, POLL_INTERVAL);
+    weft__metrics_poll(w);
+    poll_events(w);
+    if (!w->lifo && !weft__runq_len(&w->runq) &&
+        !weft__inject_len(&w->rt->inject)) {
+        w->inline_polls = 0;
+        return true;
+    }
+    if (++w->inline_polls < INLINE_POLLS_MAX)
+        return true;
+    w->inline_polls = 0;
+    return false;
+}
+
+static bool end_unstarted(struct worker *w, struct weft_task *t, int err);
+static void start_run_clock(struct worker *w);
+static void check_run_length(struct worker *w);
+
+bool weft__worker_join_inline(struct weft_task *self, struct weft_task *t,
+                              const void *where)
+{
+    struct worker *w = weft__worker_current();
+
+    weft__worker_enter(w);
+    if (!room_for(w, self, t) ||
+        (until_poll(w) == 0 && !others_can_wait(w)) ||
+        !take_spawned(w, t)) {
+        weft__worker_leave(w);
+        return false;
+    }
+    set_until_poll(w, until_poll(w) - 1);
+    /* t may run long: a hungry worker gets its share of the rest first. */
+    if (unlikely(hungry(w->rt)) && w->nspawned)
+        publish_oldest(w, (w->nspawned + 1) / 2);
+    atomic_store_explicit(&t->host, weft__task_fiber_owner(self),
+                          memory_order_relaxed);
+    t->inline_parent = self;
+    /* acq_rel: the release publishes host to wakers that see INLINE
+     * (weft__task_wake); the acquire, as a worker's claim, pairs with a
+     * waker that marked t queued. */
+    atomic_exchange_explicit(&t->state, TASK_INLINE, memory_order_acq_rel);
+    if (weft__task_take_cancel(t)) {
+        atomic_store_explicit(&t->host, NULL, memory_order_relaxed);
+        t->inline_parent = NULL;
+        end_unstarted(w, t, -ECANCELED);
+        weft__worker_leave(w);
+        return true;
+    }
+    t->started = true;
+    weft__task_note_wait(self, WHY_JOIN, where);
+    show_running(w, t);
+    start_run_clock(w);
+    weft__worker_leave(w);
+
+    t->result = t->fn(t->arg);
+    /* Its last step, as in weft__task_entry: destructors run in it. */
+    if (unlikely(t->locals))
+        weft__local_end(t);
+
+    w = weft__worker_current(); /* t may have moved, with self's fiber */
+    weft__worker_enter(w);
+    check_run_length(w);
+    show_running(w, self);
+    start_run_clock(w);
+    weft__task_note_wait(self, WHY_NONE, NULL);
+    /* A waker that still sees INLINE then finds no host: t is ending. */
+    atomic_store_explicit(&t->host, NULL, memory_order_relaxed);
+    t->inline_parent = NULL;
+    weft__task_finish(w, t);
+    weft__worker_leave(w);
+    return true;
 }
 
 /* Takes a fair share of the injection queue: runs one, queues the rest. */
@@ -563,14 +794,17 @@ static bool leave_to_scheduler(struct worker *w, struct weft_task *t)
     return true;
 }
 
-/* Records the running task for weft__worker_settle() and picks the fiber
- * to switch to: the next local task or the scheduler. */
-static struct fiber *switch_target(struct worker *w, enum switch_reason why)
+/* Records t, the running task's fiber owner (task.h), for
+ * weft__worker_settle() and picks the fiber to switch to: the next local
+ * task or the scheduler. */
+static struct fiber *switch_target(struct worker *w, struct weft_task *t,
+                                   enum switch_reason why)
 {
     struct weft_task *next;
 
     check_run_length(w);
-    w->prev = w->current;
+    publish_spawned(w);
+    w->prev = t;
     w->reason = why;
     while ((next = take_direct(w)) && !leave_to_scheduler(w, next))
         if (prepare(w, next))
@@ -581,12 +815,20 @@ static struct fiber *switch_target(struct worker *w, enum switch_reason why)
 
 void weft__worker_switch_out(struct worker *w, enum switch_reason why)
 {
-    struct weft_task *t = w->current;
+    struct weft_task *self = w->current;
+    /* An inline task switches its host's fiber (task.h, "Inline joins"):
+     * the host is what parks, yields and is resumed; self is shown as
+     * running again once it is. */
+    struct weft_task *t = weft__task_fiber_owner(self);
 
     weft__worker_enter(w);
-    weft__fiber_switch_to(&t->fiber, switch_target(w, why));
+    weft__fiber_switch_to(&t->fiber, switch_target(w, t, why));
     /* Resumed, maybe on another worker. */
-    weft__worker_resume(weft__worker_current());
+    w = weft__worker_current();
+    weft__worker_settle(w);
+    if (unlikely(t != self))
+        show_running(w, self);
+    weft__worker_leave(w);
 }
 
 void weft__worker_resume(struct worker *w)
@@ -630,6 +872,7 @@ struct weft_task *weft__worker_task_done(struct worker *w)
 
     weft__worker_enter(w);
     check_run_length(w);
+    publish_spawned(w);
     while ((next = take_direct(w))) {
         if (can_adopt(next, t)) {
             if (adopt(w, next, t)) {
@@ -765,6 +1008,25 @@ static bool kick(void *arg)
     return true;
 }
 
+/* Moves what only w's owner would run, its LIFO slot and the tasks it
+ * holds unpublished, to the injection queue, where every worker looks.
+ * By whoever holds w's duties. Returns whether there was any. */
+static bool inject_private(struct worker *w)
+{
+    struct weft__inject *q = &w->rt->inject;
+    bool any = w->lifo || w->nspawned;
+
+    if (w->lifo) {
+        weft__inject_push(q, &w->lifo, 1);
+        w->lifo = NULL;
+    }
+    if (w->nspawned) {
+        weft__inject_push(q, w->spawned, w->nspawned);
+        w->nspawned = 0;
+    }
+    return any;
+}
+
 #define RESCUE_BATCH 64
 
 bool weft__worker_rescue(struct worker *w, uint64_t b, bool serve,
@@ -772,7 +1034,7 @@ bool weft__worker_rescue(struct worker *w, uint64_t b, bool serve,
                                         struct weft_task *t))
 {
     struct runtime *rt = w->rt;
-    struct weft_task *t, *batch[RESCUE_BATCH];
+    struct weft_task *batch[RESCUE_BATCH];
     bool froze = false;
     uint32_t n;
 
@@ -798,10 +1060,7 @@ bool weft__worker_rescue(struct worker *w, uint64_t b, bool serve,
         weft__spin_unlock(&w->handoff);
         return true;
     }
-    t = w->lifo;
-    w->lifo = NULL;
-    if (t)
-        weft__inject_push(&rt->inject, &t, 1);
+    inject_private(w);
     /* Its queue too: other workers steal only once their own runs dry,
      * which busy ones may not do for as long as w is stuck; the injection
      * queue they look at every POLL_INTERVAL runs. */
@@ -817,17 +1076,14 @@ bool weft__worker_rescue(struct worker *w, uint64_t b, bool serve,
 
 void weft__worker_hand_off(struct worker *w)
 {
-    struct weft_task *t;
+    bool moved;
 
     weft__worker_enter(w);
-    t = w->lifo;
-    w->lifo = NULL;
+    moved = inject_private(w);
     weft__spin_lock(&w->handoff);
     atomic_store_explicit(&w->stalled, true, memory_order_relaxed);
     weft__spin_unlock(&w->handoff);
-    if (t)
-        weft__inject_push(&w->rt->inject, &t, 1);
-    if (t || weft__runq_len(&w->runq))
+    if (moved || weft__runq_len(&w->runq))
         weft__runtime_notify_work(w->rt);
     weft__monitor_poke(w->rt);
     /* Back to the task, whose call may block: the rescuer serves w from

@@ -27,6 +27,10 @@ struct weft__io;
 #define WEFT__STACK_CACHE_KEEP 64
 #define WEFT__TASK_CACHE_KEEP 64
 
+/* Unpublished spawns a worker holds at most (see "Order of work" in
+ * worker.c): a tree of that many pending siblings across its levels. */
+#define WEFT__SPAWNED_MAX 256
+
 /* Why a task switched away from its stack. */
 enum switch_reason { SWITCH_PARK, SWITCH_YIELD, SWITCH_EXIT };
 
@@ -74,6 +78,13 @@ struct worker {
                                     * just before switching to it), NULL
                                     * when the scheduler fiber is next */
     struct weft_task *lifo;        /* the task to run next */
+    /* Tasks spawned by the running task and not yet published to a queue,
+     * oldest first: its joins may run them inline (see "Order of work" in
+     * worker.c). A duty, like the LIFO slot. */
+    uint32_t nspawned;
+    uint32_t inline_polls;         /* polls in a row inline runs went on
+                                    * past while other tasks were ready */
+    struct weft_task *spawned[WEFT__SPAWNED_MAX];
     unsigned lifo_streak;          /* LIFO runs in a row, capped */
     struct weft_task *prev;        /* switched away, not yet settled */
     enum switch_reason reason;     /* what prev asked for */
@@ -143,6 +154,19 @@ struct worker *weft__worker_current(void);
 /* Hands t (SCHED) to a run queue: w's LIFO slot or queue, or the injection
  * queue if w is NULL or belongs to another runtime. */
 void weft__worker_enqueue(struct worker *w, struct weft_task *t, bool lifo);
+
+/* Hands t, just spawned by w's running task, to w: held unpublished until
+ * the spawner suspends, a worker goes hungry or too many are held. */
+void weft__worker_spawned(struct worker *w, struct weft_task *t);
+
+/*
+ * Runs t, joined by self (w's running task), right here on self's stack
+ * (task.h, "Inline joins"), if t has not started and w still holds it
+ * unpublished and self's stack has room for the stack t was promised.
+ * True once t has ended; false, touching nothing, if it cannot.
+ */
+bool weft__worker_join_inline(struct weft_task *self, struct weft_task *t,
+                              const void *where);
 
 /* Suspends the running task (to the next local task or to w's
  * scheduler); returns when the task is resumed. */

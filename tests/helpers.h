@@ -14,6 +14,8 @@
 
 #include <weft.h>
 
+#include "runtime/runtime.h"
+#include "runtime/stack.h"
 #include "runtime/task.h"
 
 /* Runs fn(arg) as the main task and asserts it returned 0. */
@@ -22,6 +24,25 @@ static inline void t_run(weft_fn_t fn, void *arg)
     int ret = weft_run(fn, arg);
 
     cr_assert_eq(ret, 0, "weft_run returned %d", ret);
+}
+
+/* The stack the running task was promised: its spawn's stack_size, or
+ * the runtime's default. */
+static inline size_t t_stack_promised(void)
+{
+    struct weft_task *t = weft__task_current();
+
+    return t->stack_size ? t->stack_size : t->rt->stacks.size;
+}
+
+/* Bytes below the caller's frame on the stack the running task runs on:
+ * its own, or its joiner's while it runs inline (task.h). */
+static inline size_t t_stack_room(void)
+{
+    const struct stack *st =
+        weft__task_fiber_owner(weft__task_current())->stack;
+
+    return (size_t)((char *)__builtin_frame_address(0) - (char *)st->lo);
 }
 
 /* Workers configured for this run (WEFT_WORKERS, default 2). */

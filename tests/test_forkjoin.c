@@ -1,13 +1,19 @@
 /*
  * Fork-join: the injection queue's batches under concurrent pushes and
- * pops, and the fork-join workloads' shapes (trees of tasks that spawn
- * their children and join them). White-box: the injection queue is driven
- * directly (runtime/inject.h).
+ * pops, and joins that run their unstarted children inline (task.h,
+ * "Inline joins"; worker.c, "Order of work"): identity, failures,
+ * suspension, cancellation, stack room, exactly-once under stealing,
+ * sharing with idle workers, and turns for other tasks. White-box: the
+ * injection queue is driven directly (runtime/inject.h), and a child
+ * tells whether it runs inline from its state.
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "helpers.h"
 #include "runtime/inject.h"
@@ -160,4 +166,508 @@ Test(forkjoin, inject_fifo_across_segments, .timeout = 10)
     cr_assert_eq(weft__inject_pop(&q, 10, out), 5);
     cr_assert_eq(weft__inject_pop(&q, 10, out), 0);
     weft__inject_fini(&q);
+}
+
+/* ---- inline joins -------------------------------------------------------- */
+
+/* Whether the running task runs inline, on its joiner's stack. */
+static bool runs_inline(void)
+{
+    struct weft_task *t = weft__task_current();
+
+    return atomic_load(&t->state) == TASK_INLINE &&
+           atomic_load(&t->host) != NULL;
+}
+
+struct identity {
+    weft_task_t *handle; /* what the spawner got */
+    weft_task_t *self;   /* what the child saw */
+    bool was_inline;
+    char name[16];
+};
+
+static int note_identity(void *arg)
+{
+    struct identity *id = arg;
+
+    id->self = weft_self();
+    id->was_inline = runs_inline();
+    snprintf(id->name, sizeof(id->name), "%s", weft_task_name(NULL));
+    return 42;
+}
+
+static int join_runs_unstarted_child_inline(void *arg)
+{
+    weft_spawn_opts_t o = { .name = "kid" };
+    struct identity id = { 0 };
+
+    const char *mine = weft_task_name(NULL);
+
+    (void)arg;
+    cr_assert_eq(weft_spawn_ex(&id.handle, note_identity, &id, &o), 0);
+    cr_assert_eq(weft_join(id.handle), 42);
+    cr_assert(id.was_inline, "an unstarted child was not run inline");
+    cr_assert_eq(id.self, id.handle, "weft_self is not the child's handle");
+    cr_assert_str_eq(id.name, "kid");
+    /* The joiner is itself again. */
+    cr_assert_str_eq(weft_task_name(NULL), mine);
+    cr_assert(!runs_inline());
+    return 0;
+}
+
+Test(forkjoin, a_join_runs_its_unstarted_child_inline_as_itself, .timeout = 30)
+{
+    t_run_one_worker(join_runs_unstarted_child_inline, NULL);
+}
+
+static int fails(void *arg)
+{
+    (void)arg;
+    cr_assert(runs_inline());
+    return -EIO;
+}
+
+static int inline_failure_surfaces(void *arg)
+{
+    weft_task_t *t;
+
+    (void)arg;
+    cr_assert_eq(weft_spawn(&t, fails, NULL), 0);
+    cr_assert_eq(weft_join(t), -EIO);
+    return 0;
+}
+
+Test(forkjoin, an_inline_childs_failure_surfaces_in_the_join, .timeout = 30)
+{
+    t_run_one_worker(inline_failure_surfaces, NULL);
+}
+
+/* ---- an inline child that suspends --------------------------------------- */
+
+/* Set for one worker, where nothing takes a child before its join. With
+ * more, an idle worker may, and a child that suspended may go on on
+ * another worker, its joiner's stack with it. */
+static bool expect_inline;
+
+static int sleep_inline(void *arg)
+{
+    (void)arg;
+    cr_assert(runs_inline() || !expect_inline);
+    cr_assert_eq(weft_sleep_ms(2), 0);
+    cr_assert(runs_inline() || !expect_inline);
+    return 7;
+}
+
+static int grandchild(void *arg)
+{
+    (void)arg;
+    cr_assert_eq(weft_sleep_ms(1), 0);
+    return 5;
+}
+
+/* Joins a child of its own (inline again, nested) after reading a pipe
+ * that a published task writes to once we wait on it. */
+static int io_and_join_inline(void *arg)
+{
+    int *fds = arg;
+    char c = 0;
+    weft_task_t *g;
+
+    cr_assert(runs_inline() || !expect_inline);
+    cr_assert_eq(weft_read(fds[0], &c, 1, -1, WEFT_NO_DEADLINE), 1);
+    cr_assert_eq(c, 'x');
+    cr_assert_eq(weft_spawn(&g, grandchild, NULL), 0);
+    cr_assert_eq(weft_join(g), 5);
+    return 9;
+}
+
+static int write_x(void *arg)
+{
+    int *fds = arg;
+
+    return weft_write(fds[1], "x", 1, -1, WEFT_NO_DEADLINE) == 1 ? 0 : -EIO;
+}
+
+static int inline_child_suspends(void *arg)
+{
+    weft_task_t *t, *w;
+    int fds[2];
+
+    (void)arg;
+    cr_assert_eq(weft_spawn(&t, sleep_inline, NULL), 0);
+    cr_assert_eq(weft_join(t), 7);
+    cr_assert_eq(pipe(fds), 0);
+    cr_assert_eq(weft_spawn(&w, write_x, fds), 0);
+    /* Published: the writer runs once the reader below waits. */
+    cr_assert_eq(weft_yield(), 0);
+    cr_assert_eq(weft_spawn(&t, io_and_join_inline, fds), 0);
+    cr_assert_eq(weft_join(t), 9);
+    cr_assert_eq(weft_join(w), 0);
+    close(fds[0]);
+    close(fds[1]);
+    return 0;
+}
+
+Test(forkjoin, an_inline_child_may_sleep_do_io_and_join_its_own, .timeout = 30)
+{
+    expect_inline = true;
+    t_run_one_worker(inline_child_suspends, NULL);
+    expect_inline = false;
+    t_run(inline_child_suspends, NULL);
+}
+
+/* ---- cancellation --------------------------------------------------------- */
+
+struct cancel_case {
+    weft_event_t never;
+    weft_task_t *parent, *child;
+    atomic_bool child_waits;
+    bool was_inline;
+    int child_saw;
+};
+
+static int wait_forever_inline(void *arg)
+{
+    struct cancel_case *c = arg;
+
+    c->child = weft_self();
+    c->was_inline = runs_inline();
+    atomic_store(&c->child_waits, true);
+    c->child_saw = weft_event_wait(&c->never, WEFT_NO_DEADLINE);
+    return c->child_saw;
+}
+
+static int parent_joins(void *arg)
+{
+    struct cancel_case *c = arg;
+    weft_task_t *t;
+
+    cr_assert_eq(weft_spawn(&t, wait_forever_inline, c), 0);
+    return weft_join(t);
+}
+
+static bool child_waits(void *arg)
+{
+    return atomic_load(&((struct cancel_case *)arg)->child_waits);
+}
+
+/* Cancels the parent (through_parent) or the child while the child waits
+ * inline, on the parent's stack. */
+static int cancel_inline(void *arg)
+{
+    bool through_parent = arg != NULL;
+    struct cancel_case c = { 0 };
+
+    cr_assert_eq(weft_event_init(&c.never), 0);
+    cr_assert_eq(weft_spawn(&c.parent, parent_joins, &c), 0);
+    while (!child_waits(&c))
+        cr_assert_eq(weft_yield(), 0);
+    /* The child runs inline: its wait parks the parent's fiber. */
+    t_until_parked_in(c.parent, WHY_JOIN);
+    cr_assert(c.was_inline);
+    cr_assert_eq(weft_cancel(through_parent ? c.parent : c.child), 0);
+    cr_assert_eq(weft_join(c.parent), -ECANCELED);
+    cr_assert_eq(c.child_saw, -ECANCELED);
+    cr_assert_eq(weft_event_destroy(&c.never), 0);
+    return 0;
+}
+
+/* One worker: nothing steals the child before its parent joins it. */
+Test(forkjoin, an_inline_child_is_cancelled_through_its_parents_join,
+     .timeout = 30)
+{
+    t_run_one_worker(cancel_inline, (void *)1);
+}
+
+Test(forkjoin, an_inline_child_is_cancelled_through_its_own_handle,
+     .timeout = 30)
+{
+    t_run_one_worker(cancel_inline, NULL);
+}
+
+static int never_runs(void *arg)
+{
+    atomic_store((atomic_bool *)arg, true);
+    return 0;
+}
+
+static int cancelled_before_start(void *arg)
+{
+    atomic_bool ran = false;
+    weft_task_t *t;
+
+    (void)arg;
+    cr_assert_eq(weft_spawn(&t, never_runs, &ran), 0);
+    cr_assert_eq(weft_cancel(t), 0);
+    cr_assert_eq(weft_join(t), -ECANCELED);
+    cr_assert(!atomic_load(&ran));
+    return 0;
+}
+
+Test(forkjoin, a_child_cancelled_before_its_inline_join_never_runs,
+     .timeout = 30)
+{
+    t_run(cancelled_before_start, NULL);
+}
+
+/* ---- stacks --------------------------------------------------------------- */
+
+/* Uses about `bytes` of stack: a recursion the compiler cannot flatten. */
+static volatile int sink;
+
+static __attribute__((noinline)) int burn(size_t bytes)
+{
+    volatile char pad[1024];
+
+    pad[0] = (char)bytes;
+    if (bytes <= sizeof(pad))
+        return pad[0];
+    sink = burn(bytes - sizeof(pad)) + pad[0];
+    return sink;
+}
+
+struct level {
+    int depth;
+    size_t child_stack; /* 0: the default */
+};
+
+/* A tree of joins down to `depth`: every task checks that the stack it
+ * runs on has the room it was promised, then uses most of it. */
+static int deep_level(void *arg)
+{
+    struct level *l = arg, next = { l->depth - 1, l->child_stack };
+    weft_spawn_opts_t o = { .stack_size = l->child_stack };
+    weft_task_t *t;
+
+    cr_assert_geq(t_stack_room() + 4096, t_stack_promised(),
+                  "room %zu, promised %zu", t_stack_room(),
+                  t_stack_promised());
+    if (l->depth == 0) {
+        burn(t_stack_promised() / 2);
+        return 0;
+    }
+    cr_assert_eq(weft_spawn_ex(&t, deep_level, &next, &o), 0);
+    cr_assert_eq(weft_join(t), 0);
+    return 0;
+}
+
+static int deep_default(void *arg)
+{
+    /* Deeper than one stack's room for inline runs: some levels start
+     * on stacks of their own. */
+    struct level root = { 3000, 0 };
+
+    (void)arg;
+    return deep_level(&root);
+}
+
+static int deep_custom(void *arg)
+{
+    /* Bigger than any room a default stack leaves: never inline. */
+    struct level big = { 3, 4u << 20 };
+    /* The minimum: inline while there is room, on its own stack after. */
+    struct level small = { 40, 16u << 10 };
+
+    (void)arg;
+    cr_assert_eq(deep_level(&big), 0);
+    return deep_level(&small);
+}
+
+Test(forkjoin, deep_joins_run_only_on_stacks_with_the_promised_room,
+     .timeout = 60)
+{
+    t_run(deep_default, NULL);
+    t_run(deep_custom, NULL);
+}
+
+/* ---- exactly once, under stealing ---------------------------------------- */
+
+#define ONCE_K 4
+#define ONCE_DEPTH 7 /* 21845 tasks per tree */
+
+struct once_node {
+    int depth;
+    atomic_int runs;
+    struct once_node *kids;
+};
+
+static int once_tree(void *arg)
+{
+    struct once_node *n = arg;
+    weft_task_t *h[ONCE_K];
+    int sum = 1;
+
+    cr_assert_eq(atomic_fetch_add(&n->runs, 1), 0, "a task ran twice");
+    if (n->depth == 0)
+        return 1;
+    for (int i = 0; i < ONCE_K; i++)
+        cr_assert_eq(weft_spawn(&h[i], once_tree, &n->kids[i]), 0);
+    for (int i = 0; i < ONCE_K; i++) {
+        int r = weft_join(h[i]);
+
+        cr_assert_gt(r, 0);
+        sum += r;
+    }
+    return sum;
+}
+
+static struct once_node *once_build(int depth)
+{
+    struct once_node *n = calloc(1, sizeof(*n));
+
+    cr_assert_not_null(n);
+    n->depth = depth;
+    if (depth > 0) {
+        n->kids = calloc(ONCE_K, sizeof(*n->kids));
+        cr_assert_not_null(n->kids);
+        for (int i = 0; i < ONCE_K; i++) {
+            struct once_node *k = once_build(depth - 1);
+
+            n->kids[i] = *k;
+            free(k);
+        }
+    }
+    return n;
+}
+
+static long once_check(struct once_node *n)
+{
+    long total = 1;
+
+    cr_assert_eq(atomic_load(&n->runs), 1);
+    atomic_store(&n->runs, 0);
+    for (int i = 0; n->depth > 0 && i < ONCE_K; i++)
+        total += once_check(&n->kids[i]);
+    return total;
+}
+
+static int once_main(void *arg)
+{
+    struct once_node *root = arg;
+    long tasks = 0;
+
+    for (int round = 0; round < 20; round++) {
+        weft_task_t *t;
+        int got;
+
+        cr_assert_eq(weft_spawn(&t, once_tree, root), 0);
+        got = weft_join(t);
+        tasks = once_check(root);
+        cr_assert_eq(got, tasks);
+    }
+    return 0;
+}
+
+Test(forkjoin, every_task_of_a_tree_runs_exactly_once_while_workers_steal,
+     .timeout = 120)
+{
+    struct once_node *root = once_build(ONCE_DEPTH);
+
+    t_run_two_or_more(once_main, root);
+}
+
+/* ---- a spinning spawner still shares ------------------------------------- */
+
+static int mark(void *arg)
+{
+    atomic_store((atomic_bool *)arg, true);
+    return 0;
+}
+
+static bool marked(void *arg)
+{
+    return atomic_load((atomic_bool *)arg);
+}
+
+/* Spawns two and spins, without suspending, until the first ran: another
+ * worker, idle, is hungry, so the second spawn publishes the first (the
+ * latest spawn stays with its spawner until it suspends). */
+static int spawn_and_spin(void *arg)
+{
+    struct runtime *rt = weft__runtime_of(weft_runtime_current());
+    atomic_bool ran = false, latest_ran = false;
+    weft_task_t *t, *u;
+
+    (void)arg;
+    while (!atomic_load(&rt->idle.nidle))
+        cr_assert_eq(weft_yield(), 0);
+    cr_assert_eq(weft_spawn(&t, mark, &ran), 0);
+    cr_assert_eq(weft_spawn(&u, mark, &latest_ran), 0);
+    while (!marked(&ran))
+        ;
+    cr_assert(!marked(&latest_ran));
+    cr_assert_eq(weft_join(t), 0);
+    cr_assert_eq(weft_join(u), 0);
+    return 0;
+}
+
+Test(forkjoin, a_spawn_is_published_at_once_when_a_worker_is_idle,
+     .timeout = 30)
+{
+    weft_config_t cfg;
+
+    weft_config_init(&cfg);
+    cfg.workers = 2;
+    /* Without the stall monitor, which would also hand it over. */
+    cfg.stall_ms = WEFT_STALL_OFF;
+    t_run_with(&cfg, spawn_and_spin, NULL);
+}
+
+/* ---- others get their turn ------------------------------------------------ */
+
+#define FAIR_K 10
+#define FAIR_DEPTH 5 /* 111111 tasks */
+
+struct fair {
+    atomic_bool tree_done;
+    atomic_long turns_during_tree;
+};
+
+static int fair_node(void *arg)
+{
+    int depth = (int)(intptr_t)arg;
+    weft_task_t *h[FAIR_K];
+
+    if (depth == 0)
+        return 0;
+    for (int i = 0; i < FAIR_K; i++)
+        cr_assert_eq(weft_spawn(&h[i], fair_node,
+                                (void *)(intptr_t)(depth - 1)), 0);
+    for (int i = 0; i < FAIR_K; i++)
+        cr_assert_eq(weft_join(h[i]), 0);
+    return 0;
+}
+
+static int yielder(void *arg)
+{
+    struct fair *f = arg;
+
+    while (!atomic_load(&f->tree_done)) {
+        atomic_fetch_add(&f->turns_during_tree, 1);
+        cr_assert_eq(weft_yield(), 0);
+    }
+    return 0;
+}
+
+static int fair_main(void *arg)
+{
+    struct fair f = { 0 };
+    weft_task_t *y, *t;
+
+    (void)arg;
+    cr_assert_eq(weft_spawn(&y, yielder, &f), 0);
+    cr_assert_eq(weft_yield(), 0); /* the yielder is in the queue */
+    cr_assert_eq(weft_spawn(&t, fair_node, (void *)(intptr_t)FAIR_DEPTH), 0);
+    cr_assert_eq(weft_join(t), 0);
+    atomic_store(&f.tree_done, true);
+    /* A chain of inline joins gave the yielding task turns. */
+    cr_assert_gt(atomic_load(&f.turns_during_tree), 2);
+    cr_assert_eq(weft_join(y), 0);
+    return 0;
+}
+
+Test(forkjoin, a_ready_task_gets_turns_during_a_chain_of_inline_joins,
+     .timeout = 60)
+{
+    t_run_one_worker(fair_main, NULL);
 }

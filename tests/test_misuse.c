@@ -350,6 +350,11 @@ static int detach_then_join(void *arg)
     cr_assert_eq(weft_spawn(&u, ret_zero, NULL), 0);
     cr_assert_eq(weft_join(u), 0);
     cr_assert_eq(weft_join(t), -EINVAL);
+    /* t waits on our frame's event: let it see the event before we
+     * return (the join of u ran u inline, without a turn for t). */
+    while (atomic_load_explicit(&weft__task_of(t)->state,
+                                memory_order_acquire) != TASK_FREE)
+        cr_assert_eq(weft_yield(), 0);
     return 0;
 }
 
