@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -68,6 +69,48 @@ static int spawned_finished_alive(void *arg)
 Test(metrics, spawned_finished_alive, .timeout = 60)
 {
     t_run(spawned_finished_alive, NULL);
+}
+
+/* A task that spawns two children of depth - 1 and joins them: most joins
+ * run their child inline, on the joiner's stack. */
+static int tree(void *arg)
+{
+    intptr_t depth = (intptr_t)arg;
+    weft_task_t *h[2];
+
+    if (depth == 0)
+        return 0;
+    for (int i = 0; i < 2; i++)
+        if (weft_spawn(&h[i], tree, (void *)(depth - 1)) < 0)
+            return -EIO;
+    for (int i = 0; i < 2; i++)
+        if (weft_join(h[i]) < 0)
+            return -EIO;
+    return 0;
+}
+
+#define TREE_DEPTH 10 /* 2^11 - 2 tasks below the root */
+
+static int joined_tree(void *arg)
+{
+    weft_metrics_t a, b;
+
+    (void)arg;
+    a = t_metrics();
+    cr_assert_eq(tree((void *)(intptr_t)TREE_DEPTH), 0);
+    b = t_metrics();
+    cr_assert_eq(b.tasks_spawned - a.tasks_spawned, (2u << TREE_DEPTH) - 2);
+    cr_assert_eq(b.tasks_finished - a.tasks_finished,
+                 (2u << TREE_DEPTH) - 2);
+    cr_assert_eq(b.tasks_alive, 1);
+    /* Inline runs are runs: every task ran at least once. */
+    cr_assert_geq(b.runs - a.runs, (2u << TREE_DEPTH) - 2);
+    return 0;
+}
+
+Test(metrics, joined_tree_counts_inline_runs, .timeout = 60)
+{
+    t_run(joined_tree, NULL);
 }
 
 /* ---- timers -------------------------------------------------------------- */
