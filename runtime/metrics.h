@@ -1,9 +1,10 @@
 /*
  * Runtime metrics (weft_metrics, weft_metrics_format): per-worker counters
- * each written only by its worker with a relaxed load and store (no RMW,
- * no lock), summed by the reader; what happens off the workers (spawns and
- * wakes from other threads, completions on the blocking pool) is counted
- * in struct weft__metrics_shared, on paths that already take a lock.
+ * each written only by its worker (weft__count: no atomic RMW, no lock),
+ * loaded relaxed and summed by the reader; what happens off the workers
+ * (spawns and wakes from other threads, completions on the blocking pool)
+ * is counted in struct weft__metrics_shared (runtime.h), on paths that
+ * already take a lock.
  *
  * Runs are not counted one by one: the worker's poll countdown, reloaded
  * every WEFT__POLL_INTERVAL runs, tells them (metrics.c).
@@ -46,7 +47,6 @@
  * clock read is some 20 ns. Powers of two: a mask, not a division. */
 #define WEFT__WAKE_SAMPLE 128
 #define WEFT__RUN_SAMPLE_POLLS 4
-
 
 /*
  * Adds one to an owner-written counter that other threads load relaxed.
