@@ -30,8 +30,9 @@
 #include "stack.h"
 #include "worker.h"
 
-void weft__task_park(struct weft_task *t, enum weft__why why,
-                     const void *where)
+/* weft__task_park, inlined into the waits of this file. */
+static inline __attribute__((always_inline)) void park(
+    struct weft_task *t, enum weft__why why, const void *where)
 {
     /* An inline task parks its host: the protocol runs on the state of
      * the task whose fiber switches (task.h, "Inline joins"). */
@@ -54,6 +55,12 @@ void weft__task_park(struct weft_task *t, enum weft__why why,
     weft__task_note_wait(t, WHY_NONE, NULL);
 }
 
+void weft__task_park(struct weft_task *t, enum weft__why why,
+                     const void *where)
+{
+    park(t, why, where);
+}
+
 void weft__task_wake(struct weft_task *t)
 {
     uint32_t s = atomic_load_explicit(&t->state, memory_order_relaxed);
@@ -61,17 +68,6 @@ void weft__task_wake(struct weft_task *t)
     for (;;) {
         if (s == TASK_DONE || s == TASK_FREE)
             return;
-        if (s == TASK_INLINE) {
-            /* Its host parks and runs for it. acquire: pairs with the
-             * joiner's exchange to INLINE, which follows its store of
-             * host. NULL: it is ending, nothing to wake. */
-            atomic_thread_fence(memory_order_acquire);
-            t = atomic_load_explicit(&t->host, memory_order_relaxed);
-            if (!t)
-                return;
-            s = atomic_load_explicit(&t->state, memory_order_relaxed);
-            continue;
-        }
         if (s == TASK_IDLE) {
             /* acq_rel: acquire pairs with the release CAS to IDLE in the
              * worker (the fiber is fully switched out); release publishes
@@ -85,6 +81,17 @@ void weft__task_wake(struct weft_task *t)
                 weft__worker_enqueue(w, t, true);
                 return;
             }
+            continue;
+        }
+        if (unlikely(s == TASK_INLINE)) {
+            /* Its host parks and runs for it. acquire: pairs with the
+             * joiner's exchange to INLINE, which follows its store of
+             * host. NULL: it is ending, nothing to wake. */
+            atomic_thread_fence(memory_order_acquire);
+            t = atomic_load_explicit(&t->host, memory_order_relaxed);
+            if (!t)
+                return;
+            s = atomic_load_explicit(&t->state, memory_order_relaxed);
             continue;
         }
         /* Queued or running: mark it notified with an RMW even if the bit
@@ -119,11 +126,9 @@ static bool take_joiners_cancel(struct weft_task *t)
     return false;
 }
 
-bool weft__task_take_cancel(struct weft_task *t)
+bool weft__task_take_cancel_slow(struct weft_task *t)
 {
-    if (likely(!atomic_load_explicit(&t->cancel, memory_order_relaxed)))
-        return unlikely(t->inline_parent != NULL) && take_joiners_cancel(t);
-    return take_own_cancel(t);
+    return take_own_cancel(t) || take_joiners_cancel(t);
 }
 
 void weft__task_restore_cancel(struct weft_task *t)
@@ -159,7 +164,7 @@ int weft__task_block(struct weft_task *t, bool (*done)(void *), void *arg,
             ret = -ETIMEDOUT;
             break;
         }
-        weft__task_park(t, why, where);
+        park(t, why, where);
     }
     if (armed)
         weft__timer_disarm(t);
@@ -574,7 +579,8 @@ void weft__task_free(struct weft_task *t)
     uint32_t dying = 0;
 
     WEFT__CHECK(!t->locals);
-    weft__task_drop_name(t);
+    if (unlikely(t->name))
+        weft__task_drop_name(t);
     atomic_store_explicit(&t->state, TASK_FREE, memory_order_relaxed);
     if (w && w->rt == rt) {
         t->next = w->free_tasks;

@@ -167,6 +167,12 @@ struct weft_task {
     /* Whoever runs the task (the worker that moved it to RUNNING). */
     struct fiber fiber;
     struct stack *stack;
+    /* While the task runs inline (see "Inline joins"): the task whose
+     * stack it runs on, read at every switch and by wakers (relaxed:
+     * ordered by the state), and the task that joined it, for
+     * cancellations. NULL otherwise. Beside the fiber: one cache line. */
+    _Atomic(struct weft_task *) host;
+    struct weft_task *inline_parent;
     int result;
     bool started;
     /* Why and where the task last suspended, for task dumps: relaxed
@@ -221,11 +227,6 @@ struct weft_task {
     /* Registry of every task struct of the runtime; under its lock. */
     struct weft_task *all_next;
 
-    /* While the task runs inline (see "Inline joins"): the task whose
-     * stack it runs on, read by wakers (relaxed: ordered by the state),
-     * and the task that joined it, for cancellations. NULL otherwise. */
-    _Atomic(struct weft_task *) host;
-    struct weft_task *inline_parent;
 };
 
 /* The task whose fiber carries t's switches: t, or its host while t runs
@@ -259,8 +260,17 @@ void weft__task_park(struct weft_task *t, enum weft__why why,
 void weft__task_wake(struct weft_task *t);
 
 /* Consumes t's pending cancellation request, if any: its own, or while t
- * runs inline one of its joiners' (passed on, as a join does). */
-bool weft__task_take_cancel(struct weft_task *t);
+ * runs inline one of its joiners' (passed on, as a join does). Every wait
+ * and every start asks: the usual answer is two loads, inline. */
+bool weft__task_take_cancel_slow(struct weft_task *t);
+
+static inline bool weft__task_take_cancel(struct weft_task *t)
+{
+    if (likely(!atomic_load_explicit(&t->cancel, memory_order_relaxed) &&
+               !t->inline_parent))
+        return false;
+    return weft__task_take_cancel_slow(t);
+}
 
 /* Puts back a request taken by a wait that completed anyway. */
 void weft__task_restore_cancel(struct weft_task *t);

@@ -30,9 +30,9 @@
  * Order of work, and the bound on live stacks. A spawn does not go to a
  * queue at once: the worker holds it (w->spawned, unpublished, a duty
  * like the LIFO slot) until its spawner suspends or ends, when the held
- * tasks are queued as if each had gone through the LIFO slot, the newest
- * to run next; asyncio's order, where a new task runs once its spawner
- * awaits. Until then the spawner's join of one of them runs it inline
+ * tasks are queued in spawn order, the newest to run next (in the LIFO
+ * slot, unless a task woken meanwhile holds it); asyncio's order, where
+ * a new task runs once its spawner awaits. Until then the spawner's join of one of them runs it inline
  * (task.h, "Inline joins"): a function call on the joiner's stack, which
  * itself may spawn and join the same way. So a tree of tasks that spawn
  * and join their children runs depth first, as in Cilk's work-first
@@ -251,29 +251,37 @@ static void back_off(struct worker *w, int64_t timeout)
 
 /* ---- queues -------------------------------------------------------------- */
 
-/* Pushes n tasks to w's queue, oldest first, spilling its older half to
- * the injection queue when it is full, and tells the idle workers once. */
-static void push_local_batch(struct worker *w, struct weft_task *const *tasks,
-                             uint32_t n)
+/* Pushes t to w's queue, spilling its older half to the injection queue
+ * when it is full. */
+static inline void push_one(struct worker *w, struct weft_task *t)
 {
-    for (uint32_t i = 0; i < n; i++) {
-        while (!weft__runq_push(&w->runq, tasks[i])) {
-            uint32_t m = weft__runq_spill(&w->runq, tasks[i], w->batch);
+    uint32_t n;
 
-            if (m) {
-                weft__inject_push(&w->rt->inject, w->batch, m);
-                break;
-            }
+    while (!weft__runq_push(&w->runq, t)) {
+        n = weft__runq_spill(&w->runq, t, w->batch);
+        if (n) {
+            weft__inject_push(&w->rt->inject, w->batch, n);
+            break;
         }
     }
-    /* Alone, the worker that pushed is the one that will run them. */
-    if (n && w->rt->nworkers > 1)
-        weft__runtime_notify_work(w->rt);
 }
 
 static void push_local(struct worker *w, struct weft_task *t)
 {
-    push_local_batch(w, &t, 1);
+    push_one(w, t);
+    /* Alone, the worker that pushed is the one that will run it. */
+    if (w->rt->nworkers > 1)
+        weft__runtime_notify_work(w->rt);
+}
+
+/* push_local for n tasks, oldest first, telling the idle workers once. */
+static void push_local_batch(struct worker *w, struct weft_task *const *tasks,
+                             uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++)
+        push_one(w, tasks[i]);
+    if (n && w->rt->nworkers > 1)
+        weft__runtime_notify_work(w->rt);
 }
 
 void weft__worker_enqueue(struct worker *w, struct weft_task *t, bool lifo)
@@ -349,19 +357,24 @@ static void publish_oldest(struct worker *w, uint32_t n)
     memmove(w->spawned, w->spawned + n, w->nspawned * sizeof(*w->spawned));
 }
 
-/* The running task suspends or ends: what it spawned becomes runnable as
- * if each spawn had gone through the LIFO slot, the newest to run next. */
-static void publish_spawned(struct worker *w)
+/* The running task suspends or ends: what it spawned becomes runnable, the
+ * newest in the LIFO slot to run next unless a task woken meanwhile holds
+ * it (the one the spawner talked to last: it keeps the slot). */
+static __attribute__((noinline)) void publish_held(struct worker *w)
 {
     uint32_t n = w->nspawned;
 
-    if (likely(n == 0))
-        return;
     w->nspawned = 0;
-    if (w->lifo)
-        push_local(w, w->lifo);
-    w->lifo = w->spawned[n - 1];
-    push_local_batch(w, w->spawned, n - 1);
+    if (!w->lifo)
+        w->lifo = w->spawned[--n];
+    push_local_batch(w, w->spawned, n);
+}
+
+/* At every switch: most switches have nothing held. */
+static inline void publish_spawned(struct worker *w)
+{
+    if (unlikely(w->nspawned))
+        publish_held(w);
 }
 
 void weft__worker_spawned(struct worker *w, struct weft_task *t)
@@ -670,8 +683,8 @@ static bool start_task(struct worker *w, struct weft_task *t)
 }
 
 /* Does what w->prev asked for when it switched away, now that nothing runs
- * on its stack. */
-void weft__worker_settle(struct worker *w)
+ * on its stack. Inlined where a switch returns. */
+static inline __attribute__((always_inline)) void settle(struct worker *w)
 {
     struct weft_task *t = w->prev;
     uint32_t s = TASK_RUNNING;
@@ -702,6 +715,11 @@ void weft__worker_settle(struct worker *w)
         weft__task_finish(w, t);
         break;
     }
+}
+
+void weft__worker_settle(struct worker *w)
+{
+    settle(w);
 }
 
 /* Starts the clock of t's run, in debug mode or when weft_metrics samples
@@ -797,8 +815,8 @@ static bool leave_to_scheduler(struct worker *w, struct weft_task *t)
 /* Records t, the running task's fiber owner (task.h), for
  * weft__worker_settle() and picks the fiber to switch to: the next local
  * task or the scheduler. */
-static struct fiber *switch_target(struct worker *w, struct weft_task *t,
-                                   enum switch_reason why)
+static inline __attribute__((always_inline)) struct fiber *
+switch_target(struct worker *w, struct weft_task *t, enum switch_reason why)
 {
     struct weft_task *next;
 
@@ -813,27 +831,40 @@ static struct fiber *switch_target(struct worker *w, struct weft_task *t,
     return &w->sched;
 }
 
-void weft__worker_switch_out(struct worker *w, enum switch_reason why)
+/* weft__worker_switch_out for self running inline: its host's fiber
+ * switches (task.h, "Inline joins"), the host is what parks, yields and
+ * is resumed, and self is shown as running again once it is. */
+static __attribute__((noinline)) void switch_out_inline(
+    struct worker *w, struct weft_task *self, enum switch_reason why)
 {
-    struct weft_task *self = w->current;
-    /* An inline task switches its host's fiber (task.h, "Inline joins"):
-     * the host is what parks, yields and is resumed; self is shown as
-     * running again once it is. */
     struct weft_task *t = weft__task_fiber_owner(self);
 
     weft__worker_enter(w);
     weft__fiber_switch_to(&t->fiber, switch_target(w, t, why));
+    w = weft__worker_current();
+    show_running(w, self);
+    weft__worker_resume(w);
+}
+
+void weft__worker_switch_out(struct worker *w, enum switch_reason why)
+{
+    struct weft_task *t = w->current;
+
+    if (unlikely(atomic_load_explicit(&t->host, memory_order_relaxed))) {
+        switch_out_inline(w, t, why);
+        return;
+    }
+    weft__worker_enter(w);
+    weft__fiber_switch_to(&t->fiber, switch_target(w, t, why));
     /* Resumed, maybe on another worker. */
     w = weft__worker_current();
-    weft__worker_settle(w);
-    if (unlikely(t != self))
-        show_running(w, self);
+    settle(w);
     weft__worker_leave(w);
 }
 
 void weft__worker_resume(struct worker *w)
 {
-    weft__worker_settle(w);
+    settle(w);
     weft__worker_leave(w);
 }
 
