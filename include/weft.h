@@ -1568,7 +1568,7 @@ typedef struct weft_metrics {
                                       rest are in use or cached by workers) */
     uint64_t stalls;               /* workers found stuck in one task for
                                       WEFT_STALL_MS */
-    /* Sampled (per worker, about one run in 244 and one wake in 128):
+    /* Sampled (per worker, about one run in 976 and one wake in 1024):
      * the delay from a wake to the run it caused, and how long runs last
      * until they suspend or end. */
     uint64_t sched_delay_hist[WEFT_METRICS_BUCKETS];

@@ -42,11 +42,13 @@
 #include "worker.h"
 
 /* One wake in WEFT__WAKE_SAMPLE, and the run after one poll in
- * WEFT__RUN_SAMPLE_POLLS (one run in 244), are timed: at millions of runs
- * a second that is still thousands of samples a second per worker, and a
- * clock read is some 20 ns. Powers of two: a mask, not a division. */
-#define WEFT__WAKE_SAMPLE 128
-#define WEFT__RUN_SAMPLE_POLLS 4
+ * WEFT__RUN_SAMPLE_POLLS (one run in 976), are timed: at millions of runs
+ * a second that is still thousands of samples a second per worker, while
+ * a clock read costs from some 20 ns to over 200 ns in a virtual machine
+ * that traps the TSC, as much as a short task's whole run. Powers of two:
+ * a mask, not a division. */
+#define WEFT__WAKE_SAMPLE 1024
+#define WEFT__RUN_SAMPLE_POLLS 16
 
 /*
  * Adds one to an owner-written counter that other threads load relaxed.

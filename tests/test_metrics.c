@@ -212,7 +212,7 @@ Test(metrics, io_submitted_completed_in_flight, .timeout = 60)
 
 /* ---- per worker and histograms ------------------------------------------- */
 
-#define PINGS 10000
+#define PINGS 30000
 
 static int ponger(void *arg)
 {
