@@ -108,8 +108,8 @@ void weft__task_wake(struct weft_task *t)
     }
 }
 
-/* t's own request. acquire: pairs with the release in weft_cancel(). */
-static bool take_own_cancel(struct weft_task *t)
+/* acquire: pairs with the release in weft_cancel(). */
+bool weft__task_take_own_cancel(struct weft_task *t)
 {
     return atomic_load_explicit(&t->cancel, memory_order_relaxed) &&
            atomic_exchange_explicit(&t->cancel, false, memory_order_acquire);
@@ -121,14 +121,14 @@ static bool take_own_cancel(struct weft_task *t)
 static bool take_joiners_cancel(struct weft_task *t)
 {
     for (struct weft_task *p = t->inline_parent; p; p = p->inline_parent)
-        if (take_own_cancel(p))
+        if (weft__task_take_own_cancel(p))
             return true;
     return false;
 }
 
 bool weft__task_take_cancel_slow(struct weft_task *t)
 {
-    return take_own_cancel(t) || take_joiners_cancel(t);
+    return weft__task_take_own_cancel(t) || take_joiners_cancel(t);
 }
 
 void weft__task_restore_cancel(struct weft_task *t)

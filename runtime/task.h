@@ -264,6 +264,9 @@ void weft__task_wake(struct weft_task *t);
  * and every start asks: the usual answer is two loads, inline. */
 bool weft__task_take_cancel_slow(struct weft_task *t);
 
+/* t's own request only, not its joiners'. */
+bool weft__task_take_own_cancel(struct weft_task *t);
+
 static inline bool weft__task_take_cancel(struct weft_task *t)
 {
     if (likely(!atomic_load_explicit(&t->cancel, memory_order_relaxed) &&

@@ -493,18 +493,21 @@ bool weft__worker_join_inline(struct weft_task *self, struct weft_task *t,
         publish_oldest(w, (w->nspawned + 1) / 2);
     atomic_store_explicit(&t->host, weft__task_fiber_owner(self),
                           memory_order_relaxed);
-    t->inline_parent = self;
     /* acq_rel: the release publishes host to wakers that see INLINE
      * (weft__task_wake); the acquire, as a worker's claim, pairs with a
      * waker that marked t queued. */
     atomic_exchange_explicit(&t->state, TASK_INLINE, memory_order_acq_rel);
-    if (weft__task_take_cancel(t)) {
+    /* Cancelled before it started, or its joiner was (a join passes that
+     * on): it ends unstarted, as in a worker's start. Requests to tasks
+     * further up the chain reach t at its first wait, which looks for
+     * them (weft__task_take_cancel); not here, at every inline start. */
+    if (weft__task_take_cancel(t) || weft__task_take_own_cancel(self)) {
         atomic_store_explicit(&t->host, NULL, memory_order_relaxed);
-        t->inline_parent = NULL;
         end_unstarted(w, t, -ECANCELED);
         weft__worker_leave(w);
         return true;
     }
+    t->inline_parent = self;
     t->started = true;
     weft__task_note_wait(self, WHY_JOIN, where);
     show_running(w, t);
