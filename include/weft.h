@@ -1491,6 +1491,145 @@ WEFT_API int weft_spawn_from(weft_runtime_t *rt, weft_task_t **out,
  * outside a worker. Never suspends. */
 WEFT_API weft_runtime_t *weft_runtime_current(void);
 
+/* ---- metrics and task dumps ---------------------------------------------- */
+
+/*
+ * What a runtime has done and holds, for dashboards and for finding out why
+ * a program is slow or stuck. The counters are always on: each worker keeps
+ * its own (a plain store per event), and weft_metrics sums them.
+ */
+
+/* Buckets of the histograms in weft_metrics_t: bucket 0 counts durations
+ * below 1024 ns, bucket i (0 < i < 23) those in [2^(9+i), 2^(10+i)) ns,
+ * bucket 23 those of 2^32 ns (4.3 s) and more. */
+#define WEFT_METRICS_BUCKETS 24
+
+/* Upper bound of histogram bucket i in ns (INT64_MAX for the last). */
+#define WEFT_METRICS_BUCKET_NS(i) \
+    ((i) + 1 < WEFT_METRICS_BUCKETS ? (int64_t)1 << (10 + (i)) : INT64_MAX)
+
+/* One worker's share (see weft_metrics_t for what each counts). */
+typedef struct weft_worker_metrics {
+    uint64_t spawned;          /* tasks spawned by tasks on this worker */
+    uint64_t finished;         /* tasks that ended on this worker */
+    uint64_t runs;             /* resumptions of a task on this worker */
+    uint64_t steals;           /* batches stolen from other workers */
+    uint64_t parks;            /* times it went to sleep for want of work */
+    uint64_t wakes;            /* tasks woken by tasks on this worker */
+    uint64_t io_submitted;     /* I/O operations submitted here */
+    uint64_t io_completed;     /* I/O operations completed here */
+    uint64_t kernel_entries;   /* system calls of its I/O backend */
+    uint32_t run_queue_depth;  /* tasks in its run queue now */
+    uint32_t timers_armed;     /* timers in its heap now */
+    uint32_t in_task;          /* 1 if a task is on its CPU now */
+    uint32_t parked;           /* 1 if it sleeps in its backend now */
+} weft_worker_metrics_t;
+
+/*
+ * A snapshot of a runtime's metrics. Sized: the caller sets .size to
+ * sizeof(weft_metrics_t) (and .per_worker_size to
+ * sizeof(weft_worker_metrics_t)); a later weft adds fields at the end only,
+ * and fills no more than the caller's sizes, so a program built against
+ * an older weft.h keeps working. Counters count from the runtime's start;
+ * the gauges (depths, in flight, alive, threads) are the state at the call.
+ * Each is read without stopping the workers, so the sums are a moment's
+ * view, not an atomic one: tasks_alive may be off by the tasks spawned or
+ * ending during the call.
+ */
+typedef struct weft_metrics {
+    size_t size;                   /* in: sizeof(weft_metrics_t) */
+    unsigned workers;              /* the runtime's worker threads */
+    uint64_t tasks_spawned;        /* tasks made runnable: weft_spawn*,
+                                      block_on's main, the shutdown drain */
+    uint64_t tasks_finished;       /* tasks that ended (run or cancelled
+                                      before they started) */
+    uint64_t tasks_alive;          /* spawned - finished */
+    uint64_t runs;                 /* task resumptions */
+    uint64_t steals;               /* batches stolen between workers */
+    uint64_t parks;                /* workers going to sleep */
+    uint64_t wakes_local;          /* tasks woken from a worker */
+    uint64_t wakes_remote;         /* tasks woken from other threads (the
+                                      blocking pool, signals, foreign) */
+    uint64_t run_queue_depth;      /* tasks in workers' run queues */
+    uint64_t injection_queue_depth;/* tasks in the shared queue */
+    uint64_t timers_armed;         /* deadlines being waited for */
+    uint64_t io_submitted;         /* I/O operations handed to a backend */
+    uint64_t io_completed;         /* of which completed */
+    uint64_t io_in_flight;         /* submitted - completed */
+    uint64_t kernel_entries;       /* waits and submits the workers'
+                                      backends made (io_uring_enter,
+                                      epoll_wait); an operation's own
+                                      system call under epoll is not one */
+    uint64_t blocking_busy;        /* blocking-pool threads running a job */
+    uint64_t blocking_idle;        /* blocking-pool threads waiting */
+    uint64_t blocking_queued;      /* jobs waiting for a thread */
+    uint64_t stacks_mapped;        /* task stacks mapped */
+    uint64_t stacks_pooled;        /* of which free in the shared pool (the
+                                      rest are in use or cached by workers) */
+    uint64_t stalls;               /* workers found stuck in one task for
+                                      WEFT_STALL_MS */
+    /* Sampled (per worker, about one run in 976 and one wake in 1024):
+     * the delay from a wake to the run it caused, and how long runs last
+     * until they suspend or end. */
+    uint64_t sched_delay_hist[WEFT_METRICS_BUCKETS];
+    uint64_t run_time_hist[WEFT_METRICS_BUCKETS];
+    weft_worker_metrics_t *per_worker; /* in: NULL, or room for
+                                          per_worker_len entries */
+    unsigned per_worker_len;       /* in: entries of per_worker; out: how
+                                      many were filled */
+    size_t per_worker_size;        /* in: sizeof(weft_worker_metrics_t) */
+} weft_metrics_t;
+
+/*
+ * Fills m with rt's metrics (rt NULL: the calling task's runtime), and the
+ * first per_worker_len entries of per_worker, if given. Never blocks for
+ * long (takes the locks of the pool, the stacks and each timer heap
+ * briefly); any thread. Returns 0, or:
+ *   -EINVAL     m is NULL, m->size is smaller than the fields up to
+ *               .stalls, or per_worker is given with a per_worker_size
+ *               of 0
+ *   -EPERM      rt is NULL and the caller is not a task
+ *   -ESHUTDOWN  rt was freed, or its weft_runtime_free has begun
+ */
+WEFT_API int weft_metrics(weft_runtime_t *rt, weft_metrics_t *m);
+
+/*
+ * Writes m in Prometheus' text exposition format (version 0.0.4) into buf,
+ * NUL-terminated: counters and gauges named weft_*, the histograms in
+ * seconds, and per-worker series labelled worker="i" for the entries of
+ * m->per_worker. Returns the length written (without the NUL), or:
+ *   -EINVAL   m or buf is NULL, or len is 0
+ *   -ENOBUFS  the text does not fit in len bytes (buf then holds as many
+ *             whole lines as fit)
+ */
+WEFT_API int weft_metrics_format(const weft_metrics_t *m, char *buf,
+                                 size_t len);
+
+/*
+ * Writes a dump of rt (rt NULL: the calling task's runtime) to fd, as Go's
+ * SIGQUIT dump does for goroutines: per worker, whether it runs a task
+ * (which one), sleeps or schedules, and its run queue depth; then every
+ * live task: its id (the value weft_self returns in it), name, state
+ * (queued, running on worker i, runnable after a yield, parked), why it
+ * waits (sleep, join, io, sync, queue, future, blocking, signal) and where:
+ * the return address of the call it waits in, as function+0xoffset (file),
+ * which addr2line turns into file:line (a wait made in tail position, as
+ * in `return weft_sleep_ms(n);`, shows the function that called the
+ * waiting one), and its task function likewise.
+ * Identical unnamed waits (same state, function and place) are collapsed
+ * into one line with a count. Does not stop the workers: a task that moves
+ * on while the dump runs shows as it was when it was read. Any thread, any
+ * time (symbolizing opens the program's files: not for hot paths).
+ * WEFT_DUMP_SIGNAL writes the same dump to stderr on a signal.
+ * Returns how many live tasks it listed, or:
+ *   -EBADF      fd is negative
+ *   -EPERM      rt is NULL and the caller is not a task
+ *   -ESHUTDOWN  rt was freed, or its weft_runtime_free has begun
+ *   -ENOMEM     no memory for the snapshot
+ *   other       negative errno of write(2) to fd
+ */
+WEFT_API int weft_dump(weft_runtime_t *rt, int fd);
+
 /* ---- blocking pool -------------------------------------------------------- */
 
 /*

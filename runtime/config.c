@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -112,6 +113,38 @@ static int parse_io(const char *name, const char *s, enum weft__io_kind *out)
     return 0;
 }
 
+/* The signals a dump may be asked on: ones a program can spare, whose
+ * default action would end it or do nothing. SIGURG is the runtime's
+ * (stall kicks); the synchronous ones mean a crash. */
+static const struct {
+    const char *name;
+    int signo;
+} dump_signals[] = {
+    { "QUIT", SIGQUIT }, { "USR1", SIGUSR1 }, { "USR2", SIGUSR2 },
+    { "HUP", SIGHUP },   { "PWR", SIGPWR },   { "WINCH", SIGWINCH },
+};
+
+int weft__config_dump_signal(const char *s, int *signo)
+{
+    const char *name = strncmp(s, "SIG", 3) ? s : s + 3;
+
+    *signo = 0;
+    if (!*s || !strcmp(s, "0"))
+        return 0;
+    for (size_t i = 0; i < sizeof(dump_signals) / sizeof(dump_signals[0]);
+         i++) {
+        if (!strcmp(name, dump_signals[i].name)) {
+            *signo = dump_signals[i].signo;
+            return 0;
+        }
+    }
+    if (!strcmp(name, "URG"))
+        return bad("WEFT_DUMP_SIGNAL", s,
+                   "SIGURG is the runtime's own (stall detection)");
+    return bad("WEFT_DUMP_SIGNAL", s,
+               "expected QUIT, USR1, USR2, HUP, PWR or WINCH");
+}
+
 unsigned weft__config_cpus(void)
 {
     cpu_set_t set;
@@ -140,6 +173,7 @@ static int read_env(struct weft__config *c)
 {
     uint64_t v;
     const char *io = getenv("WEFT_IO");
+    const char *dump = getenv("WEFT_DUMP_SIGNAL");
     int ret = 0;
 
     v = c->workers;
@@ -171,6 +205,8 @@ static int read_env(struct weft__config *c)
     ret = ret ?: env_bool("WEFT_SQPOLL", &c->sqpoll);
     if (!ret && io)
         ret = parse_io("WEFT_IO", io, &c->io);
+    if (!ret && dump)
+        ret = weft__config_dump_signal(dump, &c->dump_signal);
     return ret;
 }
 

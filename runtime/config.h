@@ -26,6 +26,7 @@ struct weft__config {
     unsigned blocking_threads;
     unsigned blocking_keepalive_ms;
     unsigned stall_ms;             /* 0: no stall detection */
+    int dump_signal;               /* WEFT_DUMP_SIGNAL; 0: none */
 };
 
 #define WEFT__MAX_STALL_MS 60000u
@@ -40,6 +41,10 @@ struct weft__config {
  * returns -EINVAL.
  */
 int weft__config_resolve(struct weft__config *out, const weft_config_t *user);
+
+/* The signal WEFT_DUMP_SIGNAL names s: its number in *signo (0 for "" or
+ * "0"), or -EINVAL, saying why on stderr. Public for tests. */
+int weft__config_dump_signal(const char *s, int *signo);
 
 /* The CPUs in the calling thread's affinity mask (at least 1). */
 unsigned weft__config_cpus(void);

@@ -20,9 +20,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "driver/backend.h"
+#include "dump.h"
 #include "mem.h"
+#include "metrics.h"
 #include "overflow.h"
 #include "sanitizer.h"
 #include "signal.h"
@@ -80,6 +83,8 @@ int weft__io_submit(struct weft__io_op *op)
 
     weft__worker_enter(w);
     ret = w->rt->io_ops->submit(w->io, op);
+    if (likely(ret == 0))
+        weft__count(&w->stats.io_submitted);
     weft__worker_leave(w);
     return ret;
 }
@@ -184,56 +189,6 @@ unsigned weft__runtime_cancel_all(struct runtime *rt, struct weft_task *self)
     return live;
 }
 
-static const char *why_name(uint8_t why)
-{
-    static const char *const names[] = {
-        "running", "yield", "sleep", "join", "io", "sync", "queue",
-        "future", "blocking", "signal",
-    };
-
-    return why < sizeof(names) / sizeof(names[0]) ? names[why] : "?";
-}
-
-/* A live task's state for a dump; a yielded task is RUNNING (task.h). */
-static const char *state_name(uint32_t s)
-{
-    switch (s & ~(uint32_t)TASK_NOTIFIED) {
-    case TASK_SCHED:
-        return "queued";
-    case TASK_RUNNING:
-        return "running or yielded";
-    case TASK_IDLE:
-        return "parked";
-    case TASK_INLINE:
-        return "running inline in its joiner";
-    default:
-        return "?";
-    }
-}
-
-void weft__runtime_dump(struct runtime *rt, const char *why)
-{
-    pthread_mutex_lock(&rt->reg_lock);
-    fprintf(stderr, "weft: task dump (%s)\n", why);
-    for (struct weft_task *t = rt->registry; t; t = t->all_next) {
-        uint32_t s = atomic_load(&t->state);
-        uint8_t w = atomic_load_explicit(&t->why, memory_order_relaxed);
-
-        /* Not the task writing the dump (the runtime's own drain). */
-        if (!is_live(t) || t == weft__task_current())
-            continue;
-        if (w == WHY_NONE)
-            fprintf(stderr, "  task '%s' %p: running\n",
-                    weft__task_name_or(t, ""), (void *)t);
-        else
-            fprintf(stderr, "  task '%s' %p: %s%s, waiting in %s at %p\n",
-                    weft__task_name_or(t, ""), (void *)t, state_name(s),
-                    s & TASK_NOTIFIED ? " (woken)" : "", why_name(w),
-                    atomic_load_explicit(&t->where, memory_order_relaxed));
-    }
-    pthread_mutex_unlock(&rt->reg_lock);
-}
-
 /* ---- tasks spawned from outside a worker --------------------------------- */
 
 /* A task struct for a spawn from outside any worker. */
@@ -256,6 +211,7 @@ static void start_outside(struct runtime *rt, struct weft_task *t,
     t->on_finish = on_finish;
     if (out)
         *out = weft__task_handle(t);
+    atomic_fetch_add_explicit(&rt->shared.spawned, 1, memory_order_relaxed);
     /* The injection queue's lock publishes t's fields to the worker. */
     weft__worker_enqueue(NULL, t, false);
 }
@@ -409,6 +365,21 @@ int weft_spawn_from(weft_runtime_t *h, weft_task_t **out, weft_fn_t fn,
     return spawn_outside(slot_of(h), h, out, fn, arg, NULL, NULL);
 }
 
+int weft__runtime_call(const weft_runtime_t *h,
+                       int (*fn)(struct runtime *rt, void *arg), void *arg)
+{
+    struct worker *w = weft__worker_current();
+    struct runtime_slot *s = slot_of(h);
+    int ret;
+
+    if (!h)
+        return w ? fn(w->rt, arg) : -EPERM;
+    pthread_mutex_lock(&s->gate);
+    ret = s->gen == tag_of(h) && s->open ? fn(&s->h.rt, arg) : -ESHUTDOWN;
+    pthread_mutex_unlock(&s->gate);
+    return ret;
+}
+
 weft_runtime_t *weft_runtime_current(void)
 {
     struct worker *w = weft__worker_current();
@@ -485,7 +456,8 @@ static void drain(struct runtime *rt, struct weft_task *self)
     while (weft__runtime_cancel_all(rt, self)) {
         if (rt->cfg.debug && !dumped &&
             weft__now() - start > WEFT__NS_PER_SEC) {
-            weft__runtime_dump(rt, "still alive 1 s after shutdown began");
+            weft__dump(rt, STDERR_FILENO,
+                       "still alive 1 s after shutdown began");
             dumped = true;
         }
         /* Polling only while shutting down; a cancelled task may need a few
@@ -613,6 +585,7 @@ static int init_workers(struct runtime *rt)
         w->rt = rt;
         w->index = i;
         w->rng = 0x9E3779B9u * (i + 1);
+        w->timed = rt->cfg.debug;
         w->light_fence = light;
         /* Born in the runtime (odd): a thread slow to start is not a
          * worker stuck in a task. */
@@ -711,12 +684,15 @@ int weft_runtime_new(const weft_config_t *cfg, weft_runtime_t **out)
         goto out_free;
     ret = start_workers(&s->h.rt);
     ret = ret ?: weft__monitor_start(&s->h.rt);
+    if (!ret && s->h.rt.cfg.dump_signal)
+        ret = weft__signal_dump_on(&s->h.rt, s->h.rt.cfg.dump_signal);
     if (ret)
         goto out_stop;
     *out = handle_of(s);
     slot_set_open(s, *out, true);
     return 0;
 out_stop:
+    weft__signal_release(&s->h.rt);
     stop_workers(&s->h.rt);
     weft__overflow_uninstall();
 out_free:

@@ -59,6 +59,16 @@ struct idle {
     _Atomic uint32_t nsearching;     /* workers looking for work */
 };
 
+/* Counts from threads that are not the runtime's workers (metrics.h);
+ * relaxed RMWs. */
+struct weft__metrics_shared {
+    _Atomic uint64_t spawned;        /* weft_spawn_from, block_on, drain */
+    _Atomic uint64_t finished;       /* tasks ended off a worker (none yet:
+                                        kept for symmetry of the sums) */
+    _Atomic uint64_t wakes;          /* tasks woken from other threads */
+    _Atomic uint64_t io_completed;   /* ops completed off a worker */
+};
+
 struct runtime {
     /* Read-only after start. */
     struct weft__config cfg;
@@ -98,6 +108,7 @@ struct runtime {
 
     struct weft__blocking pool;
     struct weft__monitor monitor;
+    struct weft__metrics_shared shared; /* counts from other threads */
     bool uses_signals;               /* under signal.c's lock */
 };
 
@@ -127,7 +138,11 @@ void weft__runtime_unregister(struct runtime *rt, uint32_t i);
 /* Cancels every live task except self; returns how many were live. */
 unsigned weft__runtime_cancel_all(struct runtime *rt, struct weft_task *self);
 
-/* Prints a line per live task (debug reports). */
-void weft__runtime_dump(struct runtime *rt, const char *why);
+/* fn(rt, arg) for the runtime h names (NULL: the calling task's), while
+ * it cannot be freed (its gate held: spawns from other threads wait).
+ * fn's result, or -EPERM (h NULL outside a task) or -ESHUTDOWN (h stale or
+ * its free begun). Any thread. */
+int weft__runtime_call(const weft_runtime_t *h,
+                       int (*fn)(struct runtime *rt, void *arg), void *arg);
 
 #endif

@@ -57,9 +57,11 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "dump.h"
 #include "mem.h"
 #include "runtime.h"
 #include "spin.h"
@@ -81,6 +83,18 @@ static struct sigaction saved[NSIG];   /* under life */
  * (bit signo-1). Zeroed: empty. */
 static struct weft__spin lock;
 static struct weft__waitq waiters; /* under lock */
+
+/* Runtimes that dump on a signal (WEFT_DUMP_SIGNAL). The signal thread
+ * dumps under dumps_lock; a runtime leaves the list under it before it is
+ * freed. */
+struct dumper {
+    struct runtime *rt;
+    int signo;
+    struct dumper *next;
+};
+static pthread_mutex_t dumps_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct dumper *dumpers;         /* under dumps_lock */
+static _Atomic uint64_t dump_mask;     /* their signals; a hint */
 
 /* The signal thread only (set before it starts). */
 static uint64_t seen[NSIG];
@@ -259,6 +273,23 @@ static void fire(uint64_t fired)
     }
 }
 
+/* Writes the dump of every runtime that asked for one on a signal of
+ * fired. On the signal thread, not in a handler: stdio and locks are fine
+ * here. */
+static void dump(uint64_t fired)
+{
+    char why[32];
+
+    pthread_mutex_lock(&dumps_lock);
+    for (struct dumper *d = dumpers; d; d = d->next) {
+        if (!(fired & bit(d->signo)))
+            continue;
+        snprintf(why, sizeof(why), "signal %d", d->signo);
+        (void)weft__dump(d->rt, STDERR_FILENO, why);
+    }
+    pthread_mutex_unlock(&dumps_lock);
+}
+
 static void deliver(void)
 {
     uint64_t mask = atomic_load_explicit(&caught, memory_order_relaxed);
@@ -276,6 +307,8 @@ static void deliver(void)
             fired |= bit(signo);
         }
     }
+    if (fired & atomic_load_explicit(&dump_mask, memory_order_relaxed))
+        dump(fired);
     if (fired)
         fire(fired);
 }
@@ -386,8 +419,51 @@ static int watch(struct runtime *rt, int signo)
     return ret;
 }
 
+int weft__signal_dump_on(struct runtime *rt, int signo)
+{
+    struct dumper *d = weft__zalloc(sizeof(*d));
+    int ret;
+
+    if (!d)
+        return -ENOMEM;
+    ret = watch(rt, signo);
+    if (ret) {
+        weft__free(d, sizeof(*d));
+        return ret;
+    }
+    d->rt = rt;
+    d->signo = signo;
+    pthread_mutex_lock(&dumps_lock);
+    d->next = dumpers;
+    dumpers = d;
+    atomic_fetch_or_explicit(&dump_mask, bit(signo), memory_order_relaxed);
+    pthread_mutex_unlock(&dumps_lock);
+    return 0;
+}
+
+/* Takes rt off the dump list (before it is freed). */
+static void stop_dumps(struct runtime *rt)
+{
+    struct dumper **p, *d;
+    uint64_t mask = 0;
+
+    pthread_mutex_lock(&dumps_lock);
+    for (p = &dumpers; (d = *p);) {
+        if (d->rt == rt) {
+            *p = d->next;
+            weft__free(d, sizeof(*d));
+            continue;
+        }
+        mask |= bit(d->signo);
+        p = &d->next;
+    }
+    atomic_store_explicit(&dump_mask, mask, memory_order_relaxed);
+    pthread_mutex_unlock(&dumps_lock);
+}
+
 void weft__signal_release(struct runtime *rt)
 {
+    stop_dumps(rt);
     pthread_mutex_lock(&life);
     if (rt->uses_signals) {
         rt->uses_signals = false;

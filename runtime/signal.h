@@ -27,6 +27,10 @@ int weft__signal_create_thread(pthread_t *thread, void *(*fn)(void *),
  */
 void weft__signal_release(struct runtime *rt);
 
+/* Has signo write rt's task dump to stderr (WEFT_DUMP_SIGNAL) until
+ * weft__signal_release(rt). 0 or -errno. */
+int weft__signal_dump_on(struct runtime *rt, int signo);
+
 /* Tasks of any runtime waiting for signo right now (tests). */
 unsigned weft__signal_waiters(int signo);
 

@@ -25,6 +25,7 @@
 #include "config.h"
 #include "local.h"
 #include "mem.h"
+#include "metrics.h"
 #include "runtime.h"
 #include "stack.h"
 #include "worker.h"
@@ -74,7 +75,10 @@ void weft__task_wake(struct weft_task *t)
             if (atomic_compare_exchange_weak_explicit(
                     &t->state, &s, TASK_SCHED, memory_order_acq_rel,
                     memory_order_relaxed)) {
-                weft__worker_enqueue(weft__worker_current(), t, true);
+                struct worker *w = weft__worker_current();
+
+                w = weft__metrics_wake(w, t);
+                weft__worker_enqueue(w, t, true);
                 return;
             }
             continue;
@@ -552,11 +556,20 @@ static char *copy_name(const char *name)
     return c;
 }
 
+/* A dump reads the name of a live task from another thread (dump.c): it
+ * loads the pointer with acquire, under reg_lock, and a name is freed only
+ * under that lock. Named tasks alone pay for it; their spawn already
+ * allocated. */
 void weft__task_drop_name(struct weft_task *t)
 {
-    if (t->name)
-        weft__free(t->name, strlen(t->name) + 1);
-    t->name = NULL;
+    char *name = t->name;
+
+    if (!name)
+        return;
+    pthread_mutex_lock(&t->rt->reg_lock);
+    __atomic_store_n(&t->name, NULL, __ATOMIC_RELAXED);
+    pthread_mutex_unlock(&t->rt->reg_lock);
+    weft__free(name, strlen(name) + 1);
 }
 
 void weft__task_free(struct weft_task *t)
@@ -587,7 +600,8 @@ int weft__task_init(struct weft_task *t, struct runtime *rt, weft_fn_t fn,
     const char *name = opts ? opts->name : NULL;
     uint32_t gen = weft__task_gen(t) + 1;
 
-    t->fn = fn;
+    /* fn and name: atomic, since a dump reads them (dump.c). */
+    __atomic_store_n(&t->fn, fn, __ATOMIC_RELAXED);
     t->arg = arg;
     t->rt = rt;
     t->stack = NULL;
@@ -600,8 +614,11 @@ int weft__task_init(struct weft_task *t, struct runtime *rt, weft_fn_t fn,
      * on a cached or adopted stack. */
     t->stack_size = opts && opts->stack_size != rt->stacks.size ?
                     opts->stack_size : 0;
-    t->name = name ? copy_name(name) : NULL;
+    /* release: a dump that loads it with acquire reads the copy. */
+    __atomic_store_n(&t->name, name ? copy_name(name) : NULL,
+                     __ATOMIC_RELEASE);
     t->joiners = NULL;
+    t->woke_at = 0; /* no sampled wake pending (metrics.h) */
     t->on_finish = NULL;
     t->inline_parent = NULL;
     atomic_store_explicit(&t->host, NULL, memory_order_relaxed);
@@ -687,6 +704,7 @@ void weft__task_finish(struct worker *w, struct weft_task *t)
     /* A task that ran ended its task-local values in weft__task_entry,
      * one that did not in weft__task_end_locals_outside. */
     WEFT__CHECK(!t->locals);
+    weft__count(&w->stats.finished);
     if (t->stack) {
         weft__fiber_destroy(&t->fiber);
         weft__stack_put(&w->rt->stacks, &w->stacks, t->stack);
@@ -802,7 +820,10 @@ int weft__task_prepare(struct weft_task **out, weft_fn_t fn, void *arg,
 
 void weft__task_start(struct weft_task *t)
 {
-    weft__worker_spawned(weft__worker_current(), t);
+    struct worker *w = weft__worker_current();
+
+    weft__count(&w->stats.spawned);
+    weft__worker_spawned(w, t);
 }
 
 int weft_spawn_ex(weft_task_t **out, weft_fn_t fn, void *arg,
@@ -816,6 +837,7 @@ int weft_spawn_ex(weft_task_t **out, weft_fn_t fn, void *arg,
         return ret;
     if (out)
         *out = weft__task_handle(t);
+    weft__count(&w->stats.spawned);
     weft__worker_spawned(w, t);
     return 0;
 }

@@ -205,6 +205,10 @@ struct weft_task {
     /* Any thread, atomic. */
     _Atomic uint32_t state;  /* enum task_state, see the protocol above */
     _Atomic uint32_t handle; /* HANDLE_* bits and the generation */
+    /* When a sampled wake made the task runnable, 0 if the last one was
+     * not sampled (metrics.h): written by that waker before it queues the
+     * task, read and cleared by the worker that claims it. */
+    int64_t woke_at;
     atomic_bool cancel;      /* a cancellation request not yet delivered */
     atomic_bool shutdown_seen; /* cancelled once by the runtime's shutdown */
 

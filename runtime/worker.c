@@ -128,12 +128,13 @@
 #include "driver/backend.h"
 #include "local.h"
 #include "mem.h"
+#include "metrics.h"
 #include "monitor.h"
 #include "overflow.h"
 #include "runtime.h"
 #include "task.h"
 
-#define POLL_INTERVAL 61 /* task runs between two looks outside */
+#define POLL_INTERVAL WEFT__POLL_INTERVAL
 /* LIFO runs in a row before the queue's head gets a turn. Each turn of a
  * ping-pong pair that hands itself the slot ends with its stacks and tasks
  * going cold while the rest of the queue runs, so long turns pay, as in Go,
@@ -173,8 +174,18 @@ __attribute__((noinline)) struct weft_task *weft__task_current(void)
 
 static void count(_Atomic uint64_t *c)
 {
-    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
-                          memory_order_relaxed);
+    weft__count(c);
+}
+
+/* The poll countdown: relaxed, since weft_metrics reads it (metrics.c). */
+static uint32_t until_poll(const struct worker *w)
+{
+    return atomic_load_explicit(&w->until_poll, memory_order_relaxed);
+}
+
+static void set_until_poll(struct worker *w, uint32_t n)
+{
+    atomic_store_explicit(&w->until_poll, n, memory_order_relaxed);
 }
 
 static uint32_t next_random(struct worker *w)
@@ -446,7 +457,8 @@ static void poll_events(struct worker *w);
 
 static bool others_can_wait(struct worker *w)
 {
-    w->until_poll = POLL_INTERVAL;
+    set_until_poll(w, POLL_INTERVAL);
+    weft__metrics_poll(w);
     poll_events(w);
     if (!w->lifo && !weft__runq_len(&w->runq) &&
         !weft__inject_len(&w->rt->inject)) {
@@ -470,12 +482,12 @@ bool weft__worker_join_inline(struct weft_task *self, struct weft_task *t,
 
     weft__worker_enter(w);
     if (!room_for(w, self, t) ||
-        (w->until_poll == 0 && !others_can_wait(w)) ||
+        (until_poll(w) == 0 && !others_can_wait(w)) ||
         !take_spawned(w, t)) {
         weft__worker_leave(w);
         return false;
     }
-    w->until_poll--;
+    set_until_poll(w, until_poll(w) - 1);
     /* t may run long: a hungry worker gets its share of the rest first. */
     if (unlikely(hungry(w->rt)) && w->nspawned)
         publish_oldest(w, (w->nspawned + 1) / 2);
@@ -635,8 +647,9 @@ static struct weft_task *find_task(struct worker *w)
 {
     struct weft_task *t;
 
-    if (w->until_poll == 0) {
-        w->until_poll = POLL_INTERVAL;
+    if (until_poll(w) == 0) {
+        set_until_poll(w, POLL_INTERVAL);
+        weft__metrics_poll(w);
         poll_events(w);
         if ((t = take_injected(w)))
             return t;
@@ -714,24 +727,27 @@ void weft__worker_settle(struct worker *w)
     settle(w);
 }
 
-/* Starts the clock of t's run, in debug mode. */
+/* Starts the clock of t's run, in debug mode or when weft_metrics samples
+ * it (w->timed). */
 static void start_run_clock(struct worker *w)
 {
-    if (unlikely(w->rt->cfg.debug))
+    if (unlikely(w->timed))
         w->run_start = weft__now();
 }
 
-/* Debug mode: warns about a run of the running task that went on for over
- * 100 ms without suspending (it held up every other task of its worker). */
+/* A timed run ends: its length goes to the metrics, and debug mode warns
+ * about one that went on for over 100 ms without suspending (it held up
+ * every other task of its worker). */
 static void check_run_length(struct worker *w)
 {
     struct weft_task *t = w->current;
     int64_t ran;
 
-    if (likely(!w->rt->cfg.debug))
+    if (likely(!w->timed))
         return;
     ran = weft__now() - w->run_start;
-    if (ran > 100 * WEFT__NS_PER_MS)
+    weft__metrics_ran(w, ran);
+    if (w->rt->cfg.debug && ran > 100 * WEFT__NS_PER_MS)
         fprintf(stderr,
                 "weft: task '%s' (%p) ran %lld ms without suspending\n",
                 weft__task_name_or(t, ""), (void *)t,
@@ -749,8 +765,8 @@ static void claim(struct weft_task *t)
 /* Makes t w's running task, counting it towards the next poll. */
 static void begin_run(struct worker *w, struct weft_task *t)
 {
-    if (w->until_poll)
-        w->until_poll--;
+    if (until_poll(w))
+        set_until_poll(w, until_poll(w) - 1);
     w->current = t;
     atomic_store_explicit(&w->running, t, memory_order_relaxed);
     start_run_clock(w);
@@ -761,6 +777,7 @@ static void begin_run(struct worker *w, struct weft_task *t)
 static bool prepare(struct worker *w, struct weft_task *t)
 {
     claim(t);
+    weft__metrics_claimed(w, t);
     if (unlikely(!t->started) && !start_task(w, t))
         return false;
     begin_run(w, t);
@@ -781,7 +798,7 @@ static void run_task(struct worker *w, struct weft_task *t)
  * or NULL to go through the scheduler: none at hand, or a poll is due. */
 static struct weft_task *take_direct(struct worker *w)
 {
-    return w->until_poll ? take_local(w) : NULL;
+    return until_poll(w) ? take_local(w) : NULL;
 }
 
 /*
@@ -1239,6 +1256,7 @@ static void park(struct worker *w, int64_t timeout)
     int ret;
 
     atomic_store_explicit(&w->parked, true, memory_order_relaxed);
+    count(&w->stats.parks);
     ret = w->rt->io_ops->wait(w->io, timeout);
     if (likely(ret >= 0)) {
         w->io_backoff_ns = 0;
@@ -1321,6 +1339,7 @@ void *weft__worker_main(void *arg)
     sigset_t kick_set;
 
     tls_worker = w;
+    weft__metrics_worker = w;
     sigemptyset(&kick_set);
     sigaddset(&kick_set, KICK_SIGNAL);
     if (rt->cfg.pin)

@@ -35,9 +35,20 @@ struct weft__io;
 enum switch_reason { SWITCH_PARK, SWITCH_YIELD, SWITCH_EXIT };
 
 /* Plain per-worker counters: owner writes, anyone reads (relaxed). Only
- * what something reads is counted: every counter is a store per event. */
+ * what something reads is counted: every counter is a store per event
+ * (weft_metrics sums them; metrics.h says what each counts). */
+#define WEFT__HIST_BUCKETS 24
+#define WEFT__POLL_INTERVAL 61 /* task runs between two looks outside */
 struct worker_stats {
     _Atomic uint64_t steals;
+    _Atomic uint64_t spawned, finished, parks, wakes;
+    _Atomic uint64_t polls;       /* until_poll reloads: runs are polls *
+                                     WEFT__POLL_INTERVAL - until_poll */
+    _Atomic uint64_t io_submitted, io_completed, kernel_entries;
+    /* Sampled runs (metrics.h): wake-to-run delay, run time; log2 ns. */
+    _Atomic uint64_t delay_hist[WEFT__HIST_BUCKETS];
+    _Atomic uint64_t run_hist[WEFT__HIST_BUCKETS];
+    _Atomic uint64_t runs_read;   /* readers': the most runs one saw */
 };
 
 struct worker {
@@ -77,8 +88,12 @@ struct worker {
     unsigned lifo_streak;          /* LIFO runs in a row, capped */
     struct weft_task *prev;        /* switched away, not yet settled */
     enum switch_reason reason;     /* what prev asked for */
-    uint32_t until_poll;           /* task runs until the next poll */
-    int64_t run_start;             /* debug mode: when current's run began */
+    _Atomic uint32_t until_poll;   /* task runs until the next poll; a
+                                      relaxed load and store (metrics
+                                      read it) */
+    bool timed;                    /* runs are timed: debug mode, or the
+                                      next run is sampled (metrics.h) */
+    int64_t run_start;             /* timed: when current's run began */
     uint32_t rng;
     bool searching;                /* counted in rt->idle.nsearching */
     struct weft__stack_cache stacks;

@@ -63,6 +63,7 @@
 
 #include "../common.h"
 #include "../mem.h"
+#include "../metrics.h"
 #include "../runtime.h"
 #include "../task.h"
 #include "weft.h"
@@ -470,6 +471,7 @@ static int finish_now(struct weft__io *io, struct weft__io_op *op, int result)
         io->deferred = op;
         return 0;
     }
+    weft__metrics_io_done(op->task);
     atomic_store_explicit(&op->done, true, memory_order_relaxed);
     return 0;
 }
@@ -592,6 +594,7 @@ static int ep_wait(struct weft__io *io, int64_t timeout_ns)
     }
     if (timeout_ns == 0 && !io->nwaiting)
         return done; /* nothing here can become ready */
+    weft__metrics_kernel_entry();
     if (timeout_ns >= 0) {
         ts.tv_sec = timeout_ns / WEFT__NS_PER_SEC;
         ts.tv_nsec = timeout_ns % WEFT__NS_PER_SEC;

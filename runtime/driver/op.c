@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "../common.h"
+#include "../metrics.h"
 #include "../task.h"
 
 const struct weft__io_opdef weft__io_opdefs[] = {
@@ -63,6 +64,7 @@ void weft__io_complete(struct weft__io_op *op, int result)
                 !atomic_load_explicit(&op->done, memory_order_relaxed));
     if (unlikely(result == -EFAULT))
         atomic_fetch_add_explicit(&weft__io_efaults, 1, memory_order_relaxed);
+    weft__metrics_io_done(t);
     op->result = result;
     /* release: pairs with the acquire in op_is_done() (io/op.c); from here
      * on the task may return and its stack frame (op) be gone. */

@@ -49,6 +49,7 @@
 #include "../config.h"
 #include "../sanitizer.h"
 #include "../mem.h"
+#include "../metrics.h"
 
 #define TAG_IGNORE 0ull
 #define TAG_WAKE 1ull
@@ -338,7 +339,10 @@ static unsigned reap(struct weft__io *io);
 /* Hands prepared SQEs to the kernel; busy rings are reaped and retried. */
 static void flush(struct weft__io *io)
 {
-    int ret = io_uring_submit(&io->ring);
+    int ret;
+
+    weft__metrics_kernel_entry();
+    ret = io_uring_submit(&io->ring);
 
     if (ret == -EBUSY || ret == -EAGAIN || ret == -EINTR) {
         /* The kernel wants CQ room (or memory) first: make some. */
@@ -572,8 +576,10 @@ static void complete(struct weft__io *io, const struct io_uring_cqe *cqe)
     if (op->opcode == IOP_ACCEPT_MULTI) {
         bool more = cqe->flags & IORING_CQE_F_MORE;
 
-        if (!more)
+        if (!more) {
             free_slot(io, slot);
+            weft__metrics_io_done(NULL); /* the op submitted ends */
+        }
         /* After the event the op may be gone: keep its tag, not op. */
         if (weft__io_accept_event(op, cqe->res, more) && more &&
             io->nstops < STOPS_MAX)
@@ -630,6 +636,7 @@ static int enter(struct weft__io *io, int64_t timeout_ns)
     struct __kernel_timespec ts;
     struct io_uring_cqe *cqe;
 
+    weft__metrics_kernel_entry();
     if (timeout_ns == 0 && io->sqpoll)
         return io_uring_submit(&io->ring);
     if (timeout_ns == 0)
