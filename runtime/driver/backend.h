@@ -75,6 +75,10 @@ enum weft__io_opcode {
     IOP_POLL,     /* fd, flags: POLL* events; result: revents */
     IOP_ACCEPT_MULTI, /* fd, flags: SOCK_*; multishot: every completion
                          goes to weft__io_accept_event, not to op->task */
+    IOP_RECV_MULTI, /* fd; a driver's own multishot recv into its provided
+                       buffers (uring.c), never submitted from above */
+    IOP_RX_DETACH,  /* fd; a notice given to cancel(): the target hands
+                       over the fd's receive state (see submit()) */
     IOP__COUNT
 };
 
@@ -130,6 +134,9 @@ struct weft__io_op {
             uint32_t slot, gen;          /* user_data names both */
             struct __kernel_timespec ts; /* the linked timeout's deadline */
             struct weft__io_op *ack_next; /* close notices to ack */
+            struct weft__io_op *rx_next;  /* the fd's waiting recvs */
+            bool rx_wait;                 /* waits on buffered data, not
+                                             in the kernel */
         } uring;
         struct {
             struct weft__io_op *wait_next; /* the fd's waiter list */
@@ -162,8 +169,9 @@ struct weft__io_ops {
 
     /*
      * Starts op on io (the calling worker's instance). The op may complete
-     * before submit() returns. Returns 0 (op will complete) or -errno (it
-     * was not started and will not complete).
+     * before submit() returns. Returns 0 (op will complete), or -errno (it
+     * was not started and will not complete), or one of the WEFT__IO_SUB_*
+     * values below.
      */
     int (*submit)(struct weft__io *io, struct weft__io_op *op);
 
@@ -201,6 +209,22 @@ struct weft__io_ops {
      * fixed fields and its request. NULL if rescue() never kicks. */
     void (*kicked)(struct weft__io *io);
 };
+
+/* submit() results besides 0 and -errno. */
+enum {
+    /* Done already, on the caller's thread: op->result is set and done is
+     * set; nothing wakes the task. */
+    WEFT__IO_SUB_DONE = 1,
+    /* Started, but op->deadline is the caller's to enforce (the task's
+     * timer, then cancel()), even where op_deadlines is true. */
+    WEFT__IO_SUB_TIMED = 2,
+};
+
+/* submit() of a recv whose fd's receive state another worker holds: not
+ * started; op->io names that worker. The caller gives it an IOP_RX_DETACH
+ * notice through cancel() (acked once the state is free to take), then
+ * submits again. */
+#define WEFT__IO_ELSEWHERE (-EXDEV)
 
 extern const struct weft__io_ops weft__io_uring_ops;
 extern const struct weft__io_ops weft__io_epoll_ops;
