@@ -284,6 +284,26 @@ void weft__io_cancelq_ack(struct weft__io_op *op);
  */
 bool weft__io_accept_event(struct weft__io_op *op, int res, bool more);
 
+#ifdef WEFT_FAULT_HOOKS
+/* Test builds: what the calling worker's io_uring instance holds for fd's
+ * receive state (uring.c). Returns 0, or -ENOENT (no uring instance here,
+ * or no receive state for fd). */
+struct weft__io_rx_probe {
+    bool uring;            /* the calling worker's instance is io_uring's */
+    long queued;           /* bytes received and not yet read */
+    unsigned waiters;      /* recvs waiting on it */
+    bool owned, armed;     /* by this worker; its multishot in the kernel */
+    unsigned bufs_free;    /* this worker's buffers in the kernel's ring */
+    uint64_t inline_hits;  /* this worker's recvs done without waiting */
+    uint64_t starved;      /* this worker's multishots ended by -ENOBUFS */
+};
+int weft__io_rx_probe(int fd, struct weft__io_rx_probe *out);
+/* Test builds: true turns multishot recv off (plain recvs only). */
+extern _Atomic bool weft__io_no_rx;
+/* Test builds: receive states a worker let go for another to take. */
+extern _Atomic uint64_t weft__io_rx_handovers;
+#endif
+
 /* Completions that reported -EFAULT (a buffer the kernel could not write);
  * tests assert it stays 0 under their guard allocator. */
 extern _Atomic uint64_t weft__io_efaults;

@@ -127,6 +127,9 @@ struct weft__io {
     struct rxbuf *meta;
     unsigned bufs_free;
     struct rx *rxs;
+#ifdef WEFT_FAULT_HOOKS
+    uint64_t rx_inline, rx_starved;
+#endif
 
     /* Any thread. */
     struct weft__io_cancelq remote;
@@ -604,6 +607,7 @@ static _Atomic(_Atomic(struct rx *) *) rx_dir[RX_PAGES];
 #ifdef WEFT_FAULT_HOOKS
 /* Test builds: a test may turn multishot recv off (plain recvs only). */
 _Atomic bool weft__io_no_rx;
+_Atomic uint64_t weft__io_rx_handovers;
 #endif
 
 static _Atomic(struct rx *) *rx_slot(int fd, bool create)
@@ -867,6 +871,11 @@ static void rx_release(struct weft__io *io, struct rx *rx)
     }
     note = rx->detach;
     rx->detach = NULL;
+#ifdef WEFT_FAULT_HOOKS
+    if (note)
+        atomic_fetch_add_explicit(&weft__io_rx_handovers, 1,
+                                  memory_order_relaxed);
+#endif
     rx_unlink(io, rx);
     /* release: the spill and fields above go to whoever adopts rx. */
     atomic_store_explicit(&rx->owner, NULL, memory_order_release);
@@ -987,8 +996,12 @@ static void rx_event(struct weft__io *io, struct rx *rx, uint32_t slot,
         rx_free(io, rx);
         return;
     }
-    if (res == -ENOBUFS)
+    if (res == -ENOBUFS) {
         rx->starved = true;
+#ifdef WEFT_FAULT_HOOKS
+        io->rx_starved++;
+#endif
+    }
     else if (res <= 0 && res != -ECANCELED) {
         rx->has_end = true;
         rx->end = res;
@@ -1096,6 +1109,9 @@ static int rx_recv(struct weft__io *io, struct weft__io_op *op)
     }
     op->io = io;
     if (!rx->waiters && rx_take(io, rx, op, &res)) {
+#ifdef WEFT_FAULT_HOOKS
+        io->rx_inline++;
+#endif
         op->result = res;
         atomic_store_explicit(&op->done, true, memory_order_relaxed);
         return WEFT__IO_SUB_DONE;
@@ -1125,6 +1141,37 @@ static void rx_cancel_wait(struct weft__io_op *op)
     op->u.uring.rx_wait = false;
     weft__io_complete(op, -ECANCELED);
 }
+
+#ifdef WEFT_FAULT_HOOKS
+int weft__io_rx_probe(int fd, struct weft__io_rx_probe *out)
+{
+    const struct weft__io_ops *ops;
+    struct weft__io *io = weft__io_current(&ops);
+    _Atomic(struct rx *) *slot = rx_slot(fd, false);
+    struct rx *rx = slot ? atomic_load_explicit(slot, memory_order_acquire)
+                         : NULL;
+
+    *out = (struct weft__io_rx_probe){ 0 };
+    if (!io || ops != &weft__io_uring_ops)
+        return -ENOENT;
+    out->uring = io->rx_ok;
+    out->bufs_free = io->bufs_free;
+    out->inline_hits = io->rx_inline;
+    out->starved = io->rx_starved;
+    if (!rx || rx == RX_PLAIN_FD)
+        return -ENOENT;
+    out->owned = atomic_load_explicit(&rx->owner, memory_order_acquire) == io;
+    if (!out->owned)
+        return 0;
+    out->armed = rx->armed;
+    out->queued = (long)(rx->spill_len - rx->spill_off);
+    for (uint16_t b = rx->head; b != BID_NONE; b = io->meta[b].next)
+        out->queued += io->meta[b].len;
+    for (struct weft__io_op *op = rx->waiters; op; op = op->u.uring.rx_next)
+        out->waiters++;
+    return 0;
+}
+#endif
 
 /*
  * The worker ends: every multishot is cancelled and its last completion
