@@ -169,37 +169,6 @@ static int finished(struct weft__io_op *op)
     return op->result;
 }
 
-static bool notice_acked(void *arg);
-static bool wait_uncut(struct weft_task *t, bool (*done)(void *), void *arg,
-                       const void *where);
-
-/*
- * A recv whose fd's received bytes another worker holds (the task moved):
- * that worker hands them over (backend.h, IOP_RX_DETACH), and the recv is
- * submitted again here. Waits for the hand-over whatever cancels arrive
- * (the notice lives on this stack); a cancel is put back for the wait that
- * follows. Returns what submit() returns.
- */
-static int take_over(struct weft_task *t, struct weft__io_op *op,
-                     const void *where)
-{
-    bool cancelled = false;
-    int ret;
-
-    do {
-        struct weft__io_op note = { .opcode = IOP_RX_DETACH, .fd = op->fd,
-                                    .task = t, .io = op->io };
-
-        weft__io_cancel(&note);
-        cancelled |= wait_uncut(t, notice_acked, &note, where);
-        op->io = NULL;
-        ret = weft__io_submit(op);
-    } while (ret == WEFT__IO_ELSEWHERE);
-    if (cancelled)
-        weft__task_restore_cancel(t);
-    return ret;
-}
-
 int weft__io_run(struct weft__io_op *op, int64_t deadline, const void *where)
 {
     const struct weft__io_ops *ops;
@@ -224,8 +193,6 @@ int weft__io_run(struct weft__io_op *op, int64_t deadline, const void *where)
     if (weft__io_def(op->opcode)->on_fd)
         weft__io_fd_mark(op->fd, weft_worker_id());
     ret = weft__io_submit(op);
-    if (unlikely(ret == WEFT__IO_ELSEWHERE))
-        ret = take_over(t, op, where);
     if (ret < 0)
         return ret;
     if (ret == WEFT__IO_SUB_DONE)

@@ -385,6 +385,9 @@ Test(io_recv, end_of_stream_and_reset_come_after_the_bytes_kept,
 
 /* ---- a socket read from tasks on several workers ------------------------- */
 
+/* A recv on another worker than the one holding the socket's bytes is
+ * handed to that one, so bytes stay in order whatever the reader does. */
+
 #define MOVE_CHUNK 4096
 
 static atomic_bool hog_stop, write_stop;
@@ -468,7 +471,7 @@ static int move_main(void *arg)
     cr_assert_geq(distinct, 2, "the reader never changed workers");
     if (t_uring())
         cr_assert_gt(atomic_load(&weft__io_rx_handovers), handovers,
-                     "no worker handed the socket's bytes over");
+                     "no recv was handed to the worker holding its bytes");
     t_close_pair(p);
     return 0;
 }
@@ -477,4 +480,38 @@ Test(io_recv, a_socket_read_from_a_task_that_moves_keeps_its_bytes_in_order,
      .timeout = 60)
 {
     t_run_two_or_more(move_main, NULL);
+}
+
+/* ---- bytes kept when the runtime ends ------------------------------------ */
+
+static struct pair kept;
+
+static int keep_main(void *arg)
+{
+    char c;
+
+    (void)arg;
+    kept = t_tcp_pair();
+    cr_assert_eq(weft_write_all(kept.c, "x", 1, T_SECS(10)), 1);
+    cr_assert_eq(weft_recv(kept.s, &c, 1, 0, T_SECS(10)), 1);
+    cr_assert_eq(weft_write_all(kept.c, "left over", 9, T_SECS(10)), 9);
+    t_until_queued(kept.s, 9);
+    return 0; /* ends with the bytes unread and both fds open */
+}
+
+static int read_kept_main(void *arg)
+{
+    (void)arg;
+    t_read_all(kept.s, "left over", 9);
+    cr_assert_eq(weft_write_all(kept.c, "more", 4, T_SECS(10)), 4);
+    t_read_all(kept.s, "more", 4);
+    t_close_pair(kept);
+    return 0;
+}
+
+Test(io_recv, bytes_unread_when_a_runtime_ends_go_to_the_next_reader,
+     .timeout = 30)
+{
+    t_run(keep_main, NULL);
+    t_run(read_kept_main, NULL);
 }

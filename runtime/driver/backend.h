@@ -77,8 +77,6 @@ enum weft__io_opcode {
                          goes to weft__io_accept_event, not to op->task */
     IOP_RECV_MULTI, /* fd; a driver's own multishot recv into its provided
                        buffers (uring.c), never submitted from above */
-    IOP_RX_DETACH,  /* fd; a notice given to cancel(): the target hands
-                       over the fd's receive state (see submit()) */
     IOP__COUNT
 };
 
@@ -137,6 +135,8 @@ struct weft__io_op {
             struct weft__io_op *rx_next;  /* the fd's waiting recvs */
             bool rx_wait;                 /* waits on buffered data, not
                                              in the kernel */
+            _Atomic uint8_t remote;       /* a recv handed to the worker
+                                             that holds its fd's bytes */
         } uring;
         struct {
             struct weft__io_op *wait_next; /* the fd's waiter list */
@@ -220,12 +220,6 @@ enum {
     WEFT__IO_SUB_TIMED = 2,
 };
 
-/* submit() of a recv whose fd's receive state another worker holds: not
- * started; op->io names that worker. The caller gives it an IOP_RX_DETACH
- * notice through cancel() (acked once the state is free to take), then
- * submits again. */
-#define WEFT__IO_ELSEWHERE (-EXDEV)
-
 extern const struct weft__io_ops weft__io_uring_ops;
 extern const struct weft__io_ops weft__io_epoll_ops;
 
@@ -300,7 +294,7 @@ struct weft__io_rx_probe {
 int weft__io_rx_probe(int fd, struct weft__io_rx_probe *out);
 /* Test builds: true turns multishot recv off (plain recvs only). */
 extern _Atomic bool weft__io_no_rx;
-/* Test builds: receive states a worker let go for another to take. */
+/* Test builds: recvs handed to the worker that holds their fd's bytes. */
 extern _Atomic uint64_t weft__io_rx_handovers;
 #endif
 

@@ -48,8 +48,6 @@ const struct weft__io_opdef weft__io_opdefs[] = {
                            .events = EPOLLIN },
     [IOP_RECV_MULTI] = { .name = "recv_multi", .on_fd = true,
                          .events = EPOLLIN },
-    /* A notice, never submitted: does not wait on its fd. */
-    [IOP_RX_DETACH] = { .name = "rx_detach" },
 };
 
 _Static_assert(sizeof(weft__io_opdefs) / sizeof(weft__io_opdefs[0]) ==

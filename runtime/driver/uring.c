@@ -98,7 +98,6 @@ struct rx {
     bool stopping;                /* the worker ends: cancelled */
     int end;
     struct weft__io_op *waiters, *wait_last;
-    struct weft__io_op *detach;   /* notices to ack once let go */
     char *spill;                  /* bytes carried over from a former owner */
     uint32_t spill_off, spill_len;
 };
@@ -578,13 +577,17 @@ static void uring_wake(struct weft__io *io);
  * The receive state of an fd (struct rx) is in one process-wide table
  * indexed by fd, so that a task that moved to another worker finds it. Its
  * owner (the worker whose ring holds the multishot and whose buffers hold
- * the bytes) alone touches it. A recv from another worker returns
- * WEFT__IO_ELSEWHERE; the caller sends the owner an IOP_RX_DETACH notice,
- * and the owner cancels its multishot, waits for its last completion, copies
- * what is still unread into a heap spill and lets go (owner NULL, release),
- * then acks. The next recv adopts it: the spill is read first, then a new
- * multishot goes on the new worker's ring. Nothing received is dropped on
- * the way.
+ * the bytes) alone touches it. A recv from another worker is handed to the
+ * owner through its remote queue (rx_remote, the path remote cancels take)
+ * and completes there, and the completion's wake queues the task on the
+ * owner: a connection's task goes back to its ring rather than its bytes
+ * following the task. (Handing the bytes over instead, by cancelling the
+ * multishot, copying them out and arming on the new worker, cost about
+ * twice the kernel entries and context switches per round trip with 2
+ * workers.) A recv handed over and cancelled before the owner took it is
+ * ended by the owner when it does (RQ_CANCELLED). When a worker ends, its
+ * unread bytes go to a heap spill kept with the fd, and the next worker to
+ * read the fd, in this runtime or a later one, takes it over.
  *
  * Recvs that find nothing wait on the rx (rx_wait, FIFO), not in the
  * kernel, so cancel() of one unhooks it at once; its deadline is the
@@ -833,7 +836,7 @@ static void rx_serve(struct weft__io *io, struct rx *rx)
         rx_unwait(rx, op);
         weft__io_complete(op, res);
     }
-    if (!rx->waiters || rx->armed || rx->dead || rx->detach)
+    if (!rx->waiters || rx->armed || rx->dead)
         return;
     if (!rx_arm(io, rx))
         /* Starved: the waiters go to the kernel one by one, in order. */
@@ -843,13 +846,11 @@ static void rx_serve(struct weft__io *io, struct rx *rx)
         }
 }
 
-/* Lets go of rx (after its multishot ended): unread bytes move to a heap
- * spill, waiters go to the kernel as plain recvs (they are concurrent
- * readers: any order is theirs), then the owner is cleared and the detach
- * notices acked. */
+/* Lets go of rx as its worker ends (its multishot ended, no recv waits):
+ * unread bytes move to a heap spill that stays with the fd, and the owner
+ * is cleared, so that a later runtime's worker takes it. */
 static void rx_release(struct weft__io *io, struct rx *rx)
 {
-    struct weft__io_op *op, *note, *next;
     size_t n = 0;
 
     for (uint16_t b = rx->head; b != BID_NONE; b = io->meta[b].next)
@@ -865,24 +866,9 @@ static void rx_release(struct weft__io *io, struct rx *rx)
         rx->spill_off = 0;
         rx->spill_len = (uint32_t)n;
     }
-    while ((op = rx->waiters)) {
-        rx_unwait(rx, op);
-        submit_plain(io, op);
-    }
-    note = rx->detach;
-    rx->detach = NULL;
-#ifdef WEFT_FAULT_HOOKS
-    if (note)
-        atomic_fetch_add_explicit(&weft__io_rx_handovers, 1,
-                                  memory_order_relaxed);
-#endif
     rx_unlink(io, rx);
     /* release: the spill and fields above go to whoever adopts rx. */
     atomic_store_explicit(&rx->owner, NULL, memory_order_release);
-    for (; note; note = next) {
-        next = note->u.uring.ack_next;
-        weft__io_cancelq_ack(note);
-    }
 }
 
 static void rx_free(struct weft__io *io, struct rx *rx)
@@ -1006,35 +992,9 @@ static void rx_event(struct weft__io *io, struct rx *rx, uint32_t slot,
         rx->has_end = true;
         rx->end = res;
     }
-    if (rx->detach) {
-        rx_release(io, rx);
-        return;
-    }
 serve:
     if (rx->waiters)
         rx_serve(io, rx);
-}
-
-/* A detach notice for fd (take_remote_cancels): false if it is to be
- * acked at once (nothing of ours to hand over). */
-static bool rx_detach(struct weft__io *io, struct weft__io_op *note)
-{
-    _Atomic(struct rx *) *slot = rx_slot(note->fd, false);
-    struct rx *rx = slot ? atomic_load_explicit(slot, memory_order_acquire)
-                         : NULL;
-
-    if (!rx || rx == RX_PLAIN_FD ||
-        atomic_load_explicit(&rx->owner, memory_order_relaxed) != io)
-        return false;
-    note->u.uring.ack_next = rx->detach;
-    rx->detach = note;
-    if (rx->armed) {
-        if (note->u.uring.ack_next == NULL)
-            prep_cancel(io, &rx->op);
-        return true;
-    }
-    rx_release(io, rx);
-    return true;
 }
 
 /* Slow path: the fd's rx, made (TCP sockets) or adopted; RX_PLAIN_FD for
@@ -1074,10 +1034,74 @@ static struct rx *rx_find(struct weft__io *io, int fd,
     return rx;
 }
 
+/* States of op->u.uring.remote. */
+enum { RQ_NONE, RQ_QUEUED, RQ_TAKEN, RQ_CANCELLED };
+
+static void uring_wake(struct weft__io *io);
+
+/*
+ * A recv whose fd's bytes another worker (op->io) holds goes to that
+ * worker, through its remote queue: it completes there, and the task's wake
+ * queues it there, beside its ring. Its deadline is the task's timer.
+ */
+static int rx_remote(struct weft__io_op *op)
+{
+#ifdef WEFT_FAULT_HOOKS
+    atomic_fetch_add_explicit(&weft__io_rx_handovers, 1, memory_order_relaxed);
+#endif
+    atomic_store_explicit(&op->u.uring.remote, RQ_QUEUED,
+                          memory_order_relaxed);
+    weft__io_cancelq_push(&op->io->remote, op);
+    uring_wake(op->io);
+    return WEFT__IO_SUB_TIMED;
+}
+
+/* Owner: a recv another worker handed over (rx_remote). */
+static void rx_remote_run(struct weft__io *io, struct weft__io_op *op)
+{
+    _Atomic(struct rx *) *slot = rx_slot(op->fd, false);
+    struct rx *rx = slot ? atomic_load_explicit(slot, memory_order_acquire)
+                         : NULL;
+    struct weft__io *owner;
+    int res;
+
+    if (!rx || rx == RX_PLAIN_FD) {
+        /* Closed meanwhile: -EBADF to the caller. */
+        weft__io_complete(op, -ECANCELED);
+        return;
+    }
+    owner = atomic_load_explicit(&rx->owner, memory_order_acquire);
+    if (owner != io) {
+        if (!owner) { /* let go meanwhile: take it, unless another did */
+            rx_find(io, op->fd, slot);
+            owner = atomic_load_explicit(&rx->owner, memory_order_acquire);
+        }
+        if (owner != io) { /* it moved on: follow it */
+            op->io = owner;
+            rx_remote(op);
+            return;
+        }
+    }
+    if (!rx->waiters && rx_take(io, rx, op, &res)) {
+        weft__io_complete(op, res);
+        return;
+    }
+    if (op->flags & MSG_DONTWAIT) {
+        weft__io_complete(op, -EAGAIN);
+        return;
+    }
+    if (!rx->armed && !rx->waiters && !rx_arm(io, rx)) {
+        submit_plain(io, op);
+        return;
+    }
+    rx_wait_add(rx, op);
+}
+
 /*
  * A recv (or a read, on an fd that has an rx) through the fd's receive
- * state: done at once from queued bytes, or waiting for them, or RX_NONE
- * (the plain path), or WEFT__IO_ELSEWHERE.
+ * state: done at once from queued bytes, or waiting for them (here or, by
+ * rx_remote, on the worker that holds them), or RX_NONE (the plain
+ * path).
  */
 static int rx_recv(struct weft__io *io, struct weft__io_op *op)
 {
@@ -1100,7 +1124,7 @@ static int rx_recv(struct weft__io *io, struct weft__io_op *op)
                                              memory_order_relaxed) != io)) {
         if (rx &&
             (op->io = atomic_load_explicit(&rx->owner, memory_order_acquire)))
-            return WEFT__IO_ELSEWHERE;
+            return rx_remote(op);
         rx = rx_find(io, op->fd, slot);
         if (!rx)
             return -ENOMEM;
@@ -1214,8 +1238,16 @@ static void rx_fini(struct weft__io *io)
 
 static void uring_cancel(struct weft__io *io, struct weft__io_op *op)
 {
-    if (op->io == io && op->opcode != IOP_CLOSE &&
-        op->opcode != IOP_RX_DETACH) {
+    uint8_t queued = RQ_QUEUED;
+
+    /* Still on the holder's queue: the holder ends it when it takes it. */
+    if (unlikely(atomic_load_explicit(&op->u.uring.remote,
+                                      memory_order_relaxed) == RQ_QUEUED) &&
+        atomic_compare_exchange_strong_explicit(
+            &op->u.uring.remote, &queued, RQ_CANCELLED,
+            memory_order_relaxed, memory_order_relaxed))
+        return;
+    if (op->io == io && op->opcode != IOP_CLOSE) {
         if (op->u.uring.rx_wait)
             rx_cancel_wait(op);
         else
@@ -1250,9 +1282,24 @@ static void take_remote_cancels(struct weft__io *io, bool may_flush)
             return;
         }
 
-        if (op->opcode == IOP_RX_DETACH) {
-            if (!rx_detach(io, op))
-                weft__io_cancelq_ack(op);
+        if (op->opcode != IOP_CLOSE &&
+            atomic_load_explicit(&op->u.uring.remote, memory_order_relaxed)
+                != RQ_NONE &&
+            atomic_load_explicit(&op->u.uring.remote, memory_order_relaxed)
+                != RQ_TAKEN) {
+            uint8_t queued = RQ_QUEUED;
+            bool cancelled = !atomic_compare_exchange_strong_explicit(
+                &op->u.uring.remote, &queued, RQ_TAKEN, memory_order_relaxed,
+                memory_order_relaxed);
+
+            /* Taken: the task waits for done alone from here, so no wake
+             * (release: pairs with the acquire in op_is_done()). */
+            atomic_store_explicit(&op->cancel_queued, false,
+                                  memory_order_release);
+            if (cancelled)
+                weft__io_complete(op, -ECANCELED);
+            else
+                rx_remote_run(io, op);
             op = next;
             continue;
         }
