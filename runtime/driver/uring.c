@@ -132,6 +132,8 @@ struct weft__io {
 
     /* Any thread. */
     struct weft__io_cancelq remote;
+    atomic_bool blocking;           /* the owner is (about to be) asleep in
+                                       the kernel: a remote recv wakes it */
     _Atomic unsigned kick_submit;   /* SQEs a kick hands to the kernel */
 };
 
@@ -1052,7 +1054,12 @@ static int rx_remote(struct weft__io_op *op)
     atomic_store_explicit(&op->u.uring.remote, RQ_QUEUED,
                           memory_order_relaxed);
     weft__io_cancelq_push(&op->io->remote, op);
-    uring_wake(op->io);
+    /* A busy owner takes it at its next turn; only a sleeping one needs
+     * the eventfd. seq_cst: pairs with the fence in uring_wait(), so that
+     * either it sees our push or we see it blocking. */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&op->io->blocking, memory_order_relaxed))
+        uring_wake(op->io);
     return WEFT__IO_SUB_TIMED;
 }
 
@@ -1467,7 +1474,15 @@ static int uring_wait(struct weft__io *io, int64_t timeout_ns)
         n = (int)reap(io);
         goto out;
     }
+    if (timeout_ns != 0) {
+        atomic_store_explicit(&io->blocking, true, memory_order_relaxed);
+        /* seq_cst: pairs with the fence in rx_remote(). */
+        atomic_thread_fence(memory_order_seq_cst);
+        if (atomic_load_explicit(&io->remote.head, memory_order_relaxed))
+            timeout_ns = 0; /* a recv came meanwhile: take it first */
+    }
     ret = enter(io, timeout_ns);
+    atomic_store_explicit(&io->blocking, false, memory_order_relaxed);
     if (io->close_acks) {
         /* The cancels must be in the kernel before the acks (with SQPOLL:
          * taken by its thread). Rare: a close while others wait. */
