@@ -15,6 +15,8 @@
 #include <stdlib.h>
 
 #include "../runtime/driver/backend.h"
+#include "../runtime/runtime.h"
+#include "../runtime/worker.h"
 #include "../runtime/task.h"
 #include "io_helpers.h"
 
@@ -43,10 +45,20 @@ static void t_close_pair(struct pair p)
 
 static bool t_uring(void)
 {
-    struct weft__io_rx_probe pr;
+    return weft__task_current()->rt->io_ops == &weft__io_uring_ops;
+}
 
-    weft__io_rx_probe(-1, &pr);
-    return pr.uring;
+/* The driver's probe, inside the worker's runtime section as every use of
+ * its instance is (a rescuer never drives it meanwhile). */
+static int t_probe(int fd, struct weft__io_rx_probe *pr)
+{
+    struct worker *w = weft__worker_current();
+    int ret;
+
+    weft__worker_enter(w);
+    ret = weft__io_rx_probe(fd, pr);
+    weft__worker_leave(w);
+    return ret;
 }
 
 /* Bytes kept for fd on this worker (0 on epoll, -1 if another worker
@@ -55,7 +67,7 @@ static long t_queued(int fd)
 {
     struct weft__io_rx_probe pr;
 
-    if (weft__io_rx_probe(fd, &pr) < 0)
+    if (t_probe(fd, &pr) < 0)
         return 0;
     return pr.owned ? pr.queued : -1;
 }
@@ -76,7 +88,7 @@ static uint64_t t_inline_hits(void)
 {
     struct weft__io_rx_probe pr;
 
-    weft__io_rx_probe(-1, &pr);
+    t_probe(-1, &pr);
     return pr.inline_hits;
 }
 
@@ -303,7 +315,7 @@ static int dry_main(void *arg)
 
     (void)arg;
     t_raise_nofile();
-    weft__io_rx_probe(-1, &pr);
+    t_probe(-1, &pr);
     starved0 = pr.starved;
     for (size_t i = 0; i < sizeof(out); i++)
         out[i] = pattern(i);
@@ -318,7 +330,7 @@ static int dry_main(void *arg)
                      (ssize_t)sizeof(out));
     if (t_uring())
         for (unsigned polls = 1;; polls++) {
-            weft__io_rx_probe(-1, &pr);
+            t_probe(-1, &pr);
             if (pr.starved > starved0)
                 break;
             cr_assert_eq(polls % 64 ? weft_yield() : weft_sleep_ms(1), 0);
@@ -390,21 +402,11 @@ Test(io_recv, end_of_stream_and_reset_come_after_the_bytes_kept,
 
 #define MOVE_CHUNK 4096
 
-static atomic_bool hog_stop, write_stop;
+static atomic_bool write_stop;
 
-/* Keeps its worker busy 2 ms at a time, then sleeps 1 ms, so that tasks
- * woken there are stolen by the other worker. */
-static int hog(void *arg)
+static int nothing(void *arg)
 {
     (void)arg;
-    while (!atomic_load(&hog_stop)) {
-        int64_t end = weft_now_ns() + 2000000;
-
-        while (weft_now_ns() < end)
-            ;
-        if (weft_sleep_ms(1) == -ECANCELED)
-            break;
-    }
     return 0;
 }
 
@@ -434,14 +436,12 @@ static int move_main(void *arg)
     int64_t end = T_SECS(20);
     bool seen[64] = { 0 };
     int distinct = 0, id;
-    weft_task_t *hh, *wh;
+    weft_task_t *wh;
     char in[331];
     size_t got = 0;
 
     (void)arg;
-    atomic_store(&hog_stop, false);
     atomic_store(&write_stop, false);
-    cr_assert_eq(weft_spawn(&hh, hog, NULL), 0);
     cr_assert_eq(weft_spawn(&wh, write_pattern, (void *)(intptr_t)p.c), 0);
     /* Small reads, so that bytes are often kept on one worker when the
      * reader moves to another; every byte is checked against its place. */
@@ -453,6 +453,11 @@ static int move_main(void *arg)
                 &weft__io_rx_handovers) > handovers)) ||
             weft_now_ns() >= end)
             atomic_store(&write_stop, true);
+        /* The worker that issues the recv (its answer may wake the task
+         * on the worker holding the bytes). */
+        id = weft_worker_id();
+        distinct += !seen[id];
+        seen[id] = true;
         n = weft_recv(p.s, in, want, 0, T_SECS(30));
         if (n == 0 && atomic_load(&write_stop))
             break; /* the writer stopped and said so */
@@ -461,12 +466,10 @@ static int move_main(void *arg)
             cr_assert_eq(in[i], pattern(got + (size_t)i),
                          "byte %zu out of order", got + (size_t)i);
         got += (size_t)n;
-        id = weft_worker_id();
-        distinct += !seen[id];
-        seen[id] = true;
+        /* A job on the blocking pool: its end wakes the reader from
+         * outside the workers, and whichever worker is free takes it. */
+        cr_assert_eq(weft_blocking(nothing, NULL), 0);
     }
-    atomic_store(&hog_stop, true);
-    cr_assert_eq(weft_join(hh), 0);
     cr_assert_eq(weft_join(wh), 0);
     cr_assert_geq(distinct, 2, "the reader never changed workers");
     if (t_uring())

@@ -1247,12 +1247,15 @@ static void uring_cancel(struct weft__io *io, struct weft__io_op *op)
 {
     uint8_t queued = RQ_QUEUED;
 
-    /* Still on the holder's queue: the holder ends it when it takes it. */
+    /* Still on the holder's queue: the holder ends it when it takes it.
+     * acquire (the load, and the CAS when it fails): pairs with the
+     * holder's release CAS to RQ_TAKEN, after which it no longer reads
+     * op->cancel_next, which the push below writes. */
     if (unlikely(atomic_load_explicit(&op->u.uring.remote,
-                                      memory_order_relaxed) == RQ_QUEUED) &&
+                                      memory_order_acquire) == RQ_QUEUED) &&
         atomic_compare_exchange_strong_explicit(
             &op->u.uring.remote, &queued, RQ_CANCELLED,
-            memory_order_relaxed, memory_order_relaxed))
+            memory_order_relaxed, memory_order_acquire))
         return;
     if (op->io == io && op->opcode != IOP_CLOSE) {
         if (op->u.uring.rx_wait)
@@ -1295,8 +1298,10 @@ static void take_remote_cancels(struct weft__io *io, bool may_flush)
             atomic_load_explicit(&op->u.uring.remote, memory_order_relaxed)
                 != RQ_TAKEN) {
             uint8_t queued = RQ_QUEUED;
+            /* release: our read of op->cancel_next (next, above) comes
+             * before a later cancel's push rewrites it. */
             bool cancelled = !atomic_compare_exchange_strong_explicit(
-                &op->u.uring.remote, &queued, RQ_TAKEN, memory_order_relaxed,
+                &op->u.uring.remote, &queued, RQ_TAKEN, memory_order_release,
                 memory_order_relaxed);
 
             /* Taken: the task waits for done alone from here, so no wake
