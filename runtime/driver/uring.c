@@ -1255,7 +1255,7 @@ static void uring_cancel(struct weft__io *io, struct weft__io_op *op)
                                       memory_order_acquire) == RQ_QUEUED) &&
         atomic_compare_exchange_strong_explicit(
             &op->u.uring.remote, &queued, RQ_CANCELLED,
-            memory_order_relaxed, memory_order_acquire))
+            memory_order_acquire, memory_order_acquire))
         return;
     if (op->io == io && op->opcode != IOP_CLOSE) {
         if (op->u.uring.rx_wait)
