@@ -22,7 +22,7 @@ awk -F, '$1 == "sched" && $6 == "rate" {
     "$summary" >"$tmp/sched.dat"
 # net.dat: workload/config, then per server its median, min and max divided
 # by the epoll baseline's median.
-awk -F, '$1 == "net" && $2 != "N3t" && ($6 == "rtt_per_s" && $2 != "N2" ||
+awk -F, '$1 == "net" && $2 != "N3t" && $2 != "N1s" && ($6 == "rtt_per_s" && $2 != "N2" ||
                          $6 == "mbps" && $2 == "N2" || $6 == "req_per_s") {
              row = $2 "/" $3; if (!(row in s)) o[++n] = row; s[row] = 1
              med[row, $4] = $8; lo[row, $4] = $9; hi[row, $4] = $10 }

@@ -962,6 +962,29 @@ WEFT_API ssize_t weft_send(int fd, const void *buf, size_t len, int flags,
                            int64_t deadline);
 
 /*
+ * Read-ahead on TCP sockets (io_uring). The first weft_recv on a TCP
+ * socket leaves a receive armed in the kernel that takes bytes as they
+ * arrive into buffers its worker shares among all its sockets; weft_recv
+ * (flags 0 or MSG_DONTWAIT) and weft_read then return those bytes first,
+ * in order, at once if there are any, and otherwise wait for more. The
+ * results are those of recv(2): the bytes (up to len), 0 at end of stream
+ * (every time), an error such as -ECONNRESET once, after the bytes that
+ * came before it. A call cancelled or timed out loses nothing: bytes it
+ * did not return stay for the next call. MSG_DONTWAIT returns what is
+ * kept, or -EAGAIN. Bytes still unread when the runtime ends stay with
+ * the fd for a later weft_recv. While the shared buffers are used up, a
+ * socket with nothing kept reads straight into the caller's buffer.
+ * What this asks of the caller:
+ *   - close such a socket with weft_close: close(2) leaves the armed
+ *     receive holding the connection open (the peer sees no end) until the
+ *     runtime ends;
+ *   - read it with those calls only: recv(2), weft_recvmsg, or weft_recv
+ *     with other flags (MSG_PEEK, MSG_WAITALL, ...) do not see the bytes
+ *     kept and may return later ones first.
+ * Other sockets, and the epoll backend, read plainly.
+ */
+
+/*
  * recvmsg() / sendmsg(): as weft_recv / weft_send; also -EINVAL (msg NULL,
  * or flags with MSG_CMSG_COMPAT, 0x80000000, which belongs to the kernel's
  * 32-bit compat layer), -EMSGSIZE (msg_iovlen above IOV_MAX) and -EFAULT

@@ -195,9 +195,12 @@ int weft__io_run(struct weft__io_op *op, int64_t deadline, const void *where)
     ret = weft__io_submit(op);
     if (ret < 0)
         return ret;
+    if (ret == WEFT__IO_SUB_DONE)
+        return finished(op);
     ret = weft__task_block(t, op_is_done, op,
-                           ops->op_deadlines ? WEFT_NO_DEADLINE : deadline, WHY_IO,
-                           where);
+                           ops->op_deadlines && ret != WEFT__IO_SUB_TIMED ?
+                               WEFT_NO_DEADLINE : deadline,
+                           WHY_IO, where);
     if (ret < 0)
         return withdraw(t, op, ret, where);
     return finished(op);

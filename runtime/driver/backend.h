@@ -75,6 +75,8 @@ enum weft__io_opcode {
     IOP_POLL,     /* fd, flags: POLL* events; result: revents */
     IOP_ACCEPT_MULTI, /* fd, flags: SOCK_*; multishot: every completion
                          goes to weft__io_accept_event, not to op->task */
+    IOP_RECV_MULTI, /* fd; a driver's own multishot recv into its provided
+                       buffers (uring.c), never submitted from above */
     IOP__COUNT
 };
 
@@ -130,6 +132,11 @@ struct weft__io_op {
             uint32_t slot, gen;          /* user_data names both */
             struct __kernel_timespec ts; /* the linked timeout's deadline */
             struct weft__io_op *ack_next; /* close notices to ack */
+            struct weft__io_op *rx_next;  /* the fd's waiting recvs */
+            bool rx_wait;                 /* waits on buffered data, not
+                                             in the kernel */
+            _Atomic uint8_t remote;       /* a recv handed to the worker
+                                             that holds its fd's bytes */
         } uring;
         struct {
             struct weft__io_op *wait_next; /* the fd's waiter list */
@@ -162,8 +169,9 @@ struct weft__io_ops {
 
     /*
      * Starts op on io (the calling worker's instance). The op may complete
-     * before submit() returns. Returns 0 (op will complete) or -errno (it
-     * was not started and will not complete).
+     * before submit() returns. Returns 0 (op will complete), or -errno (it
+     * was not started and will not complete), or one of the WEFT__IO_SUB_*
+     * values below.
      */
     int (*submit)(struct weft__io *io, struct weft__io_op *op);
 
@@ -200,6 +208,16 @@ struct weft__io_ops {
      * rescuer asked for. Async-signal-safe; touches no state but io's
      * fixed fields and its request. NULL if rescue() never kicks. */
     void (*kicked)(struct weft__io *io);
+};
+
+/* submit() results besides 0 and -errno. */
+enum {
+    /* Done already, on the caller's thread: op->result is set and done is
+     * set; nothing wakes the task. */
+    WEFT__IO_SUB_DONE = 1,
+    /* Started, but op->deadline is the caller's to enforce (the task's
+     * timer, then cancel()), even where op_deadlines is true. */
+    WEFT__IO_SUB_TIMED = 2,
 };
 
 extern const struct weft__io_ops weft__io_uring_ops;
@@ -259,6 +277,26 @@ void weft__io_cancelq_ack(struct weft__io_op *op);
  * user_data, never touching op.
  */
 bool weft__io_accept_event(struct weft__io_op *op, int res, bool more);
+
+#ifdef WEFT_FAULT_HOOKS
+/* Test builds: what the calling worker's io_uring instance holds for fd's
+ * receive state (uring.c). Returns 0, or -ENOENT (no uring instance here,
+ * or no receive state for fd). */
+struct weft__io_rx_probe {
+    bool uring;            /* the calling worker's instance is io_uring's */
+    long queued;           /* bytes received and not yet read */
+    unsigned waiters;      /* recvs waiting on it */
+    bool owned, armed;     /* by this worker; its multishot in the kernel */
+    unsigned bufs_free;    /* this worker's buffers in the kernel's ring */
+    uint64_t inline_hits;  /* this worker's recvs done without waiting */
+    uint64_t starved;      /* this worker's multishots ended by -ENOBUFS */
+};
+int weft__io_rx_probe(int fd, struct weft__io_rx_probe *out);
+/* Test builds: true turns multishot recv off (plain recvs only). */
+extern _Atomic bool weft__io_no_rx;
+/* Test builds: recvs handed to the worker that holds their fd's bytes. */
+extern _Atomic uint64_t weft__io_rx_handovers;
+#endif
 
 /* Completions that reported -EFAULT (a buffer the kernel could not write);
  * tests assert it stays 0 under their guard allocator. */

@@ -47,6 +47,8 @@ const struct weft__io_opdef weft__io_opdefs[] = {
     [IOP_POLL] = { .name = "poll", .on_fd = true },
     [IOP_ACCEPT_MULTI] = { .name = "accept_multi", .on_fd = true,
                            .events = EPOLLIN },
+    [IOP_RECV_MULTI] = { .name = "recv_multi", .on_fd = true,
+                         .events = EPOLLIN },
 };
 
 _Static_assert(sizeof(weft__io_opdefs) / sizeof(weft__io_opdefs[0]) ==

@@ -41,6 +41,10 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
+#include <netinet/in.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -68,6 +72,37 @@ struct slot {
     uint32_t next_free;
 };
 
+#define RX_GROUP 0
+#define RX_NBUF 1024u             /* a power of two, as the ring requires */
+#define RX_BUFSZ 4096u
+#define RX_REARM (RX_NBUF / 4)    /* free buffers before a starved fd rearms */
+#define BID_NONE UINT16_MAX
+#define RX_PAGE 4096
+#define RX_PAGES 1024
+/* The table's mark for an fd that is not a TCP socket: recv goes plain. */
+#define RX_PLAIN_FD ((struct rx *)1)
+
+struct rxbuf {
+    uint16_t next, off, len; /* the queue's link; bytes at off, len left */
+};
+
+struct rx {
+    struct weft__io_op op;        /* the multishot, while armed */
+    _Atomic(struct weft__io *) owner; /* NULL: free to adopt */
+    struct rx *prev, *next;       /* the owner's rxs */
+    int fd;
+    uint16_t head, tail;          /* queued buffers, oldest first */
+    bool armed;                   /* the multishot is in the kernel */
+    bool dead;                    /* fd closed: freed at its last CQE */
+    bool starved;                 /* ended by -ENOBUFS */
+    bool has_end;                 /* end (EOF or error) follows the queue */
+    bool stopping;                /* the worker ends: cancelled */
+    int end;
+    struct weft__io_op *waiters, *wait_last;
+    char *spill;                  /* bytes carried over from a former owner */
+    uint32_t spill_off, spill_len;
+};
+
 struct weft__io {
     /* Owner worker only. */
     struct io_uring ring;
@@ -85,9 +120,21 @@ struct weft__io {
     struct weft__io_op *close_acks; /* close notices to ack after enter */
     uint64_t stops[STOPS_MAX];      /* multishots to cancel after reaping */
     unsigned nstops;
+    /* Multishot recv (see below); rx_ok once the buffers are registered. */
+    bool rx_ok;
+    struct io_uring_buf_ring *br;
+    char *bufs;
+    struct rxbuf *meta;
+    unsigned bufs_free;
+    struct rx *rxs;
+#ifdef WEFT_FAULT_HOOKS
+    uint64_t rx_inline, rx_starved;
+#endif
 
     /* Any thread. */
     struct weft__io_cancelq remote;
+    atomic_bool blocking;           /* the owner is (about to be) asleep in
+                                       the kernel: a remote recv wakes it */
     _Atomic unsigned kick_submit;   /* SQEs a kick hands to the kernel */
 };
 
@@ -292,6 +339,9 @@ static struct weft__io_op *tag_op(struct weft__io *io, uint64_t tag,
 
 /* ---- set-up -------------------------------------------------------------- */
 
+static bool rx_setup(struct weft__io *io);
+static void rx_fini(struct weft__io *io);
+
 static int uring_init(struct weft__io **out, const struct weft__config *cfg)
 {
     struct weft__io *io = weft__zalloc(sizeof(*io));
@@ -312,6 +362,7 @@ static int uring_init(struct weft__io **out, const struct weft__config *cfg)
     ret = grow_slots(io);
     if (ret < 0)
         goto out_exit;
+    io->rx_ok = rx_setup(io);
     *out = io;
     return 0;
 out_exit:
@@ -323,9 +374,17 @@ out_free:
     return ret;
 }
 
+
 static void uring_fini(struct weft__io *io)
 {
+    if (io->rx_ok)
+        rx_fini(io);
     io_uring_queue_exit(&io->ring);
+    if (io->rx_ok) {
+        munmap(io->br, RX_NBUF * sizeof(struct io_uring_buf));
+        munmap(io->bufs, (size_t)RX_NBUF * RX_BUFSZ);
+        weft__free(io->meta, RX_NBUF * sizeof(*io->meta));
+    }
     close(io->wake_fd);
     weft__free(io->slots, io->nslots * sizeof(*io->slots));
     weft__free(io->fdops, io->nfdops * sizeof(*io->fdops));
@@ -434,12 +493,27 @@ static void prep(struct weft__io *io, struct io_uring_sqe *sqe,
     }
 }
 
+static int rx_recv(struct weft__io *io, struct weft__io_op *op);
+static void rx_close(struct weft__io *io, int fd);
+static void rx_forget(struct weft__io *io, int fd);
+
+/* Not for the rx path: the kernel's own recv. */
+#define RX_NONE 3
+
 static int uring_submit(struct weft__io *io, struct weft__io_op *op)
 {
     bool timed = op->deadline != WEFT_NO_DEADLINE, closing;
     struct io_uring_sqe *sqe;
     int ret;
 
+    if ((op->opcode == IOP_RECV ||
+         (op->opcode == IOP_READ && op->off == UINT64_MAX)) &&
+        !(op->flags & ~MSG_DONTWAIT) && io->rx_ok &&
+        (ret = rx_recv(io, op)) != RX_NONE)
+        return ret;
+    if (unlikely(op->opcode == IOP_CLOSE || op->opcode == IOP_CONNECT) &&
+        io->rx_ok)
+        (op->opcode == IOP_CLOSE ? rx_close : rx_forget)(io, op->fd);
     if ((ret = take_slot(io, op)) < 0)
         return ret;
     if (op->opcode == IOP_CLOSE && op->fd >= 0 &&
@@ -478,12 +552,720 @@ static void prep_cancel(struct weft__io *io, struct weft__io_op *op)
     io_uring_sqe_set_data64(sqe, TAG_IGNORE);
 }
 
+/* A recv that waited on buffered data goes to the kernel after all (its
+ * deadline stays the task's timer). */
+static void submit_plain(struct weft__io *io, struct weft__io_op *op)
+{
+    struct io_uring_sqe *sqe;
+    int ret = take_slot(io, op);
+
+    if (ret < 0) {
+        weft__io_complete(op, ret);
+        return;
+    }
+    sqe = get_sqes(io, 1);
+    prep(io, sqe, op);
+    io_uring_sqe_set_data64(sqe, op_tag(op));
+}
+
 static void uring_wake(struct weft__io *io);
+
+/* ---- multishot recv into provided buffers -------------------------------- */
+
+/*
+ * A TCP socket that weft_recv reads gets one multishot recv (IOP_RECV_MULTI)
+ * on the ring of the worker that first reads it, into a ring of provided
+ * buffers that worker shares among all its sockets: bytes that arrive while
+ * the reading task is busy land in those buffers, in order, and the next
+ * recv copies them out without suspending. A connection holds buffers only
+ * while it has unread bytes; an idle one costs its struct rx.
+ *
+ * The receive state of an fd (struct rx) is in one process-wide table
+ * indexed by fd, so that a task that moved to another worker finds it. Its
+ * owner (the worker whose ring holds the multishot and whose buffers hold
+ * the bytes) alone touches it. A recv from another worker is handed to the
+ * owner through its remote queue (rx_remote, the path remote cancels take)
+ * and completes there, and the completion's wake queues the task on the
+ * owner: a connection's task goes back to its ring rather than its bytes
+ * following the task. (Handing the bytes over instead, by cancelling the
+ * multishot, copying them out and arming on the new worker, cost about
+ * twice the kernel entries and context switches per round trip with 2
+ * workers.) A recv handed over and cancelled before the owner took it is
+ * ended by the owner when it does (RQ_CANCELLED). When a worker ends, its
+ * unread bytes go to a heap spill kept with the fd, and the next worker to
+ * read the fd, in this runtime or a later one, takes it over.
+ *
+ * Recvs that find nothing wait on the rx (rx_wait, FIFO), not in the
+ * kernel, so cancel() of one unhooks it at once; its deadline is the
+ * task's timer (WEFT__IO_SUB_TIMED). A recv never loses bytes to a cancel:
+ * they stay queued for the next one.
+ *
+ * When the buffers run dry the kernel ends the multishot with -ENOBUFS;
+ * until a quarter of them are back, the fd's recvs that find nothing
+ * queued go to the kernel as plain recvs into the caller's buffer (the
+ * path every other socket takes). EOF and errors end it too: they are
+ * returned, in order, after the bytes queued before them (an error once,
+ * end of stream every time).
+ *
+ * Only TCP sockets get an rx (SO_PROTOCOL, asked once per fd): a Unix
+ * socket may carry descriptors that a recv without control data would
+ * drop, and a datagram longer than a buffer would be cut.
+ */
+static _Atomic(_Atomic(struct rx *) *) rx_dir[RX_PAGES];
+
+#ifdef WEFT_FAULT_HOOKS
+/* Test builds: a test may turn multishot recv off (plain recvs only). */
+_Atomic bool weft__io_no_rx;
+_Atomic uint64_t weft__io_rx_handovers;
+#endif
+
+static _Atomic(struct rx *) *rx_slot(int fd, bool create)
+{
+    _Atomic(_Atomic(struct rx *) *) *dir;
+    _Atomic(struct rx *) *page, *fresh;
+
+    if ((unsigned)fd >= RX_PAGE * RX_PAGES)
+        return NULL;
+    dir = &rx_dir[fd / RX_PAGE];
+    /* acquire: pairs with the release CAS below (the page's zeroes). */
+    page = atomic_load_explicit(dir, memory_order_acquire);
+    if (page || !create)
+        return page ? &page[fd % RX_PAGE] : NULL;
+    fresh = weft__zalloc(RX_PAGE * sizeof(*fresh));
+    if (!fresh)
+        return NULL;
+    if (!atomic_compare_exchange_strong_explicit(
+            dir, &page, fresh, memory_order_acq_rel, memory_order_acquire)) {
+        weft__free(fresh, RX_PAGE * sizeof(*fresh));
+        return &page[fd % RX_PAGE];
+    }
+    return &fresh[fd % RX_PAGE];
+}
+
+static char *buf_at(struct weft__io *io, uint16_t bid)
+{
+    return io->bufs + (size_t)bid * RX_BUFSZ;
+}
+
+/* Gives buffer bid back to the kernel. */
+static void buf_put(struct weft__io *io, uint16_t bid)
+{
+    io_uring_buf_ring_add(io->br, buf_at(io, bid), RX_BUFSZ, bid,
+                          io_uring_buf_ring_mask(RX_NBUF), 0);
+    io_uring_buf_ring_advance(io->br, 1);
+    io->bufs_free++;
+}
+
+/* Slow path, once per worker: the provided buffers, or false. */
+static bool rx_setup(struct weft__io *io)
+{
+    struct io_uring_buf_reg reg = { 0 };
+    size_t rlen = RX_NBUF * sizeof(struct io_uring_buf);
+    void *r;
+
+    r = mmap(NULL, rlen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+             -1, 0);
+    if (r == MAP_FAILED)
+        return false;
+    io->bufs = mmap(NULL, (size_t)RX_NBUF * RX_BUFSZ, PROT_READ | PROT_WRITE,
+                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    io->meta = weft__zalloc(RX_NBUF * sizeof(*io->meta));
+    if (io->bufs == MAP_FAILED || !io->meta)
+        goto fail;
+    reg.ring_addr = (uint64_t)(uintptr_t)r;
+    reg.ring_entries = RX_NBUF;
+    reg.bgid = RX_GROUP;
+    if (io_uring_register_buf_ring(&io->ring, &reg, 0) < 0)
+        goto fail;
+    io->br = r;
+    io_uring_buf_ring_init(io->br);
+    for (unsigned i = 0; i < RX_NBUF; i++)
+        buf_put(io, (uint16_t)i);
+    return true;
+fail:
+    if (io->bufs != MAP_FAILED && io->bufs)
+        munmap(io->bufs, (size_t)RX_NBUF * RX_BUFSZ);
+    io->bufs = NULL;
+    weft__free(io->meta, RX_NBUF * sizeof(*io->meta));
+    io->meta = NULL;
+    munmap(r, rlen);
+    return false;
+}
+
+static void rx_link(struct weft__io *io, struct rx *rx)
+{
+    rx->prev = NULL;
+    rx->next = io->rxs;
+    if (io->rxs)
+        io->rxs->prev = rx;
+    io->rxs = rx;
+}
+
+static void rx_unlink(struct weft__io *io, struct rx *rx)
+{
+    if (rx->prev)
+        rx->prev->next = rx->next;
+    else
+        io->rxs = rx->next;
+    if (rx->next)
+        rx->next->prev = rx->prev;
+    rx->prev = rx->next = NULL;
+}
+
+static bool rx_has_data(const struct rx *rx)
+{
+    return rx->spill_off < rx->spill_len || rx->head != BID_NONE;
+}
+
+/* Copies up to len queued bytes to dst (consuming them unless peek). */
+static size_t rx_copy(struct weft__io *io, struct rx *rx, char *dst,
+                      size_t len)
+{
+    size_t got = 0;
+
+    if (rx->spill_off < rx->spill_len) {
+        size_t k = rx->spill_len - rx->spill_off;
+
+        k = k < len ? k : len;
+        memcpy(dst, rx->spill + rx->spill_off, k);
+        got = k;
+        rx->spill_off += (uint32_t)k;
+        if (rx->spill_off == rx->spill_len) {
+            weft__free(rx->spill, rx->spill_len);
+            rx->spill = NULL;
+            rx->spill_off = rx->spill_len = 0;
+        }
+    }
+    while (got < len && rx->head != BID_NONE) {
+        struct rxbuf *b = &io->meta[rx->head];
+        size_t k = b->len < len - got ? b->len : len - got;
+
+        memcpy(dst + got, buf_at(io, rx->head) + b->off, k);
+        got += k;
+        b->off += (uint16_t)k;
+        b->len -= (uint16_t)k;
+        if (b->len == 0) {
+            uint16_t bid = rx->head;
+
+            rx->head = b->next;
+            if (rx->head == BID_NONE)
+                rx->tail = BID_NONE;
+            buf_put(io, bid);
+        }
+    }
+    return got;
+}
+
+static void rx_queue(struct weft__io *io, struct rx *rx, uint16_t bid,
+                     uint32_t len)
+{
+    io->meta[bid] = (struct rxbuf){ .next = BID_NONE, .len = (uint16_t)len };
+    io->bufs_free--;
+    if (rx->tail != BID_NONE)
+        io->meta[rx->tail].next = bid;
+    else
+        rx->head = bid;
+    rx->tail = bid;
+}
+
+/* Drops what is queued (the fd is gone). */
+static void rx_drop(struct weft__io *io, struct rx *rx)
+{
+    while (rx->head != BID_NONE) {
+        uint16_t bid = rx->head;
+
+        rx->head = io->meta[bid].next;
+        buf_put(io, bid);
+    }
+    rx->tail = BID_NONE;
+    if (rx->spill)
+        weft__free(rx->spill, rx->spill_len);
+    rx->spill = NULL;
+    rx->spill_off = rx->spill_len = 0;
+}
+
+/* What a recv op gets from rx now: bytes, the end, or nothing (false). */
+static bool rx_take(struct weft__io *io, struct rx *rx,
+                    struct weft__io_op *op, int *res)
+{
+    size_t n;
+
+    if (rx_has_data(rx)) {
+        n = rx_copy(io, rx, op->buf, op->len);
+        *res = (int)n;
+        return true;
+    }
+    if (!rx->has_end)
+        return false;
+    *res = rx->end;
+    if (rx->end < 0)
+        rx->has_end = false; /* an error is said once, as recv(2) does */
+    return true;
+}
+
+static void rx_unwait(struct rx *rx, struct weft__io_op *op)
+{
+    struct weft__io_op **pp = &rx->waiters, *prev = NULL;
+
+    for (; *pp; prev = *pp, pp = &(*pp)->u.uring.rx_next)
+        if (*pp == op) {
+            *pp = op->u.uring.rx_next;
+            if (rx->wait_last == op)
+                rx->wait_last = prev;
+            break;
+        }
+    op->u.uring.rx_wait = false;
+}
+
+static void rx_wait_add(struct rx *rx, struct weft__io_op *op)
+{
+    op->u.uring.slot = SLOT_NONE; /* no tag of it names a slot */
+    op->u.uring.rx_wait = true;
+    op->u.uring.rx_next = NULL;
+    if (rx->wait_last)
+        rx->wait_last->u.uring.rx_next = op;
+    else
+        rx->waiters = op;
+    rx->wait_last = op;
+}
+
+static void submit_plain(struct weft__io *io, struct weft__io_op *op);
+static bool rx_arm(struct weft__io *io, struct rx *rx);
+
+/* Hands waiting recvs what is queued; arms again if some still wait. */
+static void rx_serve(struct weft__io *io, struct rx *rx)
+{
+    struct weft__io_op *op;
+    int res;
+
+    while ((op = rx->waiters) && rx_take(io, rx, op, &res)) {
+        rx_unwait(rx, op);
+        weft__io_complete(op, res);
+    }
+    if (!rx->waiters || rx->armed || rx->dead)
+        return;
+    if (!rx_arm(io, rx))
+        /* Starved: the waiters go to the kernel one by one, in order. */
+        while ((op = rx->waiters)) {
+            rx_unwait(rx, op);
+            submit_plain(io, op);
+        }
+}
+
+/* Lets go of rx as its worker ends (its multishot ended, no recv waits):
+ * unread bytes move to a heap spill that stays with the fd, and the owner
+ * is cleared, so that a later runtime's worker takes it. */
+static void rx_release(struct weft__io *io, struct rx *rx)
+{
+    size_t n = 0;
+
+    for (uint16_t b = rx->head; b != BID_NONE; b = io->meta[b].next)
+        n += io->meta[b].len;
+    n += rx->spill_len - rx->spill_off;
+    if (n) {
+        char *s = weft__alloc(n);
+
+        if (!s)
+            weft__panic("uring: no memory to keep %zu received bytes", n);
+        n = rx_copy(io, rx, s, n);
+        rx->spill = s;
+        rx->spill_off = 0;
+        rx->spill_len = (uint32_t)n;
+    }
+    rx_unlink(io, rx);
+    /* release: the spill and fields above go to whoever adopts rx. */
+    atomic_store_explicit(&rx->owner, NULL, memory_order_release);
+}
+
+static void rx_free(struct weft__io *io, struct rx *rx)
+{
+    rx_drop(io, rx);
+    rx_unlink(io, rx);
+    weft__free(rx, sizeof(*rx));
+}
+
+/* The fd is being closed (weft_close): its receive state goes. Waiters end
+ * with -ECANCELED (-EBADF to them); the multishot ends through the close's
+ * cancel of every op on the fd. */
+static void rx_close(struct weft__io *io, int fd)
+{
+    _Atomic(struct rx *) *slot = rx_slot(fd, false);
+    struct rx *rx;
+    struct weft__io_op *op;
+
+    if (!slot || !(rx = atomic_load_explicit(slot, memory_order_acquire)))
+        return;
+    if (rx == RX_PLAIN_FD) {
+        atomic_store_explicit(slot, NULL, memory_order_relaxed);
+        return;
+    }
+    if (atomic_load_explicit(&rx->owner, memory_order_acquire) != io) {
+        if (atomic_load_explicit(&rx->owner, memory_order_acquire))
+            return; /* its owner gets its own notice */
+        atomic_store_explicit(slot, NULL, memory_order_relaxed);
+        rx_drop(io, rx);
+        weft__free(rx, sizeof(*rx));
+        return;
+    }
+    atomic_store_explicit(slot, NULL, memory_order_relaxed);
+    while ((op = rx->waiters)) {
+        rx_unwait(rx, op);
+        weft__io_complete(op, -ECANCELED);
+    }
+    rx_drop(io, rx);
+    rx->dead = true;
+    if (!rx->armed)
+        rx_free(io, rx);
+}
+
+/*
+ * A new file took fd's number (an accept or a connect on it): receive
+ * state left by a file closed with close(2) is not its. Ours is ended;
+ * another worker's is only unhooked (its owner frees it at its end).
+ */
+static void rx_forget(struct weft__io *io, int fd)
+{
+    _Atomic(struct rx *) *slot = rx_slot(fd, false);
+    struct rx *rx;
+
+    if (!slot || !(rx = atomic_load_explicit(slot, memory_order_acquire)))
+        return;
+    if (rx != RX_PLAIN_FD &&
+        atomic_load_explicit(&rx->owner, memory_order_acquire) == io) {
+        rx_close(io, fd);
+        if (rx->armed) /* not closed through weft_close: cancel it here */
+            prep_cancel(io, &rx->op);
+        return;
+    }
+    atomic_store_explicit(slot, NULL, memory_order_relaxed);
+}
+
+/* Puts rx's multishot on the ring; false if the buffers are short. */
+static bool rx_arm(struct weft__io *io, struct rx *rx)
+{
+    struct io_uring_sqe *sqe;
+
+    if (rx->starved && io->bufs_free < RX_REARM)
+        return false;
+    rx->op = (struct weft__io_op){ .opcode = IOP_RECV_MULTI, .fd = rx->fd,
+                                   .deadline = WEFT_NO_DEADLINE };
+    if (take_slot(io, &rx->op) < 0)
+        return false;
+    rx->starved = false;
+    rx->armed = true;
+    sqe = get_sqes(io, 1);
+    io_uring_prep_recv_multishot(sqe, rx->fd, NULL, 0, 0);
+    /* Armed when the last bytes were taken: wait for more first. */
+    sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = RX_GROUP;
+    io_uring_sqe_set_data64(sqe, op_tag(&rx->op));
+    return true;
+}
+
+/* One completion of rx's multishot. */
+static void rx_event(struct weft__io *io, struct rx *rx, uint32_t slot,
+                     const struct io_uring_cqe *cqe)
+{
+    bool more = cqe->flags & IORING_CQE_F_MORE;
+    int res = cqe->res;
+
+    if (cqe->flags & IORING_CQE_F_BUFFER) {
+        uint16_t bid = (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+
+        if (res > 0 && !rx->dead) {
+            rx_queue(io, rx, bid, (uint32_t)res);
+        } else {
+            io->bufs_free--;
+            buf_put(io, bid);
+        }
+    }
+    if (more)
+        goto serve;
+    free_slot(io, slot);
+    rx->armed = false;
+    if (rx->dead) {
+        rx_free(io, rx);
+        return;
+    }
+    if (res == -ENOBUFS) {
+        rx->starved = true;
+#ifdef WEFT_FAULT_HOOKS
+        io->rx_starved++;
+#endif
+    }
+    else if (res <= 0 && res != -ECANCELED) {
+        rx->has_end = true;
+        rx->end = res;
+    }
+serve:
+    if (rx->waiters)
+        rx_serve(io, rx);
+}
+
+/* Slow path: the fd's rx, made (TCP sockets) or adopted; RX_PLAIN_FD for
+ * other fds; NULL without memory. */
+static struct rx *rx_find(struct weft__io *io, int fd,
+                          _Atomic(struct rx *) *slot)
+{
+    struct rx *rx = atomic_load_explicit(slot, memory_order_acquire);
+    struct weft__io *none = NULL;
+    int proto = 0;
+    socklen_t len = sizeof(proto);
+
+    if (rx == RX_PLAIN_FD)
+        return rx;
+    if (rx) {
+        /* A former owner let go (release): the state is ours to take. */
+        if (atomic_compare_exchange_strong_explicit(
+                &rx->owner, &none, io, memory_order_acquire,
+                memory_order_relaxed))
+            rx_link(io, rx);
+        return rx;
+    }
+    if (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) < 0 ||
+        proto != IPPROTO_TCP) {
+        atomic_store_explicit(slot, RX_PLAIN_FD, memory_order_relaxed);
+        return RX_PLAIN_FD;
+    }
+    rx = weft__zalloc(sizeof(*rx));
+    if (!rx)
+        return NULL;
+    rx->fd = fd;
+    rx->head = rx->tail = BID_NONE;
+    atomic_store_explicit(&rx->owner, io, memory_order_relaxed);
+    rx_link(io, rx);
+    /* release: rx's fields before its pointer. */
+    atomic_store_explicit(slot, rx, memory_order_release);
+    return rx;
+}
+
+/* States of op->u.uring.remote. */
+enum { RQ_NONE, RQ_QUEUED, RQ_TAKEN, RQ_CANCELLED };
+
+static void uring_wake(struct weft__io *io);
+
+/*
+ * A recv whose fd's bytes another worker (op->io) holds goes to that
+ * worker, through its remote queue: it completes there, and the task's wake
+ * queues it there, beside its ring. Its deadline is the task's timer.
+ */
+static int rx_remote(struct weft__io_op *op)
+{
+#ifdef WEFT_FAULT_HOOKS
+    atomic_fetch_add_explicit(&weft__io_rx_handovers, 1, memory_order_relaxed);
+#endif
+    atomic_store_explicit(&op->u.uring.remote, RQ_QUEUED,
+                          memory_order_relaxed);
+    weft__io_cancelq_push(&op->io->remote, op);
+    /* A busy owner takes it at its next turn; only a sleeping one needs
+     * the eventfd. seq_cst: pairs with the fence in uring_wait(), so that
+     * either it sees our push or we see it blocking. */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&op->io->blocking, memory_order_relaxed))
+        uring_wake(op->io);
+    return WEFT__IO_SUB_TIMED;
+}
+
+/* Owner: a recv another worker handed over (rx_remote). */
+static void rx_remote_run(struct weft__io *io, struct weft__io_op *op)
+{
+    _Atomic(struct rx *) *slot = rx_slot(op->fd, false);
+    struct rx *rx = slot ? atomic_load_explicit(slot, memory_order_acquire)
+                         : NULL;
+    struct weft__io *owner;
+    int res;
+
+    if (!rx || rx == RX_PLAIN_FD) {
+        /* Closed meanwhile: -EBADF to the caller. */
+        weft__io_complete(op, -ECANCELED);
+        return;
+    }
+    owner = atomic_load_explicit(&rx->owner, memory_order_acquire);
+    if (owner != io) {
+        if (!owner) { /* let go meanwhile: take it, unless another did */
+            rx_find(io, op->fd, slot);
+            owner = atomic_load_explicit(&rx->owner, memory_order_acquire);
+        }
+        if (owner != io) { /* it moved on: follow it */
+            op->io = owner;
+            rx_remote(op);
+            return;
+        }
+    }
+    if (!rx->waiters && rx_take(io, rx, op, &res)) {
+        weft__io_complete(op, res);
+        return;
+    }
+    if (op->flags & MSG_DONTWAIT) {
+        weft__io_complete(op, -EAGAIN);
+        return;
+    }
+    if (!rx->armed && !rx->waiters && !rx_arm(io, rx)) {
+        submit_plain(io, op);
+        return;
+    }
+    rx_wait_add(rx, op);
+}
+
+/*
+ * A recv (or a read, on an fd that has an rx) through the fd's receive
+ * state: done at once from queued bytes, or waiting for them (here or, by
+ * rx_remote, on the worker that holds them), or RX_NONE (the plain
+ * path).
+ */
+static int rx_recv(struct weft__io *io, struct weft__io_op *op)
+{
+    _Atomic(struct rx *) *slot;
+    struct rx *rx;
+    int res;
+
+#ifdef WEFT_FAULT_HOOKS
+    if (atomic_load_explicit(&weft__io_no_rx, memory_order_relaxed))
+        return RX_NONE;
+#endif
+    /* NULL or empty: the kernel's answer (-EFAULT, 0) is the one. */
+    if (!op->buf || !op->len ||
+        !(slot = rx_slot(op->fd, op->opcode == IOP_RECV)))
+        return RX_NONE;
+    rx = atomic_load_explicit(slot, memory_order_acquire);
+    if (rx == RX_PLAIN_FD || (!rx && op->opcode != IOP_RECV))
+        return RX_NONE;
+    if (unlikely(!rx || atomic_load_explicit(&rx->owner,
+                                             memory_order_relaxed) != io)) {
+        if (rx &&
+            (op->io = atomic_load_explicit(&rx->owner, memory_order_acquire)))
+            return rx_remote(op);
+        rx = rx_find(io, op->fd, slot);
+        if (!rx)
+            return -ENOMEM;
+        if (rx == RX_PLAIN_FD)
+            return RX_NONE;
+    }
+    op->io = io;
+    if (!rx->waiters && rx_take(io, rx, op, &res)) {
+#ifdef WEFT_FAULT_HOOKS
+        io->rx_inline++;
+#endif
+        op->result = res;
+        atomic_store_explicit(&op->done, true, memory_order_relaxed);
+        return WEFT__IO_SUB_DONE;
+    }
+    if (op->flags & MSG_DONTWAIT) {
+        if (rx->armed || rx->waiters)
+            return -EAGAIN;
+        return RX_NONE;
+    }
+    if (!rx->armed && !rx->waiters && !rx_arm(io, rx))
+        return RX_NONE; /* starved: a plain recv */
+    rx_wait_add(rx, op);
+    return WEFT__IO_SUB_TIMED;
+}
+
+/* A cancel of a recv waiting on buffered data (owner only). */
+static void rx_cancel_wait(struct weft__io_op *op)
+{
+    _Atomic(struct rx *) *slot = rx_slot(op->fd, false);
+    struct rx *rx = slot ? atomic_load_explicit(slot, memory_order_relaxed)
+                         : NULL;
+
+    if (!op->u.uring.rx_wait)
+        return;
+    if (rx && rx != RX_PLAIN_FD)
+        rx_unwait(rx, op);
+    op->u.uring.rx_wait = false;
+    weft__io_complete(op, -ECANCELED);
+}
+
+#ifdef WEFT_FAULT_HOOKS
+int weft__io_rx_probe(int fd, struct weft__io_rx_probe *out)
+{
+    const struct weft__io_ops *ops;
+    struct weft__io *io = weft__io_current(&ops);
+    _Atomic(struct rx *) *slot = rx_slot(fd, false);
+    struct rx *rx = slot ? atomic_load_explicit(slot, memory_order_acquire)
+                         : NULL;
+
+    *out = (struct weft__io_rx_probe){ 0 };
+    if (!io || ops != &weft__io_uring_ops)
+        return -ENOENT;
+    out->uring = io->rx_ok;
+    out->bufs_free = io->bufs_free;
+    out->inline_hits = io->rx_inline;
+    out->starved = io->rx_starved;
+    if (!rx || rx == RX_PLAIN_FD)
+        return -ENOENT;
+    out->owned = atomic_load_explicit(&rx->owner, memory_order_acquire) == io;
+    if (!out->owned)
+        return 0;
+    out->armed = rx->armed;
+    out->queued = (long)(rx->spill_len - rx->spill_off);
+    for (uint16_t b = rx->head; b != BID_NONE; b = io->meta[b].next)
+        out->queued += io->meta[b].len;
+    for (struct weft__io_op *op = rx->waiters; op; op = op->u.uring.rx_next)
+        out->waiters++;
+    return 0;
+}
+#endif
+
+/*
+ * The worker ends: every multishot is cancelled and its last completion
+ * reaped, so that nothing received is lost with the ring; unread bytes stay
+ * with the fd (a spill) for a later runtime, the rest is freed.
+ */
+static void rx_fini(struct weft__io *io)
+{
+    struct rx *rx, *next;
+
+    for (int tries = 0; tries < 1000; tries++) {
+        bool armed = false;
+
+        for (rx = io->rxs; rx; rx = rx->next)
+            if (rx->armed) {
+                armed = true;
+                if (!rx->stopping) {
+                    rx->stopping = true; /* cancelled once */
+                    prep_cancel(io, &rx->op);
+                }
+            }
+        if (!armed)
+            break;
+        io_uring_submit_and_wait(&io->ring, 1);
+        reap(io);
+    }
+    for (rx = io->rxs; rx; rx = next) {
+        _Atomic(struct rx *) *slot = rx_slot(rx->fd, false);
+
+        next = rx->next;
+        if (!rx->dead && rx_has_data(rx) && !rx->armed) {
+            rx_release(io, rx);
+            continue;
+        }
+        if (slot && atomic_load_explicit(slot, memory_order_relaxed) == rx)
+            atomic_store_explicit(slot, NULL, memory_order_relaxed);
+        rx_free(io, rx);
+    }
+}
 
 static void uring_cancel(struct weft__io *io, struct weft__io_op *op)
 {
+    uint8_t queued = RQ_QUEUED;
+
+    /* Still on the holder's queue: the holder ends it when it takes it.
+     * acquire (the load, and the CAS when it fails): pairs with the
+     * holder's release CAS to RQ_TAKEN, after which it no longer reads
+     * op->cancel_next, which the push below writes. */
+    if (unlikely(atomic_load_explicit(&op->u.uring.remote,
+                                      memory_order_acquire) == RQ_QUEUED) &&
+        atomic_compare_exchange_strong_explicit(
+            &op->u.uring.remote, &queued, RQ_CANCELLED,
+            memory_order_acquire, memory_order_acquire))
+        return;
     if (op->io == io && op->opcode != IOP_CLOSE) {
-        prep_cancel(io, op);
+        if (op->u.uring.rx_wait)
+            rx_cancel_wait(op);
+        else
+            prep_cancel(io, op);
         return;
     }
     weft__io_cancelq_push(&op->io->remote, op);
@@ -514,6 +1296,31 @@ static void take_remote_cancels(struct weft__io *io, bool may_flush)
             return;
         }
 
+        if (op->opcode != IOP_CLOSE &&
+            atomic_load_explicit(&op->u.uring.remote, memory_order_relaxed)
+                != RQ_NONE &&
+            atomic_load_explicit(&op->u.uring.remote, memory_order_relaxed)
+                != RQ_TAKEN) {
+            uint8_t queued = RQ_QUEUED;
+            /* release: our read of op->cancel_next (next, above) comes
+             * before a later cancel's push rewrites it. */
+            bool cancelled = !atomic_compare_exchange_strong_explicit(
+                &op->u.uring.remote, &queued, RQ_TAKEN, memory_order_release,
+                memory_order_relaxed);
+
+            /* Taken: the task waits for done alone from here, so no wake
+             * (release: pairs with the acquire in op_is_done()). */
+            atomic_store_explicit(&op->cancel_queued, false,
+                                  memory_order_release);
+            if (cancelled)
+                weft__io_complete(op, -ECANCELED);
+            else
+                rx_remote_run(io, op);
+            op = next;
+            continue;
+        }
+        if (op->opcode == IOP_CLOSE && io->rx_ok)
+            rx_close(io, op->fd);
         if (op->opcode == IOP_CLOSE && !fd_busy(io, op->fd)) {
             weft__io_cancelq_ack(op); /* nothing of ours on it */
             op = next;
@@ -529,7 +1336,9 @@ static void take_remote_cancels(struct weft__io *io, bool may_flush)
             op = next;
             continue;
         }
-        if (tag_op(io, op_tag(op), &slot) == op)
+        if (op->u.uring.rx_wait)
+            rx_cancel_wait(op);
+        else if (tag_op(io, op_tag(op), &slot) == op)
             prep_cancel(io, op);
         weft__io_cancelq_ack(op);
         op = next;
@@ -573,6 +1382,13 @@ static void complete(struct weft__io *io, const struct io_uring_cqe *cqe)
         else
             io->fdops[op->fd] |= FD_DRAINED;
     }
+    if (op->opcode == IOP_RECV_MULTI) {
+        rx_event(io, container_of(op, struct rx, op), slot, cqe);
+        return;
+    }
+    if (unlikely(op->opcode == IOP_ACCEPT || op->opcode == IOP_ACCEPT_MULTI) &&
+        cqe->res >= 0 && io->rx_ok)
+        rx_forget(io, cqe->res);
     if (op->opcode == IOP_ACCEPT_MULTI) {
         bool more = cqe->flags & IORING_CQE_F_MORE;
 
@@ -670,7 +1486,15 @@ static int uring_wait(struct weft__io *io, int64_t timeout_ns)
         n = (int)reap(io);
         goto out;
     }
+    if (timeout_ns != 0) {
+        atomic_store_explicit(&io->blocking, true, memory_order_relaxed);
+        /* seq_cst: pairs with the fence in rx_remote(). */
+        atomic_thread_fence(memory_order_seq_cst);
+        if (atomic_load_explicit(&io->remote.head, memory_order_relaxed))
+            timeout_ns = 0; /* a recv came meanwhile: take it first */
+    }
     ret = enter(io, timeout_ns);
+    atomic_store_explicit(&io->blocking, false, memory_order_relaxed);
     if (io->close_acks) {
         /* The cancels must be in the kernel before the acks (with SQPOLL:
          * taken by its thread). Rare: a close while others wait. */
