@@ -980,7 +980,10 @@ WEFT_API ssize_t weft_send(int fd, const void *buf, size_t len, int flags,
  *     runtime ends;
  *   - read it with those calls only: recv(2), weft_recvmsg, or weft_recv
  *     with other flags (MSG_PEEK, MSG_WAITALL, ...) do not see the bytes
- *     kept and may return later ones first.
+ *     kept and may return later ones first;
+ *   - pass a writable buffer: kept bytes are copied by the calling thread,
+ *     so a non-NULL buffer that is not writable faults there, where the
+ *     system call would have returned -EFAULT (NULL is still -EFAULT).
  * Other sockets, and the epoll backend, read plainly.
  */
 

@@ -108,13 +108,6 @@ void weft__task_wake(struct weft_task *t)
     }
 }
 
-/* acquire: pairs with the release in weft_cancel(). */
-bool weft__task_take_own_cancel(struct weft_task *t)
-{
-    return atomic_load_explicit(&t->cancel, memory_order_relaxed) &&
-           atomic_exchange_explicit(&t->cancel, false, memory_order_acquire);
-}
-
 /* A request to a task that waits for t inline, on the same stack: a join
  * passes its cancellation on to the task it awaits (weft__task_wait_done),
  * so the innermost inline task takes it. */

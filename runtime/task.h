@@ -264,8 +264,14 @@ void weft__task_wake(struct weft_task *t);
  * and every start asks: the usual answer is two loads, inline. */
 bool weft__task_take_cancel_slow(struct weft_task *t);
 
-/* t's own request only, not its joiners'. */
-bool weft__task_take_own_cancel(struct weft_task *t);
+/* t's own request only, not its joiners': a relaxed load, and the RMW
+ * only when one is pending. acquire: pairs with the release in
+ * weft__task_cancel(). */
+static inline bool weft__task_take_own_cancel(struct weft_task *t)
+{
+    return atomic_load_explicit(&t->cancel, memory_order_relaxed) &&
+           atomic_exchange_explicit(&t->cancel, false, memory_order_acquire);
+}
 
 static inline bool weft__task_take_cancel(struct weft_task *t)
 {

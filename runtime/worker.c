@@ -501,9 +501,7 @@ bool weft__worker_join_inline(struct weft_task *self, struct weft_task *t,
      * on): it ends unstarted, as in a worker's start. Requests to tasks
      * further up the chain reach t at its first wait, which looks for
      * them (weft__task_take_cancel); not here, at every inline start. */
-    if (weft__task_take_cancel(t) ||
-        (unlikely(atomic_load_explicit(&self->cancel, memory_order_relaxed)) &&
-         weft__task_take_own_cancel(self))) {
+    if (weft__task_take_cancel(t) || weft__task_take_own_cancel(self)) {
         atomic_store_explicit(&t->host, NULL, memory_order_relaxed);
         end_unstarted(w, t, -ECANCELED);
         weft__worker_leave(w);
@@ -767,8 +765,7 @@ static void begin_run(struct worker *w, struct weft_task *t)
 {
     if (until_poll(w))
         set_until_poll(w, until_poll(w) - 1);
-    w->current = t;
-    atomic_store_explicit(&w->running, t, memory_order_relaxed);
+    show_running(w, t);
     start_run_clock(w);
 }
 
