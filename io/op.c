@@ -27,6 +27,7 @@
 #include <sys/uio.h>
 
 #include "../runtime/common.h"
+#include "../runtime/fdtable.h"
 #include "../runtime/mem.h"
 #include "../runtime/sanitizer.h"
 #include "../runtime/task.h"
@@ -40,41 +41,25 @@ _Atomic size_t weft__io_rw_cap;
 
 /*
  * Which workers may have ops waiting on an fd: one 64-bit mask per fd
- * (worker i is bit i % 64), in pages of FDMARK_PAGE fds allocated on first
- * use and kept for the process's life, so readers need no lock. A mark
- * stays until weft_close takes it; a stale one (an fd closed with close(),
- * a task that moved on) costs only a needless notice. fds beyond the table
+ * (worker i is bit i % 64), in the per-fd table of runtime/fdtable.h, so
+ * readers need no lock. A mark stays until weft_close takes it; a stale
+ * one (an fd closed with close(), a task that moved on) costs only a
+ * needless notice. fds beyond the table
  * are never marked, and their close notifies every worker. A page is made
  * only for an fd that is open: a bad fd number allocates nothing.
  */
-#define FDMARK_PAGE 4096
-#define FDMARK_PAGES 1024
-
-static _Atomic(_Atomic uint64_t *) fdmark_dir[FDMARK_PAGES];
+static struct weft__fdtable fdmarks;
 
 static _Atomic uint64_t *fdmark_slot(int fd, bool create)
 {
-    _Atomic(_Atomic uint64_t *) *dir;
-    _Atomic uint64_t *page, *fresh = NULL;
+    weft__fd_slot_t *s = weft__fdtable_slot(&fdmarks, fd, false);
 
-    if ((unsigned)fd >= FDMARK_PAGE * FDMARK_PAGES)
-        return NULL;
-    dir = &fdmark_dir[fd / FDMARK_PAGE];
-    /* acquire: pairs with the release CAS below (the page's zeroes). */
-    page = atomic_load_explicit(dir, memory_order_acquire);
-    if (page || !create)
-        return page ? &page[fd % FDMARK_PAGE] : NULL;
-    if (fcntl(fd, F_GETFD) < 0)
-        return NULL; /* not open: its op fails with -EBADF, nothing waits */
-    fresh = weft__zalloc(FDMARK_PAGE * sizeof(*fresh));
-    if (!fresh)
-        return NULL;
-    if (!atomic_compare_exchange_strong_explicit(
-            dir, &page, fresh, memory_order_acq_rel, memory_order_acquire)) {
-        weft__free(fresh, FDMARK_PAGE * sizeof(*fresh));
-        return &page[fd % FDMARK_PAGE];
+    if (!s && create) {
+        if (fcntl(fd, F_GETFD) < 0)
+            return NULL; /* not open: its op fails with -EBADF, nothing waits */
+        s = weft__fdtable_slot(&fdmarks, fd, true);
     }
-    return &fresh[fd % FDMARK_PAGE];
+    return s ? &s->word : NULL;
 }
 
 void weft__io_fd_mark(int fd, int self)
@@ -95,7 +80,7 @@ static uint64_t fd_take_marks(int fd)
 {
     _Atomic uint64_t *m;
 
-    if ((unsigned)fd >= FDMARK_PAGE * FDMARK_PAGES)
+    if ((unsigned)fd >= WEFT__FDTABLE_FDS)
         return UINT64_MAX;
     m = fdmark_slot(fd, false);
     if (!m || !atomic_load_explicit(m, memory_order_relaxed))

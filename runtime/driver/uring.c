@@ -51,6 +51,7 @@
 
 #include "../common.h"
 #include "../config.h"
+#include "../fdtable.h"
 #include "../sanitizer.h"
 #include "../mem.h"
 #include "../metrics.h"
@@ -77,8 +78,6 @@ struct slot {
 #define RX_BUFSZ 4096u
 #define RX_REARM (RX_NBUF / 4)    /* free buffers before a starved fd rearms */
 #define BID_NONE UINT16_MAX
-#define RX_PAGE 4096
-#define RX_PAGES 1024
 /* The table's mark for an fd that is not a TCP socket: recv goes plain. */
 #define RX_PLAIN_FD ((struct rx *)1)
 
@@ -580,8 +579,8 @@ static void uring_wake(struct weft__io *io);
  * recv copies them out without suspending. A connection holds buffers only
  * while it has unread bytes; an idle one costs its struct rx.
  *
- * The receive state of an fd (struct rx) is in one process-wide table
- * indexed by fd, so that a task that moved to another worker finds it. Its
+ * The receive state of an fd (struct rx) is in a process-wide per-fd
+ * table (runtime/fdtable.h), so that a task that moved to another worker finds it. Its
  * owner (the worker whose ring holds the multishot and whose buffers hold
  * the bytes) alone touches it. A recv from another worker is handed to the
  * owner through its remote queue (rx_remote, the path remote cancels take)
@@ -611,7 +610,7 @@ static void uring_wake(struct weft__io *io);
  * socket may carry descriptors that a recv without control data would
  * drop, and a datagram longer than a buffer would be cut.
  */
-static _Atomic(_Atomic(struct rx *) *) rx_dir[RX_PAGES];
+static struct weft__fdtable rx_table;
 
 #ifdef WEFT_FAULT_HOOKS
 /* Test builds: a test may turn multishot recv off (plain recvs only). */
@@ -619,27 +618,12 @@ _Atomic bool weft__io_no_rx;
 _Atomic uint64_t weft__io_rx_handovers;
 #endif
 
-static _Atomic(struct rx *) *rx_slot(int fd, bool create)
+/* fd's slot: its struct rx, RX_PLAIN_FD, or NULL (see above). */
+static _Atomic(void *) *rx_slot(int fd, bool create)
 {
-    _Atomic(_Atomic(struct rx *) *) *dir;
-    _Atomic(struct rx *) *page, *fresh;
+    weft__fd_slot_t *s = weft__fdtable_slot(&rx_table, fd, create);
 
-    if ((unsigned)fd >= RX_PAGE * RX_PAGES)
-        return NULL;
-    dir = &rx_dir[fd / RX_PAGE];
-    /* acquire: pairs with the release CAS below (the page's zeroes). */
-    page = atomic_load_explicit(dir, memory_order_acquire);
-    if (page || !create)
-        return page ? &page[fd % RX_PAGE] : NULL;
-    fresh = weft__zalloc(RX_PAGE * sizeof(*fresh));
-    if (!fresh)
-        return NULL;
-    if (!atomic_compare_exchange_strong_explicit(
-            dir, &page, fresh, memory_order_acq_rel, memory_order_acquire)) {
-        weft__free(fresh, RX_PAGE * sizeof(*fresh));
-        return &page[fd % RX_PAGE];
-    }
-    return &fresh[fd % RX_PAGE];
+    return s ? &s->ptr : NULL;
 }
 
 static char *buf_at(struct weft__io *io, uint16_t bid)
@@ -889,7 +873,7 @@ static void rx_free(struct weft__io *io, struct rx *rx)
  * cancel of every op on the fd. */
 static void rx_close(struct weft__io *io, int fd)
 {
-    _Atomic(struct rx *) *slot = rx_slot(fd, false);
+    _Atomic(void *) *slot = rx_slot(fd, false);
     struct rx *rx;
     struct weft__io_op *op;
 
@@ -925,7 +909,7 @@ static void rx_close(struct weft__io *io, int fd)
  */
 static void rx_forget(struct weft__io *io, int fd)
 {
-    _Atomic(struct rx *) *slot = rx_slot(fd, false);
+    _Atomic(void *) *slot = rx_slot(fd, false);
     struct rx *rx;
 
     if (!slot || !(rx = atomic_load_explicit(slot, memory_order_acquire)))
@@ -1006,7 +990,7 @@ serve:
 /* Slow path: the fd's rx, made (TCP sockets) or adopted; RX_PLAIN_FD for
  * other fds; NULL without memory. */
 static struct rx *rx_find(struct weft__io *io, int fd,
-                          _Atomic(struct rx *) *slot)
+                          _Atomic(void *) *slot)
 {
     struct rx *rx = atomic_load_explicit(slot, memory_order_acquire);
     struct weft__io *none = NULL;
@@ -1070,7 +1054,7 @@ static int rx_remote(struct weft__io_op *op)
 /* Owner: a recv another worker handed over (rx_remote). */
 static void rx_remote_run(struct weft__io *io, struct weft__io_op *op)
 {
-    _Atomic(struct rx *) *slot = rx_slot(op->fd, false);
+    _Atomic(void *) *slot = rx_slot(op->fd, false);
     struct rx *rx = slot ? atomic_load_explicit(slot, memory_order_acquire)
                          : NULL;
     struct weft__io *owner;
@@ -1116,7 +1100,7 @@ static void rx_remote_run(struct weft__io *io, struct weft__io_op *op)
  */
 static int rx_recv(struct weft__io *io, struct weft__io_op *op)
 {
-    _Atomic(struct rx *) *slot;
+    _Atomic(void *) *slot;
     struct rx *rx;
     int res;
 
@@ -1165,7 +1149,7 @@ static int rx_recv(struct weft__io *io, struct weft__io_op *op)
 /* A cancel of a recv waiting on buffered data (owner only). */
 static void rx_cancel_wait(struct weft__io_op *op)
 {
-    _Atomic(struct rx *) *slot = rx_slot(op->fd, false);
+    _Atomic(void *) *slot = rx_slot(op->fd, false);
     struct rx *rx = slot ? atomic_load_explicit(slot, memory_order_relaxed)
                          : NULL;
 
@@ -1182,7 +1166,7 @@ int weft__io_rx_probe(int fd, struct weft__io_rx_probe *out)
 {
     const struct weft__io_ops *ops;
     struct weft__io *io = weft__io_current(&ops);
-    _Atomic(struct rx *) *slot = rx_slot(fd, false);
+    _Atomic(void *) *slot = rx_slot(fd, false);
     struct rx *rx = slot ? atomic_load_explicit(slot, memory_order_acquire)
                          : NULL;
 
@@ -1234,7 +1218,7 @@ static void rx_fini(struct weft__io *io)
         reap(io);
     }
     for (rx = io->rxs; rx; rx = next) {
-        _Atomic(struct rx *) *slot = rx_slot(rx->fd, false);
+        _Atomic(void *) *slot = rx_slot(rx->fd, false);
 
         next = rx->next;
         if (!rx->dead && rx_has_data(rx) && !rx->armed) {
