@@ -130,7 +130,8 @@ static const char *why_name(uint8_t why)
     return why < sizeof(names) / sizeof(names[0]) ? names[why] : "?";
 }
 
-/* A task's state in words; a yielded task is RUNNING (task.h). */
+/* A task's state in words; a yielded task is RUNNING, a resumed one keeps
+ * SCHED while it runs and switches (task.h). */
 static void state_text(const struct entry *e, char *buf, size_t len)
 {
     uint32_t s = e->state & ~(uint32_t)TASK_NOTIFIED;

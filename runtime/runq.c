@@ -120,10 +120,8 @@ struct weft_task *weft__runq_steal(struct weft__runq *src,
     n--;
     t = atomic_load_explicit(&dst->buf[(tl + n) & MASK], memory_order_relaxed);
     /* Queued tasks are SCHED, or RUNNING if they yielded (task.h). */
-    WEFT__CHECK(t && ((atomic_load_explicit(&t->state, memory_order_relaxed) &
-                       ~TASK_NOTIFIED) == TASK_SCHED ||
-                      (atomic_load_explicit(&t->state, memory_order_relaxed) &
-                       ~TASK_NOTIFIED) == TASK_RUNNING));
+    WEFT__CHECK(t && weft__task_runnable(atomic_load_explicit(
+                         &t->state, memory_order_relaxed) & ~TASK_NOTIFIED));
     if (n)
         /* release: publishes the copied slots, as in push. */
         atomic_store_explicit(&dst->tail, tl + n, memory_order_release);

@@ -37,18 +37,20 @@ static inline __attribute__((always_inline)) void park(
     /* An inline task parks its host: the protocol runs on the state of
      * the task whose fiber switches (task.h, "Inline joins"). */
     struct weft_task *f = weft__task_fiber_owner(t);
-    uint32_t s = TASK_RUNNING | TASK_NOTIFIED;
+    uint32_t s;
 
     WEFT__CHECK(t == weft__task_current() && why != WHY_NONE);
-    WEFT__CHECK((atomic_load_explicit(&f->state, memory_order_relaxed) &
-                 ~TASK_NOTIFIED) == TASK_RUNNING);
     weft__task_note_wait(t, why, where);
-    /* Already woken since it last ran: consume the wake without a switch.
-     * acquire: pairs with the release in weft__task_wake(). The plain load
-     * first keeps the usual case free of a locked RMW: a wake that lands
-     * after it fails the worker's CAS to IDLE, which requeues the task. */
-    if (atomic_load_explicit(&f->state, memory_order_relaxed) != s ||
-        !atomic_compare_exchange_strong_explicit(&f->state, &s, TASK_RUNNING,
+    /* Already woken since it last ran (or since the wake that resumed it,
+     * task.h): consume the wake without a switch. acquire: pairs with the
+     * release in weft__task_wake(). The plain load first keeps the usual
+     * case free of a locked RMW: a wake that lands after it fails the
+     * worker's CAS to IDLE, which requeues the task. */
+    s = atomic_load_explicit(&f->state, memory_order_relaxed);
+    WEFT__CHECK(weft__task_runnable(s & ~TASK_NOTIFIED));
+    if (!(s & TASK_NOTIFIED) ||
+        !atomic_compare_exchange_strong_explicit(&f->state, &s,
+                                                 s & ~TASK_NOTIFIED,
                                                  memory_order_acquire,
                                                  memory_order_relaxed))
         weft__worker_switch_out(weft__worker_current(), SWITCH_PARK);

@@ -10,9 +10,10 @@
  * stack, so that two threads run on one stack):
  *
  *   state   meaning                                  who moves it on
- *   SCHED   in a run queue (or being handed to one)  the worker that runs it
- *   RUNNING on a worker's CPU, its stack in use, or  the task, its worker;
- *           yielded and back in a run queue          the worker that runs it
+ *   SCHED   in a run queue (or being handed to one); the worker that starts
+ *           or woken and running since (see below)   it; the task, its worker
+ *   RUNNING on a worker's CPU, its stack in use, or  the task, its worker
+ *           yielded and back in a run queue
  *   IDLE    parked, switched off its stack           weft__task_wake()
  *   DONE    finished                                 nobody
  *   INLINE  run by the task that joins it, on that   its joiner
@@ -22,6 +23,15 @@
  *
  * A yielded task keeps RUNNING: it is runnable, not parked, so a waker only
  * marks it NOTIFIED, exactly as for a queued one, and its yield needs no RMW.
+ * Likewise a resumed task (one that ran before) is run without a write to
+ * its state: SCHED and RUNNING both mean "runnable, not parked", and what
+ * a worker's exchange to RUNNING would do there is left to the task's next
+ * park, which consumes a NOTIFIED set meanwhile with an acquire RMW (one
+ * spurious return of a wait loop) or, failing to park on it, is requeued.
+ * Only a new task's start is an exchange to RUNNING (acquire), so that a
+ * cancellation that marked it queued is seen before its function runs.
+ * So yielding, waking and resuming take no locked instruction of the
+ * worker's beyond the waker's CAS and the park's CAS to IDLE.
  *
  * A task parks by switching away from its stack; only then, on the next
  * fiber of its worker, does the worker CAS RUNNING -> IDLE (release). A waker
@@ -90,6 +100,13 @@ enum task_state {
     TASK_INLINE = 5,
     TASK_NOTIFIED = 8, /* or'ed onto SCHED or RUNNING */
 };
+
+/* Whether s (NOTIFIED masked off) is a runnable task's: queued, running
+ * or yielded (SCHED and RUNNING alike, see the protocol above). */
+static inline bool weft__task_runnable(uint32_t s)
+{
+    return s == TASK_SCHED || s == TASK_RUNNING;
+}
 
 /* Why a task is suspended: shown in task dumps. */
 enum weft__why {

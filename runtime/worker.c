@@ -671,9 +671,19 @@ static bool end_unstarted(struct worker *w, struct weft_task *t, int err)
     return false;
 }
 
+/* Moves new task t, taken from a queue, to RUNNING. acquire RMW: pairs
+ * with the release CAS of any waker (a cancellation) that found it queued,
+ * so its start sees what that waker wrote. A resumed task is not claimed
+ * (task.h: its next park consumes such a wake instead). */
+static void claim_new(struct weft_task *t)
+{
+    atomic_exchange_explicit(&t->state, TASK_RUNNING, memory_order_acquire);
+}
+
 /* Gives t its stack on first run; false if it ended without running. */
 static bool start_task(struct worker *w, struct weft_task *t)
 {
+    claim_new(t);
     if (weft__task_take_cancel(t))
         return end_unstarted(w, t, -ECANCELED);
     t->stack = weft__stack_get(&w->rt->stacks, &w->stacks, t->stack_size);
@@ -690,13 +700,13 @@ static bool start_task(struct worker *w, struct weft_task *t)
 static inline __attribute__((always_inline)) void settle(struct worker *w)
 {
     struct weft_task *t = w->prev;
-    uint32_t s = TASK_RUNNING;
+    uint32_t s;
 
     if (!t)
         return;
+    s = atomic_load_explicit(&t->state, memory_order_relaxed) & ~TASK_NOTIFIED;
     WEFT__CHECK(w == weft__worker_current() && t != w->current);
-    WEFT__CHECK((atomic_load_explicit(&t->state, memory_order_relaxed) &
-                 ~TASK_NOTIFIED) == TASK_RUNNING);
+    WEFT__CHECK(weft__task_runnable(s));
     w->prev = NULL;
     switch (w->reason) {
     case SWITCH_YIELD:
@@ -705,7 +715,8 @@ static inline __attribute__((always_inline)) void settle(struct worker *w)
         break;
     case SWITCH_PARK:
         /* release: the fiber is off its stack; pairs with the acquire CAS
-         * in weft__task_wake(). Failing means NOTIFIED: run it again. */
+         * in weft__task_wake(). Failing means NOTIFIED: run it again. s is
+         * SCHED or RUNNING (task.h: a resumed task keeps its state). */
         if (!atomic_compare_exchange_strong_explicit(
                 &t->state, &s, TASK_IDLE, memory_order_release,
                 memory_order_relaxed)) {
@@ -752,14 +763,6 @@ static void check_run_length(struct worker *w)
                 (long long)(ran / WEFT__NS_PER_MS));
 }
 
-/* Moves t, taken from a queue, to RUNNING. acquire RMW: pairs with the
- * release CAS of any waker that found the task queued, so the task's first
- * check sees what that waker wrote. */
-static void claim(struct weft_task *t)
-{
-    atomic_exchange_explicit(&t->state, TASK_RUNNING, memory_order_acquire);
-}
-
 /* Makes t w's running task, counting it towards the next poll. */
 static void begin_run(struct worker *w, struct weft_task *t)
 {
@@ -773,7 +776,6 @@ static void begin_run(struct worker *w, struct weft_task *t)
  * without running (cancelled before it started, or no stack). */
 static bool prepare(struct worker *w, struct weft_task *t)
 {
-    claim(t);
     weft__metrics_claimed(w, t);
     if (unlikely(!t->started) && !start_task(w, t))
         return false;
@@ -880,7 +882,7 @@ void weft__worker_resume(struct worker *w)
 static bool adopt(struct worker *w, struct weft_task *t,
                   struct weft_task *donor)
 {
-    claim(t);
+    claim_new(t);
     if (weft__task_take_cancel(t))
         return end_unstarted(w, t, -ECANCELED);
     t->stack = donor->stack;
