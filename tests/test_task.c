@@ -2,6 +2,7 @@
  * Tasks: spawn, join, detach, cancel, yield, errors surfacing at join.
  */
 #include <errno.h>
+#include <fenv.h>
 #include <unistd.h>
 
 #include "helpers.h"
@@ -142,6 +143,43 @@ static int cancel_yielding(void *arg)
 Test(task, cancel_yielding, .timeout = 10)
 {
     t_run(cancel_yielding, NULL);
+}
+
+/* Each task's FP rounding mode is its own: the fiber switch keeps the
+ * control words of the task it leaves and restores those of the one it
+ * resumes, whichever worker that happens on. */
+static int keep_rounding_mode(void *arg)
+{
+    int mode = *(int *)arg, wrong = 0;
+
+    cr_assert_eq(fesetround(mode), 0);
+    for (int i = 0; i < 2000; i++) {
+        cr_assert_eq(weft_yield(), 0);
+        wrong += fegetround() != mode;
+    }
+    fesetround(FE_TONEAREST);
+    return wrong;
+}
+
+static int rounding_modes(void *arg)
+{
+    static int modes[] = { FE_UPWARD, FE_DOWNWARD, FE_TOWARDZERO,
+                           FE_TONEAREST };
+    enum { PER_MODE = 8, N = PER_MODE * 4 };
+    weft_task_t *t[N];
+
+    (void)arg;
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(weft_spawn(&t[i], keep_rounding_mode, &modes[i % 4]), 0);
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(weft_join(t[i]), 0, "task %d saw another's mode", i);
+    cr_assert_eq(fegetround(), FE_TONEAREST);
+    return 0;
+}
+
+Test(task, each_task_keeps_its_rounding_mode, .timeout = 30)
+{
+    t_run(rounding_modes, NULL);
 }
 
 static int must_not_run(void *arg)

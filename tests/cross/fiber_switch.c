@@ -1,10 +1,13 @@
 /*
  * The fiber switch of another architecture, run under qemu-user: two
  * fibers switch 100,000 times while each keeps floating-point state live
- * across the switches; the result must match the host build exactly.
+ * across the switches, the fiber rounding upward and main to nearest (the
+ * switch keeps each one's FP control word); the result must match the host
+ * build exactly.
  * Built and run by tests/cross/run.sh (a plain program: Criterion is not
  * available for the target).
  */
+#include <fenv.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,15 +15,17 @@
 #include "runtime/fiber.h"
 void weft__panic(const char *fmt, ...) { va_list ap; va_start(ap, fmt); vfprintf(stderr, fmt, ap); va_end(ap); abort(); }
 static struct fiber main_f, a_f;
-static volatile long count;
+static volatile long count, wrong_mode;
 static void body(void *arg)
 {
     double acc = *(double *)arg;
     weft__fiber_entered(&a_f);
+    fesetround(FE_UPWARD);
     for (int i = 0; i < 100000; i++) {
         acc = acc * 1.0000001 + 1.0;   /* keeps FP callee-saved state live */
         count++;
         weft__fiber_switch_to(&a_f, &main_f);
+        wrong_mode += fegetround() != FE_UPWARD;
     }
     *(double *)arg = acc;
     weft__fiber_exit_to(&a_f, &main_f);
@@ -35,7 +40,9 @@ int main(void)
     for (int i = 0; i <= 100000; i++) {
         mine = mine * 0.9999999 + 0.5;
         weft__fiber_switch_to(&main_f, &a_f);
+        wrong_mode += fegetround() != FE_TONEAREST;
     }
-    printf("switches %ld, fiber acc %.6f, main acc %.6f\n", count, seed, mine);
-    return count == 100000 ? 0 : 1;
+    printf("switches %ld, fiber acc %.17g, main acc %.17g, wrong modes %ld\n",
+           count, seed, mine, wrong_mode);
+    return count == 100000 && wrong_mode == 0 ? 0 : 1;
 }

@@ -8,8 +8,8 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 prog=(-O2 -std=gnu11 -I"$src" "$src/tests/cross/fiber_switch.c"
       "$src/runtime/fiber.c")
-cc "${prog[@]}" "$src/runtime/arch/switch_x86_64.S" -o "$tmp/host"
-"$cc" "${prog[@]}" "$src/runtime/arch/switch_$arch.S" -static -o "$tmp/cross"
+cc "${prog[@]}" "$src/runtime/arch/switch_x86_64.S" -lm -o "$tmp/host"
+"$cc" "${prog[@]}" "$src/runtime/arch/switch_$arch.S" -static -lm -o "$tmp/cross"
 want=$("$tmp/host")
 got=$("$qemu" "$tmp/cross")
 echo "host:  $want"
