@@ -19,6 +19,8 @@ void weft__runq_init(struct weft__runq *q)
 {
     atomic_init(&q->head, 0);
     atomic_init(&q->tail, 0);
+    atomic_init(&q->iclaimed, 0);
+    atomic_init(&q->nclaimed, 0);
     for (uint32_t i = 0; i < WEFT_RUNQ_CAP; i++)
         atomic_init(&q->buf[i], NULL);
 }
@@ -60,23 +62,71 @@ uint32_t weft__runq_spill(struct weft__runq *q, struct weft_task *t,
     return n + 1;
 }
 
-struct weft_task *weft__runq_pop(struct weft__runq *q)
+/* Owner only (or its duties' holder): relaxed loads of its own writes. */
+static uint32_t iclaimed(const struct weft__runq *q)
+{
+    return atomic_load_explicit(&q->iclaimed, memory_order_relaxed);
+}
+
+static uint32_t nclaimed(const struct weft__runq *q)
+{
+    return atomic_load_explicit(&q->nclaimed, memory_order_relaxed);
+}
+
+/* The next claimed task; there is one. */
+static struct weft_task *next_claimed(struct weft__runq *q)
+{
+    uint32_t i = iclaimed(q);
+
+    atomic_store_explicit(&q->iclaimed, i + 1, memory_order_relaxed);
+    return q->claimed[i];
+}
+
+/* Claims up to WEFT_RUNQ_CLAIM_MAX of the oldest tasks, at most half of
+ * them (at least one), and returns the first; NULL if empty. */
+static __attribute__((noinline)) struct weft_task *claim(struct weft__runq *q)
 {
     uint32_t h = atomic_load_explicit(&q->head, memory_order_acquire);
 
     for (;;) {
         uint32_t tl = atomic_load_explicit(&q->tail, memory_order_relaxed);
-        struct weft_task *t;
+        uint32_t n = (tl - h) / 2;
 
         if (h == tl)
             return NULL;
-        t = atomic_load_explicit(&q->buf[h & MASK], memory_order_relaxed);
-        /* acq_rel: the owner races stealers for slot h. */
-        if (atomic_compare_exchange_weak_explicit(&q->head, &h, h + 1,
+        if (n == 0)
+            n = 1;
+        else if (n > WEFT_RUNQ_CLAIM_MAX)
+            n = WEFT_RUNQ_CLAIM_MAX;
+        for (uint32_t i = 0; i < n; i++)
+            q->claimed[i] = atomic_load_explicit(&q->buf[(h + i) & MASK],
+                                                 memory_order_relaxed);
+        /* acq_rel: the owner races stealers for slots [h, h + n); its
+         * reads of them are valid if it wins. */
+        if (atomic_compare_exchange_weak_explicit(&q->head, &h, h + n,
                                                   memory_order_acq_rel,
-                                                  memory_order_acquire))
-            return t;
+                                                  memory_order_acquire)) {
+            atomic_store_explicit(&q->iclaimed, 1, memory_order_relaxed);
+            atomic_store_explicit(&q->nclaimed, n, memory_order_relaxed);
+            return q->claimed[0];
+        }
     }
+}
+
+struct weft_task *weft__runq_pop(struct weft__runq *q)
+{
+    if (iclaimed(q) != nclaimed(q))
+        return next_claimed(q);
+    return claim(q);
+}
+
+uint32_t weft__runq_take_claimed(struct weft__runq *q, struct weft_task **out)
+{
+    uint32_t n = 0;
+
+    while (iclaimed(q) != nclaimed(q))
+        out[n++] = next_claimed(q);
+    return n;
 }
 
 /* Copies half of src into dst's free slots; returns the count claimed. */
@@ -153,10 +203,15 @@ uint32_t weft__runq_take(struct weft__runq *src, struct weft_task **out,
     }
 }
 
-uint32_t weft__runq_len(const struct weft__runq *q)
+uint32_t weft__runq_stealable(const struct weft__runq *q)
 {
     uint32_t h = atomic_load_explicit(&q->head, memory_order_acquire);
     uint32_t tl = atomic_load_explicit(&q->tail, memory_order_acquire);
 
     return tl - h;
+}
+
+uint32_t weft__runq_len(const struct weft__runq *q)
+{
+    return weft__runq_stealable(q) + (nclaimed(q) - iclaimed(q));
 }

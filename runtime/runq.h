@@ -10,6 +10,18 @@
  *         [head, tail); stealers read [head, tail) before their CAS on head
  *         validates the read. Slots are relaxed atomics because a stealer
  *         whose CAS is about to fail may read a slot the owner is reusing.
+ *   claimed, iclaimed, nclaimed: the owner's. Its pop moves a batch of
+ *         the oldest tasks out of the ring with one CAS on head and runs
+ *         them from there, one by one, without another. Whoever holds the
+ *         owner's duties while it is stuck may take them (see "Stalls" in
+ *         worker.c). The counts are relaxed atomics only so that a snapshot
+ *         of the length may read them.
+ *
+ * The claim keeps the owner's pop free of a locked instruction most of the
+ * time, as a yield or a hand-off pops at every switch. A claim takes up to
+ * WEFT_RUNQ_CLAIM_MAX tasks and never more than half of the queue (one
+ * when there are one or two), so a thief always finds the other half.
+ * Order is unchanged: the claimed tasks are the oldest, and run first.
  */
 #ifndef WEFT__RUNQ_H
 #define WEFT__RUNQ_H
@@ -26,9 +38,14 @@
 
 struct weft_task;
 
+#define WEFT_RUNQ_CLAIM_MAX 16 /* the most tasks one claim takes */
+
 struct weft__runq {
     _Atomic uint32_t head WEFT__ALIGNED;
+    /* Stealers read tail; the rest of this line is the owner's. */
     _Atomic uint32_t tail WEFT__ALIGNED;
+    _Atomic uint32_t iclaimed, nclaimed;
+    struct weft_task *claimed[WEFT_RUNQ_CLAIM_MAX];
     _Atomic(struct weft_task *) buf[WEFT_RUNQ_CAP];
 };
 
@@ -49,8 +66,17 @@ bool weft__runq_push(struct weft__runq *q, struct weft_task *t);
 uint32_t weft__runq_spill(struct weft__runq *q, struct weft_task *t,
                           struct weft_task **out);
 
-/* Owner only. */
+/* Owner only: the oldest task (claimed, see above), or NULL if empty. */
 struct weft_task *weft__runq_pop(struct weft__runq *q);
+
+/*
+ * By whoever holds the owner's duties while the owner runs no runtime
+ * code (a stuck worker's rescuer, or the owner itself): takes the tasks
+ * the owner claimed and has not run into out[] (room for
+ * WEFT_RUNQ_CLAIM_MAX), oldest first, for other workers. Returns the
+ * count.
+ */
+uint32_t weft__runq_take_claimed(struct weft__runq *q, struct weft_task **out);
 
 /*
  * Called by `dst`'s owner with dst empty: moves half of src (rounded up)
@@ -68,7 +94,10 @@ struct weft_task *weft__runq_steal(struct weft__runq *src,
 uint32_t weft__runq_take(struct weft__runq *src, struct weft_task **out,
                          uint32_t max);
 
-/* Any thread; a snapshot. */
+/* Any thread; a snapshot: the tasks a thief could take. */
+uint32_t weft__runq_stealable(const struct weft__runq *q);
+
+/* Any thread; a snapshot: the tasks queued, claimed ones included. */
 uint32_t weft__runq_len(const struct weft__runq *q);
 
 #endif

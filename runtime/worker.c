@@ -543,7 +543,7 @@ static struct weft_task *take_injected(struct worker *w)
 
     if (len == 0)
         return NULL;
-    room = WEFT_RUNQ_CAP - weft__runq_len(&w->runq);
+    room = WEFT_RUNQ_CAP - weft__runq_stealable(&w->runq);
     /* Take no more than the local queue can hold besides the one we run,
      * so nothing has to go back under the lock. */
     if (max > WEFT_RUNQ_CAP / 2)
@@ -1043,18 +1043,23 @@ static bool kick(void *arg)
     return true;
 }
 
-/* Moves what only w's owner would run, its LIFO slot and the tasks it
- * holds unpublished, to the injection queue, where every worker looks.
- * By whoever holds w's duties. Returns whether there was any. */
+/* Moves what only w's owner would run, its LIFO slot, the tasks its
+ * queue claimed and those it holds unpublished, to the injection queue,
+ * where every worker looks. By whoever holds w's duties. Returns whether
+ * there was any. */
 static bool inject_private(struct worker *w)
 {
     struct weft__inject *q = &w->rt->inject;
-    bool any = w->lifo || w->nspawned;
+    struct weft_task *claimed[WEFT_RUNQ_CLAIM_MAX];
+    uint32_t n = weft__runq_take_claimed(&w->runq, claimed);
+    bool any = w->lifo || w->nspawned || n;
 
     if (w->lifo) {
         weft__inject_push(q, &w->lifo, 1);
         w->lifo = NULL;
     }
+    if (n)
+        weft__inject_push(q, claimed, n);
     if (w->nspawned) {
         weft__inject_push(q, w->spawned, w->nspawned);
         w->nspawned = 0;
@@ -1146,7 +1151,7 @@ static bool has_work(struct runtime *rt)
     if (weft__inject_len(&rt->inject))
         return true;
     for (unsigned i = 0; i < rt->nworkers; i++)
-        if (weft__runq_len(&rt->workers[i]->runq))
+        if (weft__runq_stealable(&rt->workers[i]->runq))
             return true;
     return false;
 }
