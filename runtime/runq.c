@@ -25,18 +25,18 @@ void weft__runq_init(struct weft__runq *q)
         atomic_init(&q->buf[i], NULL);
 }
 
-bool weft__runq_push(struct weft__runq *q, struct weft_task *t)
+int weft__runq_push(struct weft__runq *q, struct weft_task *t)
 {
     /* acquire: pairs with the head CAS in pop/steal, so the slot is free. */
     uint32_t h = atomic_load_explicit(&q->head, memory_order_acquire);
     uint32_t tl = atomic_load_explicit(&q->tail, memory_order_relaxed);
 
     if (tl - h >= WEFT_RUNQ_CAP)
-        return false;
+        return -1;
     atomic_store_explicit(&q->buf[tl & MASK], t, memory_order_relaxed);
     /* release: publishes the slot to stealers' acquire load of tail. */
     atomic_store_explicit(&q->tail, tl + 1, memory_order_release);
-    return true;
+    return tl == h;
 }
 
 uint32_t weft__runq_spill(struct weft__runq *q, struct weft_task *t,

@@ -51,8 +51,11 @@ struct weft__runq {
 
 void weft__runq_init(struct weft__runq *q);
 
-/* Owner only. False when full: the caller spills with weft__runq_spill. */
-bool weft__runq_push(struct weft__runq *q, struct weft_task *t);
+/* Owner only. Returns 1 if nothing was stealable before t (the owner's
+ * view of head: a thief may have emptied the queue unseen), 0 if t joined
+ * stealable tasks, or -1 when full: the caller spills with
+ * weft__runq_spill. */
+int weft__runq_push(struct weft__runq *q, struct weft_task *t);
 
 /* The most weft__runq_spill() writes to its array. */
 #define WEFT_RUNQ_SPILL_MAX (WEFT_RUNQ_CAP / 2 + 1)

@@ -72,6 +72,19 @@
  * searcher finds work it wakes another if work remains, so a burst spreads
  * across workers one wake at a time (Go's spinning-M rule).
  *
+ * A push to a worker's own queue runs W's side only when it makes the
+ * queue non-empty (as its owner sees it), or spills to the injection
+ * queue: the fence is most of the cost of a yield or a local wake on a
+ * busy runtime, and the pushes behind the first add nothing to tell. The
+ * first one's fence made the queue visible to every worker that announces
+ * itself afterwards, and the queue stays non-empty until its owner or a
+ * thief empties it; then the owner's next push is a first one again. The
+ * one gap: a thief that empties the queue just before the owner pushes,
+ * unseen by the owner's read of head. That thief is awake and running
+ * what it took, and the owner never parks over its own queue, so the task
+ * is not lost: at worst it waits for one of the two to look for work (or
+ * for the stall monitor's rescue) instead of for a parked worker.
+ *
  * Parks never use a periodic timeout: the wait's timeout is the worker's
  * next timer, or once after a burst the time its idle memory is due to go
  * back (see "Idle memory"), so a lost wakeup shows up as a hang, not as
@@ -252,25 +265,28 @@ static void back_off(struct worker *w, int64_t timeout)
 /* ---- queues -------------------------------------------------------------- */
 
 /* Pushes t to w's queue, spilling its older half to the injection queue
- * when it is full. */
-static inline void push_one(struct worker *w, struct weft_task *t)
+ * when it is full. Returns whether idle workers are to be told (see
+ * "Parking without lost wakeups"): t is the first stealable task, or
+ * tasks went to the injection queue. */
+static inline bool push_one(struct worker *w, struct weft_task *t)
 {
+    int first;
     uint32_t n;
 
-    while (!weft__runq_push(&w->runq, t)) {
+    while ((first = weft__runq_push(&w->runq, t)) < 0) {
         n = weft__runq_spill(&w->runq, t, w->batch);
         if (n) {
             weft__inject_push(&w->rt->inject, w->batch, n);
-            break;
+            return true;
         }
     }
+    return first;
 }
 
 static void push_local(struct worker *w, struct weft_task *t)
 {
-    push_one(w, t);
     /* Alone, the worker that pushed is the one that will run it. */
-    if (w->rt->nworkers > 1)
+    if (push_one(w, t) && w->rt->nworkers > 1)
         weft__runtime_notify_work(w->rt);
 }
 
@@ -278,9 +294,11 @@ static void push_local(struct worker *w, struct weft_task *t)
 static void push_local_batch(struct worker *w, struct weft_task *const *tasks,
                              uint32_t n)
 {
+    bool tell = false;
+
     for (uint32_t i = 0; i < n; i++)
-        push_one(w, tasks[i]);
-    if (n && w->rt->nworkers > 1)
+        tell |= push_one(w, tasks[i]);
+    if (tell && w->rt->nworkers > 1)
         weft__runtime_notify_work(w->rt);
 }
 
@@ -555,7 +573,7 @@ static struct weft_task *take_injected(struct worker *w)
         return NULL;
     for (uint32_t i = 1; i < n; i++)
         /* Only stealers change the length meanwhile, and only down. */
-        if (!weft__runq_push(&w->runq, w->batch[i]))
+        if (weft__runq_push(&w->runq, w->batch[i]) < 0)
             weft__panic("take_injected: local queue overflow");
     if (n > 1)
         weft__runtime_notify_work(rt);

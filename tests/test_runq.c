@@ -42,8 +42,8 @@ Test(runq, a_pop_claims_at_most_half_and_runs_oldest_first, .timeout = 10)
     uint32_t n = WEFT_RUNQ_CAP, claimed = n / 2;
 
     for (uint32_t i = 0; i < n; i++)
-        cr_assert(weft__runq_push(q, &t[i]));
-    cr_assert_not(weft__runq_push(q, &t[0]), "a full ring takes no more");
+        cr_assert_eq(weft__runq_push(q, &t[i]), i == 0, "push %u", i);
+    cr_assert_eq(weft__runq_push(q, &t[0]), -1, "a full ring takes no more");
     cr_assert_eq(weft__runq_pop(q), &t[0]);
     /* Half went to the owner's claim (one of them returned), half stays
      * for thieves. */
@@ -69,8 +69,8 @@ Test(runq, one_or_two_tasks_leave_a_thief_all_but_one, .timeout = 10)
     struct weft__runq *q = new_runq();
     struct weft_task *t = fake_tasks(2);
 
-    cr_assert(weft__runq_push(q, &t[0]));
-    cr_assert(weft__runq_push(q, &t[1]));
+    cr_assert_eq(weft__runq_push(q, &t[0]), 1);
+    cr_assert_eq(weft__runq_push(q, &t[1]), 0);
     cr_assert_eq(weft__runq_pop(q), &t[0]);
     cr_assert_eq(weft__runq_stealable(q), 1);
     cr_assert_eq(weft__runq_pop(q), &t[1]);
@@ -87,7 +87,7 @@ Test(runq, a_rescuer_takes_the_claimed_tasks_in_order, .timeout = 10)
     uint32_t n = WEFT_RUNQ_CAP, claimed = n / 2;
 
     for (uint32_t i = 0; i < n; i++)
-        cr_assert(weft__runq_push(q, &t[i]));
+        cr_assert_geq(weft__runq_push(q, &t[i]), 0);
     cr_assert_eq(weft__runq_pop(q), &t[0]);
     cr_assert_eq(weft__runq_take_claimed(q, out), claimed - 1);
     for (uint32_t i = 1; i < claimed; i++)
@@ -168,7 +168,7 @@ Test(runq, every_task_is_taken_once_under_stealing, .timeout = 120)
         struct weft_task *t;
 
         while (burst-- && pushed < STRESS_TASKS &&
-               weft__runq_push(s->owner, &s->tasks[pushed]))
+               weft__runq_push(s->owner, &s->tasks[pushed]) >= 0)
             pushed++;
         while (pops-- && (t = weft__runq_pop(s->owner)))
             take(s, t);

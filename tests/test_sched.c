@@ -460,6 +460,65 @@ Test(sched, wake_from_foreign_thread_reaches_parking_workers,
     cr_assert_eq(atomic_load(&f.acked), FOREIGN_ROUNDS);
 }
 
+/* ---- wakes spread to idle workers ---------------------------------------- */
+
+/*
+ * A task wakes n + 1 parked tasks and keeps its worker (it spins, without
+ * a suspension point, with stall detection off): the first n go through
+ * its queue, where only the first push tells the idle workers (worker.c,
+ * "Parking without lost wakeups"), and the last stays in its LIFO slot.
+ * The n queued ones must still reach the n other workers at once, each
+ * woken thief waking the next: every one of them waits, spinning, until
+ * all n have started, so none can finish before the others run.
+ */
+struct spread {
+    weft_event_t go;
+    atomic_uint started;
+    unsigned n;
+};
+
+static int spread_member(void *arg)
+{
+    struct spread *s = arg;
+
+    cr_assert_eq(weft_event_wait(&s->go, WEFT_NO_DEADLINE), 0);
+    atomic_fetch_add(&s->started, 1);
+    while (atomic_load(&s->started) < s->n)
+        ;
+    return 0;
+}
+
+static int spread_main(void *arg)
+{
+    struct spread *s = arg;
+    weft_task_t *t[WEFT__MAX_WORKERS + 1];
+
+    s->n = t_workers() - 1;
+    cr_assert_eq(weft_event_init(&s->go), 0);
+    for (unsigned i = 0; i <= s->n; i++) {
+        cr_assert_eq(weft_spawn(&t[i], spread_member, s), 0);
+        t_until_parked_in(t[i], WHY_SYNC);
+    }
+    cr_assert_eq(weft_event_set(&s->go), 0);
+    while (atomic_load(&s->started) < s->n)
+        ;
+    for (unsigned i = 0; i <= s->n; i++)
+        cr_assert_eq(weft_join(t[i]), 0);
+    return 0;
+}
+
+Test(sched, woken_tasks_spread_to_every_idle_worker, .timeout = 60)
+{
+    static struct spread s;
+    weft_config_t cfg;
+
+    if (t_workers() < 2)
+        return; /* nobody to spread to */
+    weft_config_init(&cfg);
+    cfg.stall_ms = WEFT_STALL_OFF;
+    t_run_with(&cfg, spread_main, &s);
+}
+
 /* ---- LIFO slot fairness -------------------------------------------------- */
 
 struct starve {
