@@ -431,6 +431,11 @@ void weft__pages_discard(const struct iovec *iov, unsigned n)
         madvise(iov[i].iov_base, iov[i].iov_len, MADV_DONTNEED);
 }
 
+void weft__pages_populate(void *p, size_t n)
+{
+    madvise(p, n, MADV_POPULATE_WRITE);
+}
+
 /* The stacks of one slab in a batch being pooled: batch[from, to). */
 struct run {
     unsigned slab, from, to;

@@ -190,6 +190,10 @@ int weft__task_block(struct weft_task *t, bool (*done)(void *), void *arg,
 
 #define BLOCK_MIN 16     /* task structs in a block, at least */
 #define CHUNK_BLOCKS 256 /* blocks mapped at once */
+/* Fresh blocks faulted in at once: a burst of spawns lays out one block
+ * after another, and a fault per page costs more than its share of one
+ * populating call. */
+#define POPULATE_BLOCKS 16
 #define RELEASE_SLICE 256 /* structs pooled per hold of reg_lock */
 
 _Static_assert(TASK_FREE == 0, "a discarded page must read as free tasks");
@@ -224,9 +228,13 @@ static int add_chunk(struct weft__task_arena *a)
 }
 
 /* Under reg_lock: a block with no struct laid out (a released one, else a
- * fresh one); its index, or -ENOMEM. */
-static int64_t take_block(struct weft__task_arena *a)
+ * fresh one); its index, or -ENOMEM. *populate is set to the bytes of
+ * fresh blocks the caller is to fault in from the block's start (0 for
+ * none): the next POPULATE_BLOCKS when it starts such a run. */
+static int64_t take_block(struct weft__task_arena *a, size_t *populate)
 {
+    size_t run = POPULATE_BLOCKS * block_bytes();
+
     uint32_t i;
 
     if (a->released) {
@@ -245,9 +253,13 @@ static int64_t take_block(struct weft__task_arena *a)
     a->blocks[i] = (struct weft__task_block){
         .first = (struct weft_task *)a->fresh
     };
+    /* Chunks hold whole runs: CHUNK_BLOCKS is a multiple of the run. */
+    if ((size_t)(a->fresh - (char *)a->chunks[a->nchunks - 1]) % run == 0)
+        *populate = run;
     a->fresh += block_bytes();
     return i;
 }
+_Static_assert(CHUNK_BLOCKS % POPULATE_BLOCKS == 0, "a chunk holds whole runs");
 
 /*
  * Lays out block i, whose structs read as zeros (fresh or discarded pages):
@@ -375,17 +387,22 @@ static struct weft_task *new_block(struct runtime *rt)
 {
     struct weft_task *b;
     uint16_t gen_floor = 0;
+    size_t populate = 0;
     int64_t i;
 
     pthread_mutex_lock(&rt->reg_lock);
-    i = take_block(&rt->tasks);
+    i = take_block(&rt->tasks, &populate);
     if (i >= 0)
         gen_floor = rt->tasks.blocks[i].gen_floor;
     b = i < 0 ? NULL : rt->tasks.blocks[i].first;
     pthread_mutex_unlock(&rt->reg_lock);
     if (!b)
         return NULL;
-    /* Outside the lock: the writes fault the block's pages in. */
+    /* Outside the lock: the writes fault the block's pages in. The other
+     * blocks of the run may be laid out meanwhile by other workers: the
+     * call only makes present what is not. */
+    if (populate)
+        weft__pages_populate(b, populate);
     lay_out(b, (uint32_t)i, gen_floor);
     pthread_mutex_lock(&rt->reg_lock);
     weft__runtime_register(rt, (uint32_t)i);
