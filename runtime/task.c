@@ -234,7 +234,6 @@ static int add_chunk(struct weft__task_arena *a)
 static int64_t take_block(struct weft__task_arena *a, size_t *populate)
 {
     size_t run = POPULATE_BLOCKS * block_bytes();
-
     uint32_t i;
 
     if (a->released) {
@@ -259,7 +258,8 @@ static int64_t take_block(struct weft__task_arena *a, size_t *populate)
     a->fresh += block_bytes();
     return i;
 }
-_Static_assert(CHUNK_BLOCKS % POPULATE_BLOCKS == 0, "a chunk holds whole runs");
+_Static_assert(CHUNK_BLOCKS % POPULATE_BLOCKS == 0,
+               "a chunk holds whole runs");
 
 /*
  * Lays out block i, whose structs read as zeros (fresh or discarded pages):

@@ -19,10 +19,10 @@
  * suspending task asked for (requeue, park, finish) needs it off its stack,
  * so it is left in w->prev and done by whichever fiber runs next on this
  * worker, first thing after its switch returns (weft__worker_settle()):
- * the scheduler, a resumed task, or a new task in its entry. A task whose function
- * returned goes further when the next task is new: that task takes over its
- * stack and fiber and runs from the same frame, with no switch at all
- * (adopt()). Starting a task that needs a stack mapped (the cache is empty,
+ * the scheduler, a resumed task, or a new task in its entry. A task whose
+ * function returned goes further when the next task is new: that task takes
+ * over its stack and fiber and runs from the same frame, with no switch at
+ * all (adopt()). Starting a task that needs a stack mapped (the cache is empty,
  * or it asked for its own size) is left to the scheduler, so that what runs
  * on a suspending task's stack stays small. Wakes issued while settling on
  * a task's fiber go to the LIFO slot, like any wake from a running task.
@@ -32,9 +32,10 @@
  * like the LIFO slot) until its spawner suspends or ends, when the held
  * tasks are queued in spawn order, the newest to run next (in the LIFO
  * slot, unless a task woken meanwhile holds it); asyncio's order, where
- * a new task runs once its spawner awaits. Until then the spawner's join of one of them runs it inline
- * (task.h, "Inline joins"): a function call on the joiner's stack, which
- * itself may spawn and join the same way. So a tree of tasks that spawn
+ * a new task runs once its spawner awaits. Until then the spawner's
+ * join of one of them runs it inline (task.h, "Inline joins"): a function
+ * call on the joiner's stack, which itself may spawn and join the same
+ * way. So a tree of tasks that spawn
  * and join their children runs depth first, as in Cilk's work-first
  * order: a join takes the child it names out of the held ones, the
  * siblings after it wait their turn held, and a worker's inline chain
@@ -722,9 +723,10 @@ static inline __attribute__((always_inline)) void settle(struct worker *w)
 
     if (!t)
         return;
-    s = atomic_load_explicit(&t->state, memory_order_relaxed) & ~TASK_NOTIFIED;
     WEFT__CHECK(w == weft__worker_current() && t != w->current);
-    WEFT__CHECK(weft__task_runnable(s));
+    WEFT__CHECK(weft__task_runnable(
+        atomic_load_explicit(&t->state, memory_order_relaxed) &
+        ~TASK_NOTIFIED));
     w->prev = NULL;
     switch (w->reason) {
     case SWITCH_YIELD:
@@ -735,6 +737,8 @@ static inline __attribute__((always_inline)) void settle(struct worker *w)
         /* release: the fiber is off its stack; pairs with the acquire CAS
          * in weft__task_wake(). Failing means NOTIFIED: run it again. s is
          * SCHED or RUNNING (task.h: a resumed task keeps its state). */
+        s = atomic_load_explicit(&t->state, memory_order_relaxed) &
+            ~TASK_NOTIFIED;
         if (!atomic_compare_exchange_strong_explicit(
                 &t->state, &s, TASK_IDLE, memory_order_release,
                 memory_order_relaxed)) {
