@@ -179,6 +179,43 @@ Test(io_recv, a_recv_smaller_than_what_is_kept_leaves_the_rest_in_order,
 
 /* ---- cancel and timeout of a waiting recv ------------------------------- */
 
+/* Bad input where bytes are kept gets recv(2)'s answers and loses
+ * nothing: a NULL buffer is -EFAULT whether bytes are kept or not, a
+ * zero length returns 0, a huge one is clamped and returns what there
+ * is, and the bytes then come in order to the next good recv. */
+static int misuse_main(void *arg)
+{
+    struct pair p = t_tcp_pair();
+    char c[8];
+
+    (void)arg;
+    cr_assert_eq(weft_recv(p.s, NULL, sizeof(c), MSG_DONTWAIT, T_SECS(5)),
+                 -EAGAIN);
+    /* A recv that waits leaves the multishot armed on io_uring. */
+    cr_assert_eq(weft_send(p.c, "x", 1, 0, T_SECS(5)), 1);
+    cr_assert_eq(weft_recv(p.s, c, sizeof(c), 0, T_SECS(5)), 1);
+    cr_assert_eq(weft_send(p.c, "abcd", 4, 0, T_SECS(5)), 4);
+    t_until_queued(p.s, 4);
+    cr_assert_eq(weft_recv(p.s, NULL, sizeof(c), 0, T_SECS(5)), -EFAULT);
+    cr_assert_eq(weft_recv(p.s, NULL, SIZE_MAX, 0, T_SECS(5)), -EFAULT);
+    cr_assert_eq(weft_recv(p.s, c, 0, 0, T_SECS(5)), 0);
+    cr_assert_eq(weft_recv(p.s, c, 2, 0, T_SECS(5)), 2);
+    cr_assert_eq(memcmp(c, "ab", 2), 0);
+    /* Two bytes are left: a huge length reads those, never past them. */
+    cr_assert_eq(weft_recv(p.s, c, SIZE_MAX, 0, T_SECS(5)), 2);
+    cr_assert_eq(memcmp(c, "cd", 2), 0);
+    cr_assert_eq(weft_recv(p.s, c, sizeof(c), MSG_DONTWAIT, T_SECS(5)),
+                 -EAGAIN);
+    cr_assert_eq(weft_recv(-1, c, sizeof(c), 0, T_SECS(5)), -EBADF);
+    t_close_pair(p);
+    return 0;
+}
+
+Test(io_recv, bad_buffers_and_lengths_lose_no_kept_bytes, .timeout = 30)
+{
+    t_run(misuse_main, NULL);
+}
+
 static int recv_one(void *arg)
 {
     char buf[64];

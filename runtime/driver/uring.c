@@ -1098,6 +1098,14 @@ static void rx_remote_run(struct weft__io *io, struct weft__io_op *op)
  * rx_remote, on the worker that holds them), or RX_NONE (the plain
  * path).
  */
+/* Ends op at once with res, without the kernel. */
+static int rx_done(struct weft__io_op *op, int res)
+{
+    op->result = res;
+    atomic_store_explicit(&op->done, true, memory_order_relaxed);
+    return WEFT__IO_SUB_DONE;
+}
+
 static int rx_recv(struct weft__io *io, struct weft__io_op *op)
 {
     _Atomic(void *) *slot;
@@ -1108,13 +1116,17 @@ static int rx_recv(struct weft__io *io, struct weft__io_op *op)
     if (atomic_load_explicit(&weft__io_no_rx, memory_order_relaxed))
         return RX_NONE;
 #endif
-    /* NULL or empty: the kernel's answer (-EFAULT, 0) is the one. */
-    if (!op->buf || !op->len ||
-        !(slot = rx_slot(op->fd, op->opcode == IOP_RECV)))
+    if (!(slot = rx_slot(op->fd, op->opcode == IOP_RECV)))
         return RX_NONE;
     rx = atomic_load_explicit(slot, memory_order_acquire);
     if (rx == RX_PLAIN_FD || (!rx && op->opcode != IOP_RECV))
         return RX_NONE;
+    /* No bytes asked for (0) or a NULL buffer (-EFAULT): recv(2)'s answers
+     * at once, given here once the fd has a receive state. A plain recv
+     * would wait for readiness behind the armed multishot, which takes
+     * the bytes, and never return. */
+    if (unlikely(!op->buf || !op->len))
+        return rx ? rx_done(op, op->len ? -EFAULT : 0) : RX_NONE;
     if (unlikely(!rx || atomic_load_explicit(&rx->owner,
                                              memory_order_relaxed) != io)) {
         if (rx &&
@@ -1131,9 +1143,7 @@ static int rx_recv(struct weft__io *io, struct weft__io_op *op)
 #ifdef WEFT_FAULT_HOOKS
         io->rx_inline++;
 #endif
-        op->result = res;
-        atomic_store_explicit(&op->done, true, memory_order_relaxed);
-        return WEFT__IO_SUB_DONE;
+        return rx_done(op, res);
     }
     if (op->flags & MSG_DONTWAIT) {
         if (rx->armed || rx->waiters)
