@@ -135,10 +135,20 @@ static void t_connects(const char *path)
 static int names_that_do_not_fit(void *arg)
 {
     size_t size = sizeof(((struct sockaddr_un *)0)->sun_path);
-    char *file = t_long_path("/tmp/weft-", size);
-    char *abstract = t_long_path("@weft-", size + 1);
-    char *longest_file = t_long_path("/tmp/weft-", size - 1);
-    char *longest_abstract = t_long_path("@weft-", size);
+    char file_prefix[32], abstract_prefix[32];
+    char *file, *abstract, *longest_file, *longest_abstract;
+
+    /* This process's own names: ctest runs the worker counts and
+     * backends of this file at once, and a listener on another's name
+     * would take the connection (a stale file is replaced). */
+    snprintf(file_prefix, sizeof(file_prefix), "/tmp/weft-%d-",
+             (int)getpid());
+    snprintf(abstract_prefix, sizeof(abstract_prefix), "@weft-%d-",
+             (int)getpid());
+    file = t_long_path(file_prefix, size);
+    abstract = t_long_path(abstract_prefix, size + 1);
+    longest_file = t_long_path(file_prefix, size - 1);
+    longest_abstract = t_long_path(abstract_prefix, size);
 
     (void)arg;
     cr_assert_eq(weft_listen_unix(file, 1, 0), -ENAMETOOLONG);
@@ -196,12 +206,15 @@ static int errors(void *arg)
 Test(unix_socket, bad_names_and_nothing_listening, .timeout = 30)
 {
     int fds = t_fds();
-    int fd = weft_listen_unix("@weft-unix-outside", 1, 0);
+    char name[64];
+    int fd;
 
+    snprintf(name, sizeof(name), "@weft-unix-outside-%d", (int)getpid());
+    fd = weft_listen_unix(name, 1, 0);
     /* Listening needs no task; connecting suspends, so it does. */
     cr_assert_geq(fd, 0);
     cr_assert_eq(close(fd), 0);
-    cr_assert_eq(weft_connect_unix("@weft-unix-outside", 0), -EPERM);
+    cr_assert_eq(weft_connect_unix(name, 0), -EPERM);
     t_run(errors, NULL);
     cr_assert_eq(t_fds(), fds);
 }
