@@ -676,13 +676,13 @@ void weft__task_report_failure(const struct weft_task *t, const char *how)
             strerror(-t->result), how);
 }
 
+/* Wakes the joiners listed on t, whose state is already DONE: a joiner
+ * that takes the lock after us sees that and does not list itself. */
 static void wake_joiners(struct weft_task *t)
 {
     struct weft__join_waiter *j;
 
     weft__spin_lock(&t->join_lock);
-    /* release: pairs with the acquire load of state in join. */
-    atomic_store_explicit(&t->state, TASK_DONE, memory_order_release);
     j = t->joiners;
     t->joiners = NULL;
     weft__spin_unlock(&t->join_lock);
@@ -709,10 +709,10 @@ void weft__task_end_locals_outside(struct worker *w, struct weft_task *t)
     w->current = current;
 }
 
-void weft__task_finish(struct worker *w, struct weft_task *t)
+/* The end of t's run up to its handle: false if t had no handle and is
+ * freed. */
+static bool finish_run(struct worker *w, struct weft_task *t)
 {
-    uint32_t prev;
-
     /* A task that ran ended its task-local values in weft__task_entry,
      * one that did not in weft__task_end_locals_outside. */
     WEFT__CHECK(!t->locals);
@@ -727,18 +727,63 @@ void weft__task_finish(struct worker *w, struct weft_task *t)
     if (t->detached_at_spawn) {
         weft__task_report_failure(t, "was detached");
         weft__task_free(t);
-        return;
+        return false;
     }
-    wake_joiners(t);
-    /* acq_rel: pairs with the RMW in release_handle(). */
-    prev = atomic_fetch_or_explicit(&t->handle, HANDLE_DONE,
-                                    memory_order_acq_rel);
-    if (!(prev & HANDLE_HELD)) {
-        /* A joiner may release the handle before we get here. */
-        if (!(prev & HANDLE_JOINED))
+    return true;
+}
+
+#define NO_RELEASE UINT32_MAX /* end_run: no handle to release (gens < 2^16) */
+
+/*
+ * Records the end of t's run: DONE in its state, for wakers and joins, then
+ * HANDLE_DONE in its handle word, with the CAS that also releases the
+ * handle of generation gen if that is still held (an inline join ends its
+ * child and itself at once). Listed joiners are woken before HANDLE_DONE is
+ * set, so nobody frees t while we read the list. acq_rel: pairs with the
+ * RMW in release_handle(), so whichever side comes second sees the other's
+ * writes and frees, and with a joiner's RMW of HANDLE_WAITED. Frees t if
+ * its handle is gone; returns whether the handle of gen was released here.
+ */
+static bool end_run(struct weft_task *t, uint32_t gen)
+{
+    uint32_t prev = atomic_load_explicit(&t->handle, memory_order_relaxed);
+    uint32_t next;
+    bool woken = false, released;
+
+    /* release: pairs with the acquire load of state in joins. */
+    atomic_store_explicit(&t->state, TASK_DONE, memory_order_release);
+    do {
+        if ((prev & HANDLE_WAITED) && !woken) {
+            wake_joiners(t);
+            woken = true;
+        }
+        released = prev >> HANDLE_GEN_SHIFT == gen && (prev & HANDLE_HELD);
+        next = prev | HANDLE_DONE;
+        if (released)
+            next ^= HANDLE_HELD | HANDLE_JOINED;
+    } while (!atomic_compare_exchange_weak_explicit(
+        &t->handle, &prev, next, memory_order_acq_rel, memory_order_relaxed));
+    if (released || !(prev & HANDLE_HELD)) {
+        /* A joiner may have released the handle before we got here. */
+        if (!released && !(prev & HANDLE_JOINED))
             weft__task_report_failure(t, "was detached");
         weft__task_free(t);
     }
+    return released;
+}
+
+void weft__task_finish(struct worker *w, struct weft_task *t)
+{
+    if (finish_run(w, t))
+        end_run(t, NO_RELEASE);
+}
+
+int weft__task_finish_joined(struct worker *w, struct weft_task *t,
+                             uint32_t gen)
+{
+    int result = t->result;
+
+    return finish_run(w, t) && end_run(t, gen) ? result : -EINVAL;
 }
 
 /*
@@ -748,7 +793,7 @@ void weft__task_finish(struct worker *w, struct weft_task *t)
  * the CAS compares generation and HELD together, so a stale handle cannot
  * release the handle of the task now in the struct, and of two racing
  * releases of one handle exactly one succeeds. acq_rel: pairs with the RMW
- * in weft__task_finish(), so whichever side comes second sees the other's
+ * in end_run(), so whichever side comes second sees the other's
  * writes and frees.
  */
 static bool release_handle(struct weft_task *t, uint32_t gen, bool joined)
@@ -865,6 +910,9 @@ bool weft__task_add_joiner(struct weft_task *t, struct weft__join_waiter *j)
     uint32_t s;
 
     weft__spin_lock(&t->join_lock);
+    /* Before the state is read (task.h, HANDLE_WAITED). acq_rel: pairs
+     * with the end's CAS of the word. */
+    atomic_fetch_or_explicit(&t->handle, HANDLE_WAITED, memory_order_acq_rel);
     /* FREE counts as finished: a task that joins a handle another task is
      * releasing must not wait on a struct that nobody will wake (its join
      * then fails, see weft_join). */
@@ -919,12 +967,6 @@ int weft__task_wait_done(struct weft_task *self, struct weft_task *t,
     atomic_init(&j.done, false);
     if (weft__task_is_done(t))
         return 0;
-    /* A child not started yet runs here, on our stack (task.h, "Inline
-     * joins"), when nothing could end the wait before it does: no
-     * deadline, and a cancellation is passed on to it anyway. */
-    if (deadline == WEFT_NO_DEADLINE && pass_cancel &&
-        weft__worker_join_inline(self, t, where))
-        return 0;
     if (!weft__task_add_joiner(t, &j))
         return 0;
     for (;;) {
@@ -968,6 +1010,13 @@ int weft_join(weft_task_t *h)
     int result = weft__task_await_check(self, h, &t);
 
     if (result)
+        return result;
+    /* A child not started yet runs here, on our stack (task.h, "Inline
+     * joins"), when nothing could end the wait before it does: no
+     * deadline, and a cancellation is passed on to it anyway. Its end
+     * releases the handle too. */
+    if (self->scope_deadline == WEFT_NO_DEADLINE && !weft__task_is_done(t) &&
+        weft__worker_join_inline(self, t, tag_of(h), &result, WEFT__WHERE))
         return result;
     /* An enclosing timeout scope expiring is passed on like a cancel. */
     weft__task_wait_done(self, t, self->scope_deadline, true,

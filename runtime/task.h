@@ -164,6 +164,13 @@ enum weft__why {
 #define HANDLE_HELD 1u  /* a weft_task_t handle is outstanding */
 #define HANDLE_DONE 2u  /* the task has finished */
 #define HANDLE_JOINED 4u /* the handle was released by a join: result seen */
+/* Some task listed itself as a joiner (weft__task_add_joiner): the run's
+ * end must take join_lock and wake the list. Set by the joiner under the
+ * lock, before it reads the state, so that the end's one RMW of the word
+ * either sees it or comes first, and the joiner then sees DONE and does
+ * not list itself. A join that finds its task done, or runs it inline,
+ * never sets it: the common end is one RMW and no lock. */
+#define HANDLE_WAITED 8u
 #define HANDLE_GEN_SHIFT 16 /* the generation: bits 16-31 of the word */
 #define HANDLE_TAG_SHIFT 48 /* the generation in a handle value */
 #define HANDLE_ADDR_MASK ((UINT64_C(1) << HANDLE_TAG_SHIFT) - 1)
@@ -455,6 +462,13 @@ void weft__task_entry(void *arg);
  * gone. Called by the worker, on whichever fiber runs after t's last
  * switch, or in place of a run for a task that never started. */
 void weft__task_finish(struct worker *w, struct weft_task *t);
+
+/* weft__task_finish for a task its joiner ran inline (or ended unstarted
+ * in its join): ends the run and releases the joiner's handle, of
+ * generation gen, with the same RMW. Returns the join's result: t's, or
+ * -EINVAL if another task joined or detached the handle meanwhile. */
+int weft__task_finish_joined(struct worker *w, struct weft_task *t,
+                             uint32_t gen);
 
 /* Runs the destructors of the task-local values of t, which ended without
  * running and so holds only inherited ones, on worker w outside any task

@@ -490,12 +490,12 @@ static bool others_can_wait(struct worker *w)
     return false;
 }
 
-static bool end_unstarted(struct worker *w, struct weft_task *t, int err);
+static void end_unstarted_as(struct worker *w, struct weft_task *t, int err);
 static void start_run_clock(struct worker *w);
 static void check_run_length(struct worker *w);
 
 bool weft__worker_join_inline(struct weft_task *self, struct weft_task *t,
-                              const void *where)
+                              uint32_t gen, int *result, const void *where)
 {
     struct worker *w = weft__worker_current();
 
@@ -522,7 +522,8 @@ bool weft__worker_join_inline(struct weft_task *self, struct weft_task *t,
      * them (weft__task_take_cancel); not here, at every inline start. */
     if (weft__task_take_cancel(t) || weft__task_take_own_cancel(self)) {
         atomic_store_explicit(&t->host, NULL, memory_order_relaxed);
-        end_unstarted(w, t, -ECANCELED);
+        end_unstarted_as(w, t, -ECANCELED);
+        *result = weft__task_finish_joined(w, t, gen);
         weft__worker_leave(w);
         return true;
     }
@@ -547,7 +548,7 @@ bool weft__worker_join_inline(struct weft_task *self, struct weft_task *t,
     /* A waker that still sees INLINE then finds no host: t is ending. */
     atomic_store_explicit(&t->host, NULL, memory_order_relaxed);
     t->inline_parent = NULL;
-    weft__task_finish(w, t);
+    *result = weft__task_finish_joined(w, t, gen);
     weft__worker_leave(w);
     return true;
 }
@@ -679,13 +680,20 @@ static struct weft_task *find_task(struct worker *w)
     return steal(w);
 }
 
-/* Ends t, which never ran, with err; returns false for the callers'
- * "ended without running". */
-static bool end_unstarted(struct worker *w, struct weft_task *t, int err)
+/* Gives t, which never ran, the result err and ends its inherited
+ * task-local values: all of a run it gets before its finish. */
+static void end_unstarted_as(struct worker *w, struct weft_task *t, int err)
 {
     t->result = err;
     if (unlikely(t->locals))
         weft__task_end_locals_outside(w, t);
+}
+
+/* Ends t, which never ran, with err; returns false for the callers'
+ * "ended without running". */
+static bool end_unstarted(struct worker *w, struct weft_task *t, int err)
+{
+    end_unstarted_as(w, t, err);
     weft__task_finish(w, t);
     return false;
 }

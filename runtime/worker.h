@@ -163,10 +163,12 @@ void weft__worker_spawned(struct worker *w, struct weft_task *t);
  * Runs t, joined by self (w's running task), right here on self's stack
  * (task.h, "Inline joins"), if t has not started and w still holds it
  * unpublished and self's stack has room for the stack t was promised.
- * True once t has ended; false, touching nothing, if it cannot.
+ * True once t has ended and the handle of generation gen that self joins
+ * it through is released, *result then being the join's result; false,
+ * touching nothing, if it cannot.
  */
 bool weft__worker_join_inline(struct weft_task *self, struct weft_task *t,
-                              const void *where);
+                              uint32_t gen, int *result, const void *where);
 
 /* Suspends the running task (to the next local task or to w's
  * scheduler); returns when the task is resumed. */
