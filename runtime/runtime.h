@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "blocking.h"
+#include "common.h"
 #include "config.h"
 #include "inject.h"
 #include "monitor.h"
@@ -55,7 +56,10 @@ struct idle {
     pthread_mutex_t lock;
     unsigned *sleepers;              /* under lock: parked worker indexes */
     unsigned nsleepers;              /* under lock */
-    _Atomic uint32_t nidle;          /* == nsleepers, readable lock-free */
+    /* Read at every spawn and inline join (worker.c, hungry()): on a
+     * line of their own, which only a worker that starts or stops
+     * searching or sleeping writes. */
+    _Atomic uint32_t nidle WEFT__ALIGNED; /* == nsleepers, lock-free */
     _Atomic uint32_t nsearching;     /* workers looking for work */
 };
 
@@ -79,8 +83,8 @@ struct runtime {
     /* Any thread. */
     struct weft__inject inject;
     struct idle idle;
-    struct weft__stack_pool stacks;
-    atomic_bool stopping;            /* workers exit their loop */
+    struct weft__stack_pool stacks WEFT__ALIGNED;
+    atomic_bool stopping WEFT__ALIGNED;           /* workers exit their loop */
     pthread_mutex_t launch_lock;     /* held while the threads are created */
     unsigned nstarted;               /* worker threads created; set under
                                         launch_lock */

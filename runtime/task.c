@@ -624,7 +624,7 @@ int weft__task_init(struct weft_task *t, struct runtime *rt, weft_fn_t fn,
     t->scope_depth = 0;
     /* 0 for the default size, however asked for: such a task may start
      * on a cached or adopted stack. */
-    t->stack_size = opts && opts->stack_size != rt->stacks.size ?
+    t->stack_size = opts && opts->stack_size != rt->cfg.stack_size ?
                     opts->stack_size : 0;
     /* release: a dump that loads it with acquire reads the copy. */
     __atomic_store_n(&t->name, name ? copy_name(name) : NULL,

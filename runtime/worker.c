@@ -441,7 +441,7 @@ static bool room_for(const struct worker *w, struct weft_task *self,
                      const struct weft_task *t)
 {
     const struct stack *st = weft__task_fiber_owner(self)->stack;
-    size_t need = (t->stack_size ? t->stack_size : w->rt->stacks.size) +
+    size_t need = (t->stack_size ? t->stack_size : w->rt->cfg.stack_size) +
                   INLINE_FRAMES_ROOM;
     const char *sp = __builtin_frame_address(0);
 
