@@ -915,8 +915,10 @@ bool weft__task_add_joiner(struct weft_task *t, struct weft__join_waiter *j)
     atomic_fetch_or_explicit(&t->handle, HANDLE_WAITED, memory_order_acq_rel);
     /* FREE counts as finished: a task that joins a handle another task is
      * releasing must not wait on a struct that nobody will wake (its join
-     * then fails, see weft_join). */
-    s = atomic_load_explicit(&t->state, memory_order_relaxed);
+     * then fails, see weft_join). acquire: pairs with the end's store of
+     * DONE, which may come before our RMW of the handle word and then
+     * without the lock: the caller reads t's result next. */
+    s = atomic_load_explicit(&t->state, memory_order_acquire);
     if (s != TASK_DONE && s != TASK_FREE) {
         j->next = t->joiners;
         t->joiners = j;
