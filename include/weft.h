@@ -184,8 +184,9 @@ WEFT_API int weft_spawn_ex(weft_task_t **out, weft_fn_t fn, void *arg,
  * cancelled while it waits, the cancellation is passed on to t (as awaiting
  * a task does in asyncio) and the join still waits for t to finish, so the
  * handle is always released.
- * A child that has not started yet, still held by the joiner's worker, is
- * run by the join itself, on the joiner's stack, as a function call: no
+ * A child that has not started yet, whether its spawner's worker still
+ * holds it or it waits in any worker's queue, is run by the join itself,
+ * on the joiner's stack, as a function call (of the same runtime's): no
  * switch, no stack of its own, and a tree of tasks that spawn and join
  * their children runs depth first, holding stacks in proportion to its
  * depth, not its width. The child is still itself throughout (weft_self,

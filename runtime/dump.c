@@ -140,6 +140,8 @@ static void state_text(const struct entry *e, char *buf, size_t len)
         snprintf(buf, len, "running on worker %d", e->worker);
     else if (s == TASK_SCHED)
         snprintf(buf, len, "queued");
+    else if (s == TASK_NEW)
+        snprintf(buf, len, "not started");
     else if (s == TASK_RUNNING && e->why == WHY_YIELD)
         snprintf(buf, len, "yielded");
     else if (s == TASK_RUNNING)

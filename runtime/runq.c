@@ -169,8 +169,9 @@ struct weft_task *weft__runq_steal(struct weft__runq *src,
         return NULL;
     n--;
     t = atomic_load_explicit(&dst->buf[(tl + n) & MASK], memory_order_relaxed);
-    /* Queued tasks are SCHED, or RUNNING if they yielded (task.h). */
-    WEFT__CHECK(t && weft__task_runnable(atomic_load_explicit(
+    /* Queued tasks are NEW, SCHED, or RUNNING if they yielded, or taken
+     * by their joiners (task.h). */
+    WEFT__CHECK(t && weft__task_queueable(atomic_load_explicit(
                          &t->state, memory_order_relaxed) & ~TASK_NOTIFIED));
     if (n)
         /* release: publishes the copied slots, as in push. */

@@ -66,6 +66,7 @@ void weft__task_park(struct weft_task *t, enum weft__why why,
 void weft__task_wake(struct weft_task *t)
 {
     uint32_t s = atomic_load_explicit(&t->state, memory_order_relaxed);
+    unsigned spins = 0;
 
     for (;;) {
         if (s == TASK_DONE || s == TASK_FREE)
@@ -87,12 +88,18 @@ void weft__task_wake(struct weft_task *t)
         }
         if (unlikely(s == TASK_INLINE)) {
             /* Its host parks and runs for it. acquire: pairs with the
-             * joiner's exchange to INLINE, which follows its store of
-             * host. NULL: it is ending, nothing to wake. */
-            atomic_thread_fence(memory_order_acquire);
-            t = atomic_load_explicit(&t->host, memory_order_relaxed);
-            if (!t)
-                return;
+             * joiner's store of host. */
+            struct weft_task *h =
+                atomic_load_explicit(&t->host, memory_order_acquire);
+
+            if (unlikely(!h)) {
+                /* Just claimed, or ending (task.h, "Inline joins"): a
+                 * host is about to be stored, or DONE. */
+                weft__backoff(&spins);
+                s = atomic_load_explicit(&t->state, memory_order_relaxed);
+                continue;
+            }
+            t = h;
             s = atomic_load_explicit(&t->state, memory_order_relaxed);
             continue;
         }
@@ -636,7 +643,7 @@ int weft__task_init(struct weft_task *t, struct runtime *rt, weft_fn_t fn,
     atomic_store_explicit(&t->host, NULL, memory_order_relaxed);
     atomic_store_explicit(&t->cancel, false, memory_order_relaxed);
     atomic_store_explicit(&t->shutdown_seen, false, memory_order_relaxed);
-    atomic_store_explicit(&t->state, TASK_SCHED, memory_order_relaxed);
+    atomic_store_explicit(&t->state, TASK_NEW, memory_order_relaxed);
     /* A plain store, no RMW: the struct is free, and a stale handle only
      * reads the word or CASes on it expecting its own (older) generation. */
     t->detached_at_spawn = !held;
@@ -740,9 +747,10 @@ static bool finish_run(struct worker *w, struct weft_task *t)
  * handle of generation gen if that is still held (an inline join ends its
  * child and itself at once). Listed joiners are woken before HANDLE_DONE is
  * set, so nobody frees t while we read the list. acq_rel: pairs with the
- * RMW in release_handle(), so whichever side comes second sees the other's
- * writes and frees, and with a joiner's RMW of HANDLE_WAITED. Frees t if
- * its handle is gone; returns whether the handle of gen was released here.
+ * RMWs in release_handle() and weft__task_unpin_entry(), so whichever
+ * side comes last sees the others' writes and frees, and with a joiner's
+ * RMW of HANDLE_WAITED. Frees t if its handle and any stale queue entry
+ * are gone; returns whether the handle of gen was released here.
  */
 static bool end_run(struct weft_task *t, uint32_t gen)
 {
@@ -767,7 +775,8 @@ static bool end_run(struct weft_task *t, uint32_t gen)
         /* A joiner may have released the handle before we got here. */
         if (!released && !(prev & HANDLE_JOINED))
             weft__task_report_failure(t, "was detached");
-        weft__task_free(t);
+        if (!(prev & HANDLE_ENTRY))
+            weft__task_free(t);
     }
     return released;
 }
@@ -810,8 +819,37 @@ static bool release_handle(struct weft_task *t, uint32_t gen, bool joined)
     if (prev & HANDLE_DONE) {
         if (!joined)
             weft__task_report_failure(t, "was detached");
-        weft__task_free(t);
+        if (!(prev & HANDLE_ENTRY))
+            weft__task_free(t);
     }
+    return true;
+}
+
+bool weft__task_pin_entry(struct weft_task *t, uint32_t gen)
+{
+    uint32_t prev = atomic_load_explicit(&t->handle, memory_order_relaxed);
+
+    /* relaxed: the claim's release CAS on state publishes the pin to the
+     * worker whose CAS from NEW then fails. */
+    do {
+        if (prev >> HANDLE_GEN_SHIFT != gen || !(prev & HANDLE_HELD))
+            return false;
+    } while (!atomic_compare_exchange_weak_explicit(
+        &t->handle, &prev, prev | HANDLE_ENTRY, memory_order_relaxed,
+        memory_order_relaxed));
+    return true;
+}
+
+bool weft__task_unpin_entry(struct weft_task *t)
+{
+    /* acq_rel: as the RMWs of end_run() and release_handle(). */
+    uint32_t prev = atomic_fetch_and_explicit(&t->handle, ~HANDLE_ENTRY,
+                                              memory_order_acq_rel);
+
+    WEFT__CHECK(prev & HANDLE_ENTRY);
+    if (!(prev & HANDLE_DONE) || (prev & HANDLE_HELD))
+        return false;
+    weft__task_free(t);
     return true;
 }
 

@@ -10,16 +10,19 @@
  * stack, so that two threads run on one stack):
  *
  *   state   meaning                                  who moves it on
- *   SCHED   in a run queue (or being handed to one); the worker that starts
- *           or woken and running since (see below)   it; the task, its worker
+ *   NEW     spawned, not started: held by its        the worker that starts
+ *           spawner's worker, or in a run queue      it, or its joiner
+ *   SCHED   in a run queue (or being handed to one)  the task, its worker
+ *           after a wake, and running since (below)
  *   RUNNING on a worker's CPU, its stack in use, or  the task, its worker
  *           yielded and back in a run queue
  *   IDLE    parked, switched off its stack           weft__task_wake()
  *   DONE    finished                                 nobody
  *   INLINE  run by the task that joins it, on that   its joiner
  *           task's stack (see "Inline joins" below)
- *   NOTIFIED (or'ed onto SCHED or RUNNING): woken meanwhile; the worker that
- *           runs it clears it, or its worker's CAS to IDLE fails on it
+ *   NOTIFIED (or'ed onto NEW, SCHED or RUNNING): woken meanwhile; the
+ *           worker that runs it clears it, or its worker's CAS to IDLE
+ *           fails on it
  *
  * A yielded task keeps RUNNING: it is runnable, not parked, so a waker only
  * marks it NOTIFIED, exactly as for a queued one, and its yield needs no RMW.
@@ -28,8 +31,9 @@
  * a worker's exchange to RUNNING would do there is left to the task's next
  * park, which consumes a NOTIFIED set meanwhile with an acquire RMW (one
  * spurious return of a wait loop) or, failing to park on it, is requeued.
- * Only a new task's start is an exchange to RUNNING (acquire), so that a
- * cancellation that marked it queued is seen before its function runs.
+ * Only a new task's start is an RMW, a CAS from NEW to RUNNING (acquire),
+ * so that a cancellation that marked it queued is seen before its function
+ * runs, and so that of a worker and a joiner (below) exactly one starts it.
  * So yielding, waking and resuming take no locked instruction of the
  * worker's beyond the waker's CAS and the park's CAS to IDLE.
  *
@@ -56,11 +60,11 @@
  * use may be handed back to the kernel (task.c); they then read as zeros,
  * TASK_FREE, where a wake stops.
  *
- * Inline joins. A task that joins a child which has not started yet, and
- * which its worker still holds privately (the spawned tasks not yet
- * published, worker.c), runs the child itself: the child's function is
- * called on the joiner's stack, as Java's ForkJoinPool runs an unstarted
- * child inside its join. The child keeps its identity (weft_self, its
+ * Inline joins. A task that joins a child which has not started yet runs
+ * the child itself: the child's function is called on the joiner's stack,
+ * as Java's ForkJoinPool runs an unstarted child inside its join. The
+ * joiner takes the child with the CAS a worker's start makes (NEW to
+ * INLINE), so of the two exactly one runs it. The child keeps its identity (weft_self, its
  * name, its task-locals, its cancellation and result are its own), but it
  * has no stack and no fiber of its own: while it runs, the task whose
  * stack it is on, its host (the joiner, or the joiner's own host), stands
@@ -69,9 +73,24 @@
  * the joiner stores host before the exchange to INLINE, release), a park
  * of it parks the host, and the host's fiber carries the switch. A
  * cancellation of the joiner reaches the child, as an awaited task's does
- * (weft__task_take_cancel walks `inline_parent`). Since only unpublished
- * children are run this way, no run queue ever holds such a task: it runs
- * exactly once, and no queue entry outlives it.
+ * (weft__task_take_cancel walks `inline_parent`). A wake that finds INLINE
+ * and no host yet (the joiner stores it just after its CAS) or any more
+ * (the child is ending) waits for one or for DONE: neither window holds a
+ * suspension point.
+ *
+ * Mostly the child is one its worker still holds privately (the spawned
+ * tasks not yet published, worker.c): the join takes it out, and no queue
+ * ever sees it. But a child may have been published meanwhile (its
+ * spawner suspended; a hungry worker was given it) and still wait in a
+ * queue, any worker's, unstarted: without this its join would park, and
+ * the child start on a stack of its own, a cost that a tree whose subtrees
+ * were shared pays at every such join. The join takes it all the same,
+ * and leaves its queue entry stale. The entry pins the struct
+ * (HANDLE_ENTRY, set by the joiner before its claim): whichever worker
+ * pops the entry fails the CAS from NEW, lets the pin go
+ * (weft__task_unpin_entry) and moves on, and the struct is freed only once
+ * its run, its handle and its entry are all done with, so no entry ever
+ * names a recycled struct.
  */
 #ifndef WEFT__TASK_H
 #define WEFT__TASK_H
@@ -98,7 +117,8 @@ enum task_state {
     TASK_IDLE = 3,
     TASK_DONE = 4,
     TASK_INLINE = 5,
-    TASK_NOTIFIED = 8, /* or'ed onto SCHED or RUNNING */
+    TASK_NEW = 6,
+    TASK_NOTIFIED = 8, /* or'ed onto NEW, SCHED or RUNNING */
 };
 
 /* Whether s (NOTIFIED masked off) is a runnable task's: queued, running
@@ -106,6 +126,14 @@ enum task_state {
 static inline bool weft__task_runnable(uint32_t s)
 {
     return s == TASK_SCHED || s == TASK_RUNNING;
+}
+
+/* Whether s (NOTIFIED masked off) may be the state of a task a queue
+ * names: runnable, new, or taken by its joiner (a stale entry). */
+static inline bool weft__task_queueable(uint32_t s)
+{
+    return weft__task_runnable(s) || s == TASK_NEW || s == TASK_INLINE ||
+           s == TASK_DONE;
 }
 
 /* Why a task is suspended: shown in task dumps. */
@@ -171,6 +199,9 @@ enum weft__why {
  * not list itself. A join that finds its task done, or runs it inline,
  * never sets it: the common end is one RMW and no lock. */
 #define HANDLE_WAITED 8u
+/* A stale queue entry names the task: its joiner took it from a queue
+ * (see "Inline joins"); the worker that pops the entry clears it. */
+#define HANDLE_ENTRY 16u
 #define HANDLE_GEN_SHIFT 16 /* the generation: bits 16-31 of the word */
 #define HANDLE_TAG_SHIFT 48 /* the generation in a handle value */
 #define HANDLE_ADDR_MASK ((UINT64_C(1) << HANDLE_TAG_SHIFT) - 1)
@@ -477,5 +508,15 @@ void weft__task_end_locals_outside(struct worker *w, struct weft_task *t);
 
 /* Releases a task struct whose handle and run have both ended. */
 void weft__task_free(struct weft_task *t);
+
+/* Pins t, whose handle of generation gen its caller holds, for the queue
+ * entry its claim is about to make stale ("Inline joins"); false if that
+ * handle was released meanwhile. */
+bool weft__task_pin_entry(struct weft_task *t, uint32_t gen);
+
+/* Lets go of the pin of t's stale queue entry: by the worker that popped
+ * it, or by a joiner whose claim failed. Frees t if its run and handle
+ * are over; returns whether it did. */
+bool weft__task_unpin_entry(struct weft_task *t);
 
 #endif

@@ -37,8 +37,10 @@
  * call on the joiner's stack, which itself may spawn and join the same
  * way. So a tree of tasks that spawn
  * and join their children runs depth first, as in Cilk's work-first
- * order: a join takes the child it names out of the held ones, the
- * siblings after it wait their turn held, and a worker's inline chain
+ * order: a join takes the child it names out of the held ones (or, if
+ * it was published meanwhile and has not started, from under its queue
+ * entry: task.h), the siblings after it wait their turn held, and a
+ * worker's inline chain
  * uses one stack, as deep as the tree (a child runs inline only with room
  * for its whole promised stack below the join, else the join parks as
  * any other and the child gets a stack of its own when it runs). Held
@@ -494,6 +496,39 @@ static void end_unstarted_as(struct worker *w, struct weft_task *t, int err);
 static void start_run_clock(struct worker *w);
 static void check_run_length(struct worker *w);
 
+/* Moves t, which self joins through the handle of generation gen, from
+ * NEW to INLINE: taken out of what w holds, or else from under the queue
+ * entry that names it (task.h, "Inline joins"). False if it started
+ * elsewhere or cannot be run here; true also, with *result -EINVAL, if
+ * another task released the handle meanwhile and t is gone. */
+static bool claim_inline(struct worker *w, struct weft_task *t, uint32_t gen,
+                         int *result)
+{
+    bool held = take_spawned(w, t);
+    uint32_t s = atomic_load_explicit(&t->state, memory_order_relaxed);
+
+    if (!held && ((s & ~TASK_NOTIFIED) != TASK_NEW || t->rt != w->rt ||
+                  !weft__task_pin_entry(t, gen)))
+        return false;
+    /* acq_rel: the acquire, as a worker's claim, pairs with a waker that
+     * marked t queued; the release publishes the pin to the worker that
+     * pops the entry. */
+    do {
+        if ((s & ~TASK_NOTIFIED) != TASK_NEW) {
+            WEFT__CHECK(!held);
+            if (weft__task_unpin_entry(t)) {
+                *result = -EINVAL;
+                return true;
+            }
+            return false;
+        }
+    } while (!atomic_compare_exchange_weak_explicit(
+        &t->state, &s, TASK_INLINE, memory_order_acq_rel,
+        memory_order_relaxed));
+    *result = 0;
+    return true;
+}
+
 bool weft__worker_join_inline(struct weft_task *self, struct weft_task *t,
                               uint32_t gen, int *result, const void *where)
 {
@@ -502,20 +537,21 @@ bool weft__worker_join_inline(struct weft_task *self, struct weft_task *t,
     weft__worker_enter(w);
     if (!room_for(w, self, t) ||
         (until_poll(w) == 0 && !others_can_wait(w)) ||
-        !take_spawned(w, t)) {
+        !claim_inline(w, t, gen, result)) {
         weft__worker_leave(w);
         return false;
+    }
+    if (*result < 0) { /* t is gone */
+        weft__worker_leave(w);
+        return true;
     }
     set_until_poll(w, until_poll(w) - 1);
     /* t may run long: a hungry worker gets its share of the rest first. */
     if (unlikely(hungry(w->rt)) && w->nspawned)
         publish_oldest(w, (w->nspawned + 1) / 2);
+    /* release: pairs with the acquire load of wakers that saw INLINE. */
     atomic_store_explicit(&t->host, weft__task_fiber_owner(self),
-                          memory_order_relaxed);
-    /* acq_rel: the release publishes host to wakers that see INLINE
-     * (weft__task_wake); the acquire, as a worker's claim, pairs with a
-     * waker that marked t queued. */
-    atomic_exchange_explicit(&t->state, TASK_INLINE, memory_order_acq_rel);
+                          memory_order_release);
     /* Cancelled before it started, or its joiner was (a join passes that
      * on): it ends unstarted, as in a worker's start. Requests to tasks
      * further up the chain reach t at its first wait, which looks for
@@ -528,7 +564,6 @@ bool weft__worker_join_inline(struct weft_task *self, struct weft_task *t,
         return true;
     }
     t->inline_parent = self;
-    t->started = true;
     weft__task_note_wait(self, WHY_JOIN, where);
     show_running(w, t);
     start_run_clock(w);
@@ -698,19 +733,34 @@ static bool end_unstarted(struct worker *w, struct weft_task *t, int err)
     return false;
 }
 
-/* Moves new task t, taken from a queue, to RUNNING. acquire RMW: pairs
- * with the release CAS of any waker (a cancellation) that found it queued,
- * so its start sees what that waker wrote. A resumed task is not claimed
- * (task.h: its next park consumes such a wake instead). */
-static void claim_new(struct weft_task *t)
+/* Moves new task t, taken from a queue, from NEW to RUNNING; false if
+ * its joiner took it meanwhile (task.h, "Inline joins"): our entry was
+ * stale, and its pin is let go. acquire: pairs with the release CAS of
+ * any waker (a cancellation) that found it queued, so its start sees what
+ * that waker wrote, and with the joiner's claim, so its pin is seen. A
+ * resumed task is not claimed (task.h: its next park consumes such a wake
+ * instead). */
+static bool claim_new(struct weft_task *t)
 {
-    atomic_exchange_explicit(&t->state, TASK_RUNNING, memory_order_acquire);
+    uint32_t s = atomic_load_explicit(&t->state, memory_order_acquire);
+
+    do {
+        if ((s & ~TASK_NOTIFIED) != TASK_NEW) {
+            weft__task_unpin_entry(t);
+            return false;
+        }
+    } while (!atomic_compare_exchange_weak_explicit(
+        &t->state, &s, TASK_RUNNING, memory_order_acquire,
+        memory_order_acquire));
+    return true;
 }
 
-/* Gives t its stack on first run; false if it ended without running. */
+/* Gives t its stack on first run; false if it ended without running, or
+ * its joiner runs it. */
 static bool start_task(struct worker *w, struct weft_task *t)
 {
-    claim_new(t);
+    if (!claim_new(t))
+        return false;
     if (weft__task_take_cancel(t))
         return end_unstarted(w, t, -ECANCELED);
     t->stack = weft__stack_get(&w->rt->stacks, &w->stacks, t->stack_size);
@@ -803,7 +853,8 @@ static void begin_run(struct worker *w, struct weft_task *t)
 }
 
 /* Makes t w's running task, about to be switched to; false if it ended
- * without running (cancelled before it started, or no stack). */
+ * without running (cancelled before it started, or no stack) or its
+ * joiner runs it. */
 static bool prepare(struct worker *w, struct weft_task *t)
 {
     weft__metrics_claimed(w, t);
@@ -907,12 +958,13 @@ void weft__worker_resume(struct worker *w)
  * takes over donor's stack and fiber and its function is called from the
  * same frame, so a burst of short new tasks costs no switch and no stack
  * hand-back. False if t ended without running (cancelled before it
- * started); donor then keeps its stack.
+ * started) or its joiner runs it; donor then keeps its stack.
  */
 static bool adopt(struct worker *w, struct weft_task *t,
                   struct weft_task *donor)
 {
-    claim_new(t);
+    if (!claim_new(t))
+        return false;
     if (weft__task_take_cancel(t))
         return end_unstarted(w, t, -ECANCELED);
     t->stack = donor->stack;

@@ -17,6 +17,22 @@
 #include "runtime/runtime.h"
 #include "runtime/stack.h"
 #include "runtime/task.h"
+#include "runtime/worker.h"
+
+/* Task structs of the running task's runtime in use, not free
+ * (white-box: a walk of the registry, as a task dump makes). */
+static inline unsigned t_structs_in_use(void)
+{
+    struct runtime *rt = weft__worker_current()->rt;
+    unsigned n = 0;
+
+    pthread_mutex_lock(&rt->reg_lock);
+    for (struct weft_task *t = rt->registry; t; t = t->all_next)
+        n += atomic_load_explicit(&t->state, memory_order_relaxed) !=
+             TASK_FREE;
+    pthread_mutex_unlock(&rt->reg_lock);
+    return n;
+}
 
 /* Runs fn(arg) as the main task and asserts it returned 0. */
 static inline void t_run(weft_fn_t fn, void *arg)

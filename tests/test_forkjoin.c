@@ -220,6 +220,70 @@ Test(forkjoin, a_join_runs_its_unstarted_child_inline_as_itself, .timeout = 30)
     t_run_one_worker(join_runs_unstarted_child_inline, NULL);
 }
 
+/* ---- a join takes its child from a queue ---------------------------------- */
+
+struct queued {
+    weft_event_t wake_waker, wake_joiner;
+    atomic_int runs;
+    struct identity id;
+};
+
+static int queued_child(void *arg)
+{
+    struct queued *q = arg;
+
+    atomic_fetch_add(&q->runs, 1);
+    return note_identity(&q->id);
+}
+
+/* Parked until the joiner has published its child behind it (the waker
+ * holds the LIFO slot), then wakes the joiner, which takes the slot and
+ * so runs before the queued child. */
+static int queued_waker(void *arg)
+{
+    struct queued *q = arg;
+
+    cr_assert_eq(weft_event_wait(&q->wake_waker, WEFT_NO_DEADLINE), 0);
+    cr_assert_eq(weft_event_set(&q->wake_joiner), 0);
+    return 0;
+}
+
+static int join_queued_child(void *arg)
+{
+    struct queued q = { 0 };
+    weft_task_t *waker;
+
+    (void)arg;
+    cr_assert_eq(weft_event_init(&q.wake_waker), 0);
+    cr_assert_eq(weft_event_init(&q.wake_joiner), 0);
+    cr_assert_eq(weft_spawn(&waker, queued_waker, &q), 0);
+    cr_assert_eq(weft_yield(), 0); /* the waker runs and parks */
+    cr_assert_eq(weft_spawn(&q.id.handle, queued_child, &q), 0);
+    /* The waker takes the LIFO slot; our wait publishes the child to the
+     * queue behind it. */
+    cr_assert_eq(weft_event_set(&q.wake_waker), 0);
+    cr_assert_eq(weft_event_wait(&q.wake_joiner, WEFT_NO_DEADLINE), 0);
+    cr_assert_eq(atomic_load(&q.runs), 0, "the child started first");
+    cr_assert_eq(weft_join(q.id.handle), 42);
+    cr_assert(q.id.was_inline, "a queued, unstarted child was not run "
+                               "inline by its join");
+    cr_assert_eq(q.id.self, q.id.handle);
+    /* Its queue entry, now stale, is popped and passed over. */
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(weft_yield(), 0);
+    cr_assert_eq(atomic_load(&q.runs), 1);
+    cr_assert_eq(weft_join(waker), 0);
+    weft_event_destroy(&q.wake_waker);
+    weft_event_destroy(&q.wake_joiner);
+    return 0;
+}
+
+Test(forkjoin, a_join_takes_its_queued_unstarted_child_and_runs_it_inline,
+     .timeout = 30)
+{
+    t_run_one_worker(join_queued_child, NULL);
+}
+
 static int fails(void *arg)
 {
     (void)arg;
@@ -551,6 +615,7 @@ static long once_check(struct once_node *n)
 static int once_main(void *arg)
 {
     struct once_node *root = arg;
+    unsigned before = t_structs_in_use();
     long tasks = 0;
 
     for (int round = 0; round < 20; round++) {
@@ -562,6 +627,10 @@ static int once_main(void *arg)
         tasks = once_check(root);
         cr_assert_eq(got, tasks);
     }
+    /* Every struct is freed, those whose stale queue entries (children
+     * their joins took from a queue) the workers still had to pop too. */
+    while (t_structs_in_use() > before)
+        cr_assert_eq(weft_sleep_ms(1), 0);
     return 0;
 }
 

@@ -290,24 +290,6 @@ Test(group, destroy_is_ebusy_while_a_task_waits_then_succeeds, .timeout = 10)
 
 /* ---- what a group holds: its live children only --------------------------- */
 
-#include "runtime/runtime.h"
-#include "runtime/worker.h"
-
-/* Task structs of the runtime in use, not free (white-box: a walk of the
- * registry, as a task dump makes). */
-static unsigned t_structs_in_use(void)
-{
-    struct runtime *rt = weft__worker_current()->rt;
-    unsigned n = 0;
-
-    pthread_mutex_lock(&rt->reg_lock);
-    for (struct weft_task *t = rt->registry; t; t = t->all_next)
-        n += atomic_load_explicit(&t->state, memory_order_relaxed) !=
-             TASK_FREE;
-    pthread_mutex_unlock(&rt->reg_lock);
-    return n;
-}
-
 /* Spawns fn(arg) into g n times, statuses in st, and waits until each has
  * ended: the group then holds none of them. */
 static void t_spawn_ended(weft_group_t *g, weft_fn_t fn, int *st, int n)
