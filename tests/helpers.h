@@ -86,6 +86,17 @@ static inline int t_count_entries(const char *dir)
 static inline int t_fds(void) { return t_count_entries("/proc/self/fd"); }
 static inline int t_threads(void) { return t_count_entries("/proc/self/task"); }
 
+/* Asserts the process has `threads` threads again once weft's are joined.
+ * The kernel wakes a thread's joiner before it takes the thread off
+ * /proc/self/task, so one past its join may be listed a moment longer;
+ * a thread that leaked would stay. */
+static inline void t_assert_threads(int threads)
+{
+    for (int i = 0; i < 200 && t_threads() != threads; i++)
+        usleep(10000);
+    cr_assert_eq(t_threads(), threads);
+}
+
 /*
  * Polls until t is parked in a wait of kind why (white-box: the state and
  * why fields of runtime/task.h): its fiber has switched out (IDLE) and no
