@@ -216,3 +216,15 @@ uint32_t weft__runq_len(const struct weft__runq *q)
 {
     return weft__runq_stealable(q) + (nclaimed(q) - iclaimed(q));
 }
+
+struct weft_task *weft__runq_peek(const struct weft__runq *q)
+{
+    uint32_t h = atomic_load_explicit(&q->head, memory_order_acquire);
+    uint32_t tl = atomic_load_explicit(&q->tail, memory_order_relaxed);
+
+    if (iclaimed(q) != nclaimed(q))
+        return q->claimed[iclaimed(q)];
+    return h != tl ? atomic_load_explicit(&q->buf[h & MASK],
+                                          memory_order_relaxed)
+                   : NULL;
+}

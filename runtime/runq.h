@@ -103,4 +103,9 @@ uint32_t weft__runq_stealable(const struct weft__runq *q);
 /* Any thread; a snapshot: the tasks queued, claimed ones included. */
 uint32_t weft__runq_len(const struct weft__runq *q);
 
+/* Owner only: the task its next pop would return, NULL if empty; a
+ * glance, since a thief may take it meanwhile (so the task may be gone
+ * by the time its fields are read: atomic ones only). */
+struct weft_task *weft__runq_peek(const struct weft__runq *q);
+
 #endif

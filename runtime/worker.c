@@ -465,28 +465,51 @@ static void poll_events(struct worker *w);
  * their children unstarted reaches the poll due every POLL_INTERVAL runs
  * like any other run: timers and I/O are looked at here. Tasks that are
  * then ready elsewhere (the LIFO slot, the local queue, the injection
- * queue) get their turn when they have waited INLINE_POLLS_MAX polls in a
- * row: the join parks instead of running its child. Not at the first
- * poll: in a tree of joins those tasks are mostly the chain's own
- * relatives (siblings a hungry worker did not steal, which the chain will
- * join later; a joiner woken by a stolen child's end), and parking for
- * them at every poll would start their subtrees breadth-first, each on a
- * stack of its own. So a ready task waits behind at most about
- * POLL_INTERVAL * INLINE_POLLS_MAX inline runs (some 100 us).
+ * queue) get their turn when they have waited some polls in a row: the
+ * join parks instead of running its child. Not at the first poll: in a
+ * tree of joins those tasks are mostly the chain's own relatives
+ * (siblings a hungry worker did not steal, which the chain will join
+ * later, or run inline from under their queue entries; a joiner woken by
+ * a stolen child's end), and parking for them would start their subtrees
+ * breadth-first, each on a stack of its own, and publish every task the
+ * chain holds, whose joins then park in turn. So a task that ran before
+ * (woken, yielded) or came from outside waits behind at most about
+ * POLL_INTERVAL * INLINE_POLLS_MAX inline runs (some 100 us), and a new
+ * one published here, the chain's relative more often than not, behind
+ * at most POLL_INTERVAL * INLINE_POLLS_NEW_MAX (a millisecond or two):
+ * with two workers, where the first bound held for both, 2 of 3 joins
+ * that parked in S7c-k16 did so for it.
  */
 #define INLINE_POLLS_MAX 16
+#define INLINE_POLLS_NEW_MAX 256
+
+/* Whether ready task t (NULL: none) ran before, as opposed to a new one
+ * or one its joiner took (a stale entry). A glance at a task a thief may
+ * take meanwhile: the state alone is read. */
+static bool ran_before(const struct weft_task *t)
+{
+    return t && weft__task_runnable(atomic_load_explicit(
+                    &((struct weft_task *)t)->state, memory_order_relaxed) &
+                ~TASK_NOTIFIED);
+}
 
 static bool others_can_wait(struct worker *w)
 {
+    unsigned max;
+
     set_until_poll(w, POLL_INTERVAL);
     weft__metrics_poll(w);
     poll_events(w);
-    if (!w->lifo && !weft__runq_len(&w->runq) &&
-        !weft__inject_len(&w->rt->inject)) {
+    if (weft__inject_len(&w->rt->inject) || ran_before(w->lifo) ||
+        ran_before(weft__runq_peek(&w->runq))) {
+        max = INLINE_POLLS_MAX;
+    } else if (w->lifo || weft__runq_len(&w->runq)) {
+        max = INLINE_POLLS_NEW_MAX;
+    } else {
         w->inline_polls = 0;
         return true;
     }
-    if (++w->inline_polls < INLINE_POLLS_MAX)
+    if (++w->inline_polls < max)
         return true;
     w->inline_polls = 0;
     return false;

@@ -749,3 +749,58 @@ Test(forkjoin, a_ready_task_gets_turns_during_a_chain_of_inline_joins,
 {
     t_run_one_worker(fair_main, NULL);
 }
+
+/* A new task published to the queue (not the chain's: its spawner waits
+ * for the tree) also starts before a long chain of inline joins ends,
+ * if later than a woken one. */
+struct fair_new {
+    atomic_bool tree_done;
+    atomic_bool started_during_tree;
+    weft_event_t done;
+};
+
+static int note_start(void *arg)
+{
+    struct fair_new *f = arg;
+
+    atomic_store(&f->started_during_tree, !atomic_load(&f->tree_done));
+    return 0;
+}
+
+static int tree_then_done(void *arg)
+{
+    struct fair_new *f = arg;
+    weft_task_t *t;
+
+    cr_assert_eq(weft_spawn(&t, fair_node, (void *)(intptr_t)FAIR_DEPTH), 0);
+    cr_assert_eq(weft_join(t), 0);
+    atomic_store(&f->tree_done, true);
+    cr_assert_eq(weft_event_set(&f->done), 0);
+    return 0;
+}
+
+static int fair_new_main(void *arg)
+{
+    struct fair_new f = { 0 };
+    weft_task_t *n, *r;
+
+    (void)arg;
+    cr_assert_eq(weft_event_init(&f.done), 0);
+    cr_assert_eq(weft_spawn(&n, note_start, &f), 0);
+    cr_assert_eq(weft_spawn(&r, tree_then_done, &f), 0);
+    /* Our wait publishes both: the tree's root to the LIFO slot, to run
+     * first, the other to the queue behind it. */
+    cr_assert_eq(weft_event_wait(&f.done, WEFT_NO_DEADLINE), 0);
+    cr_assert(atomic_load(&f.started_during_tree),
+              "a queued new task waited for the whole chain");
+    cr_assert_eq(weft_join(n), 0);
+    cr_assert_eq(weft_join(r), 0);
+    weft_event_destroy(&f.done);
+    return 0;
+}
+
+Test(forkjoin, a_queued_new_task_starts_during_a_chain_of_inline_joins,
+     .timeout = 60)
+{
+    t_run_one_worker(fair_new_main, NULL);
+}

@@ -64,6 +64,28 @@ Test(runq, a_pop_claims_at_most_half_and_runs_oldest_first, .timeout = 10)
     free(q);
 }
 
+Test(runq, a_peek_shows_what_the_next_pop_returns, .timeout = 10)
+{
+    struct weft__runq *q = new_runq(), *thief = new_runq();
+    struct weft_task *t = fake_tasks(WEFT_RUNQ_CAP), *p;
+    int pops = 0;
+
+    cr_assert_null(weft__runq_peek(q));
+    for (uint32_t i = 0; i < WEFT_RUNQ_CAP; i++)
+        cr_assert_geq(weft__runq_push(q, &t[i]), 0);
+    /* From the ring, from the owner's claim, and after a steal. */
+    while ((p = weft__runq_peek(q))) {
+        cr_assert_eq(weft__runq_pop(q), p, "pop %d", pops);
+        if (pops++ == 0)
+            cr_assert_not_null(weft__runq_steal(q, thief));
+    }
+    cr_assert_null(weft__runq_pop(q));
+    cr_assert_lt(pops, WEFT_RUNQ_CAP);
+    free(t);
+    free(thief);
+    free(q);
+}
+
 Test(runq, one_or_two_tasks_leave_a_thief_all_but_one, .timeout = 10)
 {
     struct weft__runq *q = new_runq();
