@@ -2,9 +2,13 @@
  * bench_sched: the scheduler workloads S1-S7 of benches/README.md.
  *
  *   WEFT_WORKERS=2 ./bench_sched S1
+ *   WEFT_WORKERS=2 ./bench_sched S7c-k10 10
  *
  * Runs one workload once, inside the runtime (the driver is a task, so
- * spawns come from a worker), and prints one line:
+ * spawns come from a worker), and prints one line (S7a and S7c take a
+ * number of rounds, run one after the other in the same runtime, the last
+ * one timed: with the process's CPU time, from time(1), that compares
+ * what a worker count costs once the runtime is warm):
  *   RESULT workload=S1 workers=W ops=N secs=S rate=R rss_base_kb=B
  *          rss_parked_kb=P bytes_per_task=X
  * The timed interval starts right before the first spawn and ends when the
@@ -466,6 +470,15 @@ static bool is_s7(const struct workload *w)
     return !strncmp(w->id, "S7", 2);
 }
 
+/* Rounds of the workload in one run (S7a and S7c; see the top). S7b's
+ * data is sorted after its first round. */
+static int rounds = 1;
+
+static bool repeatable(const struct workload *w)
+{
+    return is_s7(w) && w->run != s7b_sort && w->run != s7c_k10_11m;
+}
+
 static int setup_sort(void)
 {
     uint32_t x = 2463534242u;
@@ -537,6 +550,8 @@ static int driver(void *arg)
     long base_kb = status_kb("VmRSS"), ops, parked_kb = 0, per_task = 0;
     double secs;
 
+    for (int r = 1; r < rounds; r++)
+        timed_run(w, &ops);
     secs = timed_run(w, &ops);
     if (w->run == s6_parked_memory) {
         parked_kb = rss_parked_kb;
@@ -560,12 +575,24 @@ int main(int argc, char **argv)
 {
     const struct workload *w = NULL;
 
-    for (size_t i = 0; argc == 2 && i < sizeof(workloads) / sizeof(*w); i++)
+    for (size_t i = 0; (argc == 2 || argc == 3) &&
+                       i < sizeof(workloads) / sizeof(*w); i++)
         if (!strcmp(argv[1], workloads[i].id))
             w = &workloads[i];
+    if (w && argc == 3) {
+        char *end;
+        long n = strtol(argv[2], &end, 10);
+
+        if (!repeatable(w) || *end || n < 1 || n > 1000)
+            w = NULL;
+        else
+            rounds = (int)n;
+    }
     if (!w) {
         fprintf(stderr, "usage: bench_sched S1|S2|S3|S4|S5|S6|S7a|S7b|"
-                        "S7c-k2|S7c-k10|S7c-k16|S7c-k10-11M\n");
+                        "S7c-k2|S7c-k10|S7c-k16|S7c-k10-11M\n"
+                        "       bench_sched S7a|S7c-k2|S7c-k10|S7c-k16 "
+                        "ROUNDS (1-1000)\n");
         return 2;
     }
     if (weft_event_init(&B.done) < 0 || weft_event_init(&B.release) < 0 ||
