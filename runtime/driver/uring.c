@@ -1092,12 +1092,6 @@ static void rx_remote_run(struct weft__io *io, struct weft__io_op *op)
     rx_wait_add(rx, op);
 }
 
-/*
- * A recv (or a read, on an fd that has an rx) through the fd's receive
- * state: done at once from queued bytes, or waiting for them (here or, by
- * rx_remote, on the worker that holds them), or RX_NONE (the plain
- * path).
- */
 /* Ends op at once with res, without the kernel. */
 static int rx_done(struct weft__io_op *op, int res)
 {
@@ -1106,6 +1100,12 @@ static int rx_done(struct weft__io_op *op, int res)
     return WEFT__IO_SUB_DONE;
 }
 
+/*
+ * A recv (or a read, on an fd that has an rx) through the fd's receive
+ * state: done at once from queued bytes, or waiting for them (here or, by
+ * rx_remote, on the worker that holds them), or RX_NONE (the plain
+ * path).
+ */
 static int rx_recv(struct weft__io *io, struct weft__io_op *op)
 {
     _Atomic(void *) *slot;
