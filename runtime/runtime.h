@@ -83,8 +83,10 @@ struct runtime {
     /* Any thread. */
     struct weft__inject inject;
     struct idle idle;
+    /* On lines of its own: its lock is taken by workers whose stack
+     * caches run dry or over, and the lines around are read per spawn. */
     struct weft__stack_pool stacks WEFT__ALIGNED;
-    atomic_bool stopping WEFT__ALIGNED;           /* workers exit their loop */
+    atomic_bool stopping WEFT__ALIGNED; /* workers exit their loop */
     pthread_mutex_t launch_lock;     /* held while the threads are created */
     unsigned nstarted;               /* worker threads created; set under
                                         launch_lock */
