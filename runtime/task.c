@@ -93,8 +93,8 @@ void weft__task_wake(struct weft_task *t)
                 atomic_load_explicit(&t->host, memory_order_acquire);
 
             if (unlikely(!h)) {
-                /* Just claimed, or ending (task.h, "Inline joins"): a
-                 * host is about to be stored, or DONE. */
+                /* Just claimed (task.h, "Inline joins"): its joiner
+                 * stores the host next. */
                 weft__backoff(&spins);
                 s = atomic_load_explicit(&t->state, memory_order_relaxed);
                 continue;

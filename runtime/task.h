@@ -63,20 +63,21 @@
  * Inline joins. A task that joins a child which has not started yet runs
  * the child itself: the child's function is called on the joiner's stack,
  * as Java's ForkJoinPool runs an unstarted child inside its join. The
- * joiner takes the child with the CAS a worker's start makes (NEW to
- * INLINE), so of the two exactly one runs it. The child keeps its identity (weft_self, its
- * name, its task-locals, its cancellation and result are its own), but it
- * has no stack and no fiber of its own: while it runs, the task whose
- * stack it is on, its host (the joiner, or the joiner's own host), stands
- * for it in the suspend/wake protocol above. The child's state is INLINE;
- * a wake of it is a wake of its host (read from `host` after the state:
- * the joiner stores host before the exchange to INLINE, release), a park
- * of it parks the host, and the host's fiber carries the switch. A
- * cancellation of the joiner reaches the child, as an awaited task's does
- * (weft__task_take_cancel walks `inline_parent`). A wake that finds INLINE
- * and no host yet (the joiner stores it just after its CAS) or any more
- * (the child is ending) waits for one or for DONE: neither window holds a
- * suspension point.
+ * joiner takes the child with the CAS a worker's start makes
+ * (weft__task_claim_new, NEW to INLINE), so of the two exactly one runs
+ * it. The child keeps its identity (weft_self, its name, its task-locals,
+ * its cancellation and result are its own), but it has no stack and no
+ * fiber of its own: while it runs, the task whose stack it is on, its
+ * host (the joiner, or the joiner's own host), stands for it in the
+ * suspend/wake protocol above. The child's state is INLINE; a wake of it
+ * is a wake of its host (read from `host` after the state), a park of it
+ * parks the host, and the host's fiber carries the switch. The joiner
+ * stores host (release) right after its CAS, and it stays until the
+ * struct is laid out for another task: a wake that finds INLINE and no
+ * host yet waits out those few instructions, and one that comes as the
+ * child ends wakes the joiner spuriously. A cancellation of the joiner
+ * reaches the child, as an awaited task's does (weft__task_take_cancel
+ * walks `inline_parent`).
  *
  * Mostly the child is one its worker still holds privately (the spawned
  * tasks not yet published, worker.c): the join takes it out, and no queue
@@ -283,6 +284,25 @@ struct weft_task {
     struct weft_task *all_next;
 
 };
+
+/* Moves new task t from NEW (a wake's NOTIFIED with it) to `to`: the one
+ * CAS by which a worker's start (RUNNING) and a joiner's inline run
+ * (INLINE) claim it, so exactly one of them runs it. False, writing
+ * nothing, if t is not NEW. acquire: pairs with the release CAS of a
+ * waker (a cancellation) that found it queued, and, failing, with the
+ * claim that took it (its pin, "Inline joins"); release: publishes that
+ * pin to the worker whose claim then fails. */
+static inline bool weft__task_claim_new(struct weft_task *t, uint32_t to)
+{
+    uint32_t s = atomic_load_explicit(&t->state, memory_order_acquire);
+
+    do {
+        if ((s & ~TASK_NOTIFIED) != TASK_NEW)
+            return false;
+    } while (!atomic_compare_exchange_weak_explicit(
+        &t->state, &s, to, memory_order_acq_rel, memory_order_acquire));
+    return true;
+}
 
 /* The task whose fiber carries t's switches: t, or its host while t runs
  * inline. Owner only (the running task or its worker). */

@@ -520,34 +520,30 @@ static void start_run_clock(struct worker *w);
 static void check_run_length(struct worker *w);
 
 /* Moves t, which self joins through the handle of generation gen, from
- * NEW to INLINE: taken out of what w holds, or else from under the queue
- * entry that names it (task.h, "Inline joins"). False if it started
- * elsewhere or cannot be run here; true also, with *result -EINVAL, if
- * another task released the handle meanwhile and t is gone. */
-static bool claim_inline(struct worker *w, struct weft_task *t, uint32_t gen,
-                         int *result)
+ * NEW to INLINE, self's fiber owner its host: taken out of what w holds,
+ * or else from under the queue entry that names it (task.h, "Inline
+ * joins"). False if it started elsewhere or cannot be run here; true
+ * also, with *result -EINVAL, if another task released the handle
+ * meanwhile and t is gone. */
+static bool claim_inline(struct worker *w, struct weft_task *self,
+                         struct weft_task *t, uint32_t gen, int *result)
 {
     bool held = take_spawned(w, t);
-    uint32_t s = atomic_load_explicit(&t->state, memory_order_relaxed);
 
-    if (!held && ((s & ~TASK_NOTIFIED) != TASK_NEW || t->rt != w->rt ||
-                  !weft__task_pin_entry(t, gen)))
+    if (!held && ((atomic_load_explicit(&t->state, memory_order_relaxed) &
+                   ~TASK_NOTIFIED) != TASK_NEW ||
+                  t->rt != w->rt || !weft__task_pin_entry(t, gen)))
         return false;
-    /* acq_rel: the acquire, as a worker's claim, pairs with a waker that
-     * marked t queued; the release publishes the pin to the worker that
-     * pops the entry. */
-    do {
-        if ((s & ~TASK_NOTIFIED) != TASK_NEW) {
-            WEFT__CHECK(!held);
-            if (weft__task_unpin_entry(t)) {
-                *result = -EINVAL;
-                return true;
-            }
+    if (!weft__task_claim_new(t, TASK_INLINE)) {
+        WEFT__CHECK(!held);
+        if (!weft__task_unpin_entry(t))
             return false;
-        }
-    } while (!atomic_compare_exchange_weak_explicit(
-        &t->state, &s, TASK_INLINE, memory_order_acq_rel,
-        memory_order_relaxed));
+        *result = -EINVAL;
+        return true;
+    }
+    /* release: pairs with the acquire load of wakers that saw INLINE. */
+    atomic_store_explicit(&t->host, weft__task_fiber_owner(self),
+                          memory_order_release);
     *result = 0;
     return true;
 }
@@ -560,7 +556,7 @@ bool weft__worker_join_inline(struct weft_task *self, struct weft_task *t,
     weft__worker_enter(w);
     if (!room_for(w, self, t) ||
         (until_poll(w) == 0 && !others_can_wait(w)) ||
-        !claim_inline(w, t, gen, result)) {
+        !claim_inline(w, self, t, gen, result)) {
         weft__worker_leave(w);
         return false;
     }
@@ -572,15 +568,11 @@ bool weft__worker_join_inline(struct weft_task *self, struct weft_task *t,
     /* t may run long: a hungry worker gets its share of the rest first. */
     if (unlikely(hungry(w->rt)) && w->nspawned)
         publish_oldest(w, (w->nspawned + 1) / 2);
-    /* release: pairs with the acquire load of wakers that saw INLINE. */
-    atomic_store_explicit(&t->host, weft__task_fiber_owner(self),
-                          memory_order_release);
     /* Cancelled before it started, or its joiner was (a join passes that
      * on): it ends unstarted, as in a worker's start. Requests to tasks
      * further up the chain reach t at its first wait, which looks for
      * them (weft__task_take_cancel); not here, at every inline start. */
     if (weft__task_take_cancel(t) || weft__task_take_own_cancel(self)) {
-        atomic_store_explicit(&t->host, NULL, memory_order_relaxed);
         end_unstarted_as(w, t, -ECANCELED);
         *result = weft__task_finish_joined(w, t, gen);
         weft__worker_leave(w);
@@ -603,8 +595,6 @@ bool weft__worker_join_inline(struct weft_task *self, struct weft_task *t,
     show_running(w, self);
     start_run_clock(w);
     weft__task_note_wait(self, WHY_NONE, NULL);
-    /* A waker that still sees INLINE then finds no host: t is ending. */
-    atomic_store_explicit(&t->host, NULL, memory_order_relaxed);
     t->inline_parent = NULL;
     *result = weft__task_finish_joined(w, t, gen);
     weft__worker_leave(w);
@@ -758,24 +748,14 @@ static bool end_unstarted(struct worker *w, struct weft_task *t, int err)
 
 /* Moves new task t, taken from a queue, from NEW to RUNNING; false if
  * its joiner took it meanwhile (task.h, "Inline joins"): our entry was
- * stale, and its pin is let go. acquire: pairs with the release CAS of
- * any waker (a cancellation) that found it queued, so its start sees what
- * that waker wrote, and with the joiner's claim, so its pin is seen. A
- * resumed task is not claimed (task.h: its next park consumes such a wake
- * instead). */
+ * stale, and its pin is let go. A resumed task is not claimed (task.h:
+ * its next park consumes a wake instead). */
 static bool claim_new(struct weft_task *t)
 {
-    uint32_t s = atomic_load_explicit(&t->state, memory_order_acquire);
-
-    do {
-        if ((s & ~TASK_NOTIFIED) != TASK_NEW) {
-            weft__task_unpin_entry(t);
-            return false;
-        }
-    } while (!atomic_compare_exchange_weak_explicit(
-        &t->state, &s, TASK_RUNNING, memory_order_acquire,
-        memory_order_acquire));
-    return true;
+    if (weft__task_claim_new(t, TASK_RUNNING))
+        return true;
+    weft__task_unpin_entry(t);
+    return false;
 }
 
 /* Gives t its stack on first run; false if it ended without running, or

@@ -161,8 +161,9 @@ void weft__worker_spawned(struct worker *w, struct weft_task *t);
 
 /*
  * Runs t, joined by self (w's running task), right here on self's stack
- * (task.h, "Inline joins"), if t has not started and w still holds it
- * unpublished and self's stack has room for the stack t was promised.
+ * (task.h, "Inline joins"), if t has not started (whether w still holds
+ * it unpublished or a queue names it) and self's stack has room for the
+ * stack t was promised.
  * True once t has ended and the handle of generation gen that self joins
  * it through is released, *result then being the join's result; false,
  * touching nothing, if it cannot.

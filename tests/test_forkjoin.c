@@ -251,6 +251,7 @@ static int queued_waker(void *arg)
 static int join_queued_child(void *arg)
 {
     struct queued q = { 0 };
+    unsigned before = t_structs_in_use();
     weft_task_t *waker;
 
     (void)arg;
@@ -273,6 +274,8 @@ static int join_queued_child(void *arg)
         cr_assert_eq(weft_yield(), 0);
     cr_assert_eq(atomic_load(&q.runs), 1);
     cr_assert_eq(weft_join(waker), 0);
+    /* The entry let the child's struct go. */
+    cr_assert_eq(t_structs_in_use(), before);
     weft_event_destroy(&q.wake_waker);
     weft_event_destroy(&q.wake_joiner);
     return 0;
